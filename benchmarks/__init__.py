@@ -1,0 +1,1 @@
+"""Benchmarks and evaluation commands (see README)."""

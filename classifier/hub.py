@@ -1,0 +1,91 @@
+"""Getting model files: shipped in the repo, or from the Hugging Face Hub.
+
+``resolve(spec)`` returns a local path.  Hub models go through
+``huggingface_hub.hf_hub_download(repo_id, filename, revision, token)``, so
+the standard Hub settings apply: ``HF_HOME`` / ``HF_HUB_CACHE`` (where the
+cache lives), ``HF_HUB_OFFLINE=1`` (cache only, no network), ``HF_TOKEN`` (or
+the ``token`` argument) for private or gated repos.  A file already in the
+cache is used without a network round trip when offline; with no network and
+no cached copy the call fails fast with :class:`ModelUnavailable`, which names
+the repo, file and revision.
+
+``load_classifier(name)`` adds the fallback: if a Hub model can't be had (or is
+broken), the embedded default is loaded and the reason is returned as a
+warning for the UI to show.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+from .onnx_model import EmotionClassifier, ModelError
+from .spec import DEFAULT_MODEL, ModelSpec, get_spec
+
+log = logging.getLogger(__name__)
+
+#: Seconds to wait for the Hub before giving up (only when not offline).
+HUB_TIMEOUT_S = float(os.environ.get("EMOTION_HUB_TIMEOUT", "10"))
+
+
+class ModelUnavailable(ModelError):
+    """A model file could not be obtained (no network, no cache, no such file)."""
+
+
+def resolve(spec: ModelSpec, token: str | None = None) -> Path:
+    """Local path of the spec's ONNX file (downloading it from the Hub if needed)."""
+    if spec.source in ("embedded", "file"):
+        p = spec.embedded_path()
+        if not p.is_file():
+            raise ModelUnavailable(f"model file for {spec.id} is missing: {p}")
+        return p
+    from huggingface_hub import hf_hub_download
+
+    where = f"{spec.filename!r} from Hub repo {spec.repo_id!r} (revision {spec.revision!r})"
+    try:
+        path = hf_hub_download(
+            repo_id=spec.repo_id,
+            filename=spec.filename,
+            revision=spec.revision or None,
+            token=token or os.environ.get("HF_TOKEN") or None,
+            etag_timeout=HUB_TIMEOUT_S,
+        )
+    except Exception as exc:  # network, offline mode without cache, 404, auth...
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+        hint = " (HF_HUB_OFFLINE is set and the file is not in the cache)" if offline else ""
+        raise ModelUnavailable(f"could not get {where}{hint}: {type(exc).__name__}: {reason[:300]}") from exc
+    return Path(path)
+
+
+_CACHE: dict[tuple, EmotionClassifier] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def load_classifier(
+    name: str | ModelSpec | None = None, *, token: str | None = None, fallback: bool = True
+) -> tuple[EmotionClassifier, str | None]:
+    """Load a classifier by spec id / spec path / ModelSpec.
+
+    Returns ``(classifier, warning)``; ``warning`` is None unless the requested
+    model failed and the embedded default was loaded instead.  Loaded models
+    are cached and shared: an onnxruntime session is stateless and thread-safe,
+    so streams share the weights but never any per-stream state.
+    """
+    spec = name if isinstance(name, ModelSpec) else get_spec(name)
+    key = (spec.id, spec.source, spec.repo_id, spec.filename, spec.revision, spec.path)
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            return _CACHE[key], None
+    try:
+        clf = EmotionClassifier(spec, resolve(spec, token=token))
+    except ModelError as exc:
+        if not fallback or spec.id == DEFAULT_MODEL and spec.source == "embedded":
+            raise
+        log.warning("model %s unavailable, using %s: %s", spec.id, DEFAULT_MODEL, exc)
+        default, _ = load_classifier(DEFAULT_MODEL, fallback=False)
+        return default, f"{exc} — using the embedded default model {DEFAULT_MODEL!r} instead."
+    with _CACHE_LOCK:
+        _CACHE.setdefault(key, clf)
+        return _CACHE[key], None

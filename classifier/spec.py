@@ -1,0 +1,121 @@
+"""Model specs: everything needed to run an emotion model, as data.
+
+Another model is a spec (a JSON file in ``classifier/specs/`` or given at run
+time), not code.  A spec says where the ONNX file comes from (shipped in the
+repo, or a Hugging Face Hub repo/file/revision), the class names in the
+model's output order, and how to turn a face box into the model input.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .labels import canonical
+
+SPEC_DIR = Path(__file__).resolve().parent / "specs"
+MODEL_DIR = Path(__file__).resolve().parent / "models"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    id: str
+    labels: tuple[str, ...]  # canonical class names, in the model's output order
+    input_size: tuple[int, int] = (64, 64)  # (width, height)
+    color: str = "gray"  # "gray", "rgb" or "bgr"
+    layout: str = "NCHW"  # "NCHW" or "NHWC"
+    scale: float = 1.0 / 255.0  # input = pixel * scale + offset (per channel after colour conversion)
+    offset: float = 0.0
+    mean: tuple[float, ...] = ()  # optional per-channel mean/std applied after scale/offset
+    std: tuple[float, ...] = ()
+    crop_margin: float = 0.0  # extra border, as a fraction of the (squared) face box side
+    crop_margin_px: float = 0.0  # extra border in pixels of the original frame
+    square: bool = True  # square the face box around its centre first
+    output: str = "probs"  # "probs" (already softmaxed) or "logits"
+    output_name: str = ""  # which graph output holds the class scores ("" = the first)
+    input_name: str = ""  # "" = the first graph input
+    source: str = "embedded"  # "embedded" (file shipped in the repo) or "hub"
+    path: str = ""  # embedded: file name under classifier/models/
+    repo_id: str = ""  # hub: e.g. "onnxmodelzoo/emotion-ferplus-8"
+    filename: str = ""
+    revision: str = "main"
+    license: str = ""
+    description: str = ""
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "labels", tuple(canonical(l) for l in self.labels))
+        object.__setattr__(self, "input_size", tuple(int(v) for v in self.input_size))
+        if self.color not in ("gray", "rgb", "bgr"):
+            raise ValueError(f"spec {self.id}: color must be gray, rgb or bgr, not {self.color!r}")
+        if self.layout not in ("NCHW", "NHWC"):
+            raise ValueError(f"spec {self.id}: layout must be NCHW or NHWC, not {self.layout!r}")
+        if self.output not in ("probs", "logits"):
+            raise ValueError(f"spec {self.id}: output must be probs or logits, not {self.output!r}")
+        if self.source not in ("embedded", "hub", "file"):
+            raise ValueError(f"spec {self.id}: source must be embedded, hub or file")
+        if self.source == "hub" and not (self.repo_id and self.filename):
+            raise ValueError(f"spec {self.id}: a hub model needs repo_id and filename")
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError(f"spec {self.id}: labels repeat a class: {self.labels}")
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.color == "gray" else 3
+
+    def embedded_path(self) -> Path:
+        p = Path(self.path)
+        return p if p.is_absolute() else MODEL_DIR / p
+
+    def with_hub(self, repo_id: str, filename: str | None = None, revision: str | None = None) -> "ModelSpec":
+        """The same spec, pointed at another Hub repo / file / revision."""
+        from dataclasses import replace
+
+        return replace(self, source="hub", repo_id=repo_id, filename=filename or self.filename,
+                       revision=revision or self.revision)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["labels"] = list(self.labels)
+        d["input_size"] = list(self.input_size)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelSpec":
+        known = set(cls.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"model spec has unknown fields: {sorted(unknown)}")
+        d = dict(d)
+        for k in ("labels", "input_size", "mean", "std"):
+            if k in d:
+                d[k] = tuple(d[k])
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "ModelSpec":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def builtin_specs() -> dict[str, ModelSpec]:
+    """The specs shipped in ``classifier/specs/*.json``, by id."""
+    out = {}
+    for p in sorted(SPEC_DIR.glob("*.json")):
+        s = ModelSpec.from_json(p)
+        out[s.id] = s
+    return out
+
+
+DEFAULT_MODEL = "fer-mini-xception"
+
+
+def get_spec(name_or_path: str | None = None) -> ModelSpec:
+    """A built-in spec by id, or a spec JSON file by path (None: the default)."""
+    name = name_or_path or DEFAULT_MODEL
+    specs = builtin_specs()
+    if name in specs:
+        return specs[name]
+    p = Path(name)
+    if p.suffix == ".json" and p.is_file():
+        return ModelSpec.from_json(p)
+    raise KeyError(f"unknown model {name!r}; built-in: {sorted(specs)} (or give a spec .json path)")

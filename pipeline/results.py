@@ -1,0 +1,131 @@
+"""The one typed result that flows through the pipeline, one per frame.
+
+Column-oriented, in the style of ``supervision.Detections``: every stage reads
+the arrays the previous stage filled and fills its own, so there is no dict
+passing and no per-face objects on the hot path.  ``len(result)`` is the number
+of faces; ``result[i]`` or iteration gives light per-face views.
+
+Stage by stage:
+
+* detection fills ``boxes`` (x1, y1, x2, y2 pixels), ``scores``, ``keypoints``;
+* tracking keeps the faces that belong to a confirmed track, in the same order,
+  and fills ``track_ids`` (small integers from 1, per stream);
+* classification fills ``raw`` (N, C): this frame's class probabilities;
+* smoothing fills ``smoothed`` (N, C) and ``labels`` (index into ``classes``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Iterator
+
+import numpy as np
+
+_EMPTY_F = np.zeros((0,), np.float32)
+
+
+@dataclass
+class FaceView:
+    """One face of a :class:`FrameResult` (a read-only view for convenience)."""
+
+    track_id: int
+    box: tuple[float, float, float, float]
+    score: float
+    raw: dict[str, float]
+    smoothed: dict[str, float]
+    label: str
+    label_prob: float
+
+    def to_dict(self) -> dict:
+        return {
+            "track_id": self.track_id,
+            "box": [round(float(v), 1) for v in self.box],
+            "score": round(float(self.score), 4),
+            "label": self.label,
+            "label_prob": round(float(self.label_prob), 4),
+            "probs": {k: round(v, 4) for k, v in self.smoothed.items()},
+            "raw_probs": {k: round(v, 4) for k, v in self.raw.items()},
+        }
+
+
+@dataclass
+class FrameResult:
+    """Everything the pipeline knows about one frame."""
+
+    index: int
+    timestamp: float
+    width: int
+    height: int
+    classes: tuple[str, ...] = ()
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    scores: np.ndarray = field(default_factory=lambda: _EMPTY_F.copy())
+    keypoints: np.ndarray = field(default_factory=lambda: np.zeros((0, 6, 2), np.float32))
+    track_ids: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
+    raw: np.ndarray | None = None
+    smoothed: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    model_id: str = ""
+    ended_tracks: tuple[int, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return int(self.boxes.shape[0])
+
+    def subset(self, idx: np.ndarray | list[int]) -> "FrameResult":
+        """The same frame with only the faces at ``idx`` (in that order)."""
+        idx = np.asarray(idx, dtype=np.int64)
+
+        def take(a):
+            return None if a is None else a[idx]
+
+        return replace(
+            self,
+            boxes=self.boxes[idx],
+            scores=self.scores[idx],
+            keypoints=self.keypoints[idx],
+            track_ids=self.track_ids[idx] if len(self.track_ids) == len(self) else self.track_ids,
+            raw=take(self.raw),
+            smoothed=take(self.smoothed),
+            labels=take(self.labels),
+        )
+
+    def face(self, i: int) -> FaceView:
+        classes = self.classes
+        raw = self.raw[i] if self.raw is not None else np.zeros(len(classes), np.float32)
+        sm = self.smoothed[i] if self.smoothed is not None else raw
+        if self.labels is not None:
+            li = int(self.labels[i])
+        else:
+            li = int(np.argmax(sm)) if len(classes) else -1
+        return FaceView(
+            track_id=int(self.track_ids[i]) if len(self.track_ids) > i else i + 1,
+            box=tuple(float(v) for v in self.boxes[i]),
+            score=float(self.scores[i]),
+            raw={c: float(p) for c, p in zip(classes, raw)},
+            smoothed={c: float(p) for c, p in zip(classes, sm)},
+            label=classes[li] if li >= 0 else "",
+            label_prob=float(sm[li]) if li >= 0 else 0.0,
+        )
+
+    def __getitem__(self, i: int) -> FaceView:
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        return self.face(i % len(self))
+
+    def __iter__(self) -> Iterator[FaceView]:
+        for i in range(len(self)):
+            yield self.face(i)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready description of the frame (what the API returns)."""
+        return {
+            "frame_index": self.index,
+            "timestamp_s": round(float(self.timestamp), 4),
+            "width": self.width,
+            "height": self.height,
+            "model": self.model_id,
+            "classes": list(self.classes),
+            "faces": [f.to_dict() for f in self],
+            "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
+            "warnings": list(self.warnings),
+        }

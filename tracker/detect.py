@@ -1,0 +1,220 @@
+"""Face detection with MediaPipe's Tasks ``FaceDetector``.
+
+Two BlazeFace models ship in ``tracker/models`` (Apache-2.0, from the
+mediapipe 0.10.21 wheel, see ``tracker/models/README.md``):
+
+* ``short``: ``face_detection_short_range.tflite``, faces within ~2 m of a
+  webcam; about 1 ms per 640x480 frame here.
+* ``full``: ``face_detection_full_range_sparse.tflite``, people farther away
+  and group photos; about 2-6 ms per frame.
+
+Small faces in big frames (classrooms, group photos) are lost when the whole
+frame is squeezed into the model's 128/192 px input, so ``tiles=N`` also runs
+the model on an N x N grid of overlapping tiles and merges everything with
+non-maximum suppression.  ``tiles="auto"`` tiles frames whose long side is at
+least ``auto_tile_px``.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe/LiteRT are chatty on stderr
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+MODEL_DIR = Path(__file__).resolve().parent / "models"
+MODELS = {
+    "short": MODEL_DIR / "face_detection_short_range.tflite",
+    "full": MODEL_DIR / "face_detection_full_range_sparse.tflite",
+}
+#: The official place to get other MediaPipe face detector models (needs a network).
+OFFICIAL_MODEL_URL = (
+    "https://storage.googleapis.com/mediapipe-models/face_detector/"
+    "blaze_face_short_range/float16/latest/blaze_face_short_range.tflite"
+)
+
+
+@dataclass(frozen=True)
+class Detections:
+    boxes: np.ndarray  # (N, 4) float32 x1, y1, x2, y2 in frame pixels
+    scores: np.ndarray  # (N,) float32
+    keypoints: np.ndarray  # (N, 6, 2) float32 pixels: r-eye, l-eye, nose, mouth, r-ear, l-ear
+
+    def __len__(self) -> int:
+        return int(self.boxes.shape[0])
+
+    @staticmethod
+    def empty() -> "Detections":
+        return Detections(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0, 6, 2), np.float32))
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_thr: float = 0.3, contain_thr: float = 0.7) -> np.ndarray:
+    """Greedy NMS that also drops a box mostly inside a higher-scored one
+    (tiles cut faces in half; the half-face box lies inside the whole one)."""
+    order = np.argsort(-scores)
+    keep: list[int] = []
+    areas = np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0)
+    for i in order:
+        ok = True
+        for k in keep:
+            xx1 = max(boxes[i, 0], boxes[k, 0])
+            yy1 = max(boxes[i, 1], boxes[k, 1])
+            xx2 = min(boxes[i, 2], boxes[k, 2])
+            yy2 = min(boxes[i, 3], boxes[k, 3])
+            inter = max(xx2 - xx1, 0) * max(yy2 - yy1, 0)
+            if inter <= 0:
+                continue
+            iou = inter / (areas[i] + areas[k] - inter + 1e-9)
+            if iou > iou_thr or inter / (min(areas[i], areas[k]) + 1e-9) > contain_thr:
+                ok = False
+                break
+        if ok:
+            keep.append(int(i))
+    return np.asarray(keep, dtype=np.int64)
+
+
+_LIVE: "weakref.WeakSet[FaceDetector]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    # MediaPipe's own finaliser fails at interpreter exit; close detectors first.
+    for d in list(_LIVE):
+        d.close()
+
+
+class FaceDetector:
+    """MediaPipe face detection on RGB uint8 frames.
+
+    Parameters
+    ----------
+    model: ``"short"``, ``"full"`` or a path to another BlazeFace ``.tflite``.
+    min_score: detection threshold (0-1).
+    min_face: faces whose box is smaller than this many pixels are dropped.
+    tiles: 0/1 (off), N (N x N grid plus the whole frame) or ``"auto"``.
+    max_side: frames are downscaled so the long side is at most this for the
+        whole-frame pass (tiles still see full resolution).
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike = "short",
+        min_score: float = 0.5,
+        min_face: int = 20,
+        tiles: int | str = 0,
+        max_side: int = 1920,
+        auto_tile_px: int = 1000,
+    ):
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        path = Path(MODELS.get(str(model), model))
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"face detector model {path} not found; use 'short', 'full' or a .tflite path "
+                f"(official models: {OFFICIAL_MODEL_URL})"
+            )
+        self.model = str(model)
+        self.min_score = float(min_score)
+        self.min_face = int(min_face)
+        self.tiles = tiles
+        self.max_side = int(max_side)
+        self.auto_tile_px = int(auto_tile_px)
+        opts = vision.FaceDetectorOptions(
+            base_options=BaseOptions(model_asset_path=str(path)),
+            running_mode=vision.RunningMode.IMAGE,
+            # Our own threshold is applied after merging tiles; ask MediaPipe for a bit more.
+            min_detection_confidence=max(0.05, min(self.min_score, 0.99) * 0.8),
+            min_suppression_threshold=0.3,
+        )
+        self._det = vision.FaceDetector.create_from_options(opts)
+        self._lock = threading.Lock()
+        _LIVE.add(self)
+
+    def close(self) -> None:
+        lock = getattr(self, "_lock", None)
+        if lock is None:
+            return
+        with lock:
+            det, self._det = self._det, None
+        if det is not None:
+            det.close()
+
+    def __del__(self):  # pragma: no cover - best effort
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def _run(self, rgb: np.ndarray, ox: float = 0.0, oy: float = 0.0, scale: float = 1.0):
+        import mediapipe as mp
+
+        h, w = rgb.shape[:2]
+        img = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+        with self._lock:
+            if self._det is None:
+                raise RuntimeError("face detector is closed")
+            res = self._det.detect(img)
+        out = []
+        for d in res.detections:
+            bb = d.bounding_box
+            x1, y1 = bb.origin_x, bb.origin_y
+            box = np.array([x1, y1, x1 + bb.width, y1 + bb.height], np.float32) * scale
+            box += (ox, oy, ox, oy)
+            kp = np.zeros((6, 2), np.float32)
+            for j, p in enumerate(d.keypoints[:6]):
+                kp[j] = (p.x * w * scale + ox, p.y * h * scale + oy)
+            out.append((box, float(d.categories[0].score), kp))
+        return out
+
+    def _grid(self, h: int, w: int) -> int:
+        if self.tiles == "auto":
+            return 2 if max(h, w) >= self.auto_tile_px else 0
+        return int(self.tiles or 0)
+
+    def detect(self, rgb: np.ndarray) -> Detections:
+        """Detect faces in an RGB uint8 frame (use ``pipeline.frames.to_rgb_uint8`` first)."""
+        h, w = rgb.shape[:2]
+        scale = 1.0
+        small = rgb
+        if max(h, w) > self.max_side:
+            scale = max(h, w) / self.max_side
+            small = cv2.resize(rgb, (max(1, round(w / scale)), max(1, round(h / scale))), interpolation=cv2.INTER_AREA)
+        found = self._run(small, scale=scale)
+        n = self._grid(h, w)
+        if n >= 2:
+            th, tw = int(np.ceil(h / n * 1.25)), int(np.ceil(w / n * 1.25))
+            for gy in range(n):
+                for gx in range(n):
+                    y0 = min(int(gy * h / n - (th - h / n) / 2), h - th) if n > 1 else 0
+                    x0 = min(int(gx * w / n - (tw - w / n) / 2), w - tw) if n > 1 else 0
+                    y0, x0 = max(y0, 0), max(x0, 0)
+                    tile = rgb[y0 : y0 + th, x0 : x0 + tw]
+                    ts = 1.0
+                    if max(tile.shape[:2]) > self.max_side:
+                        ts = max(tile.shape[:2]) / self.max_side
+                        tile = cv2.resize(tile, (round(tile.shape[1] / ts), round(tile.shape[0] / ts)), interpolation=cv2.INTER_AREA)
+                    found += self._run(tile, ox=x0, oy=y0, scale=ts)
+        found = [f for f in found if f[1] >= self.min_score]
+        if not found:
+            return Detections.empty()
+        boxes = np.stack([f[0] for f in found]).astype(np.float32)
+        boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, w)
+        boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, h)
+        scores = np.array([f[1] for f in found], np.float32)
+        kps = np.stack([f[2] for f in found]).astype(np.float32)
+        bw, bh = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+        ok = (bw >= max(self.min_face, 2)) & (bh >= max(self.min_face, 2))
+        boxes, scores, kps = boxes[ok], scores[ok], kps[ok]
+        if len(boxes) > 1:
+            keep = nms(boxes, scores)
+            boxes, scores, kps = boxes[keep], scores[keep], kps[keep]
+        # Stable order: left to right, so image-mode face numbers read naturally.
+        order = np.argsort(boxes[:, 0], kind="stable")
+        return Detections(boxes[order], scores[order], kps[order])
