@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 from pathlib import Path
 
@@ -33,6 +34,30 @@ class ModelUnavailable(ModelError):
     """A model file could not be obtained (no network, no cache, no such file)."""
 
 
+def hub_reachable(timeout: float | None = None) -> bool:
+    """Whether a TCP connection to the Hub endpoint (``HF_ENDPOINT``) opens quickly.
+
+    huggingface_hub retries a failed request five times with back-off (about
+    23 s with no network); probing first lets a machine without network go
+    straight to the local cache.
+    """
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    u = urlparse(constants.ENDPOINT)
+    port = u.port or (443 if u.scheme == "https" else 80)
+    try:
+        socket.create_connection((u.hostname, port), timeout=timeout or min(HUB_TIMEOUT_S, 3.0)).close()
+        return True
+    except OSError:
+        return False
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def resolve(spec: ModelSpec, token: str | None = None) -> Path:
     """Local path of the spec's ONNX file (downloading it from the Hub if needed)."""
     if spec.source in ("embedded", "file"):
@@ -43,6 +68,8 @@ def resolve(spec: ModelSpec, token: str | None = None) -> Path:
     from huggingface_hub import hf_hub_download
 
     where = f"{spec.filename!r} from Hub repo {spec.repo_id!r} (revision {spec.revision!r})"
+    offline = _offline()
+    cache_only = offline or not hub_reachable()
     try:
         path = hf_hub_download(
             repo_id=spec.repo_id,
@@ -50,11 +77,18 @@ def resolve(spec: ModelSpec, token: str | None = None) -> Path:
             revision=spec.revision or None,
             token=token or os.environ.get("HF_TOKEN") or None,
             etag_timeout=HUB_TIMEOUT_S,
+            local_files_only=cache_only,
         )
     except Exception as exc:  # network, offline mode without cache, 404, auth...
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-        hint = " (HF_HUB_OFFLINE is set and the file is not in the cache)" if offline else ""
+        from huggingface_hub import constants
+
+        if offline:
+            hint = f" (HF_HUB_OFFLINE is set and the file is not in the cache {constants.HF_HUB_CACHE})"
+        elif cache_only:
+            hint = f" (the Hub at {constants.ENDPOINT} is not reachable and the file is not in the cache {constants.HF_HUB_CACHE})"
+        else:
+            hint = ""
         raise ModelUnavailable(f"could not get {where}{hint}: {type(exc).__name__}: {reason[:300]}") from exc
     return Path(path)
 

