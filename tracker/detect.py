@@ -12,7 +12,7 @@ Small faces in big frames (classrooms, group photos) are lost when the whole
 frame is squeezed into the model's 128/192 px input, so ``tiles=N`` also runs
 the model on an N x N grid of overlapping tiles and merges everything with
 non-maximum suppression.  ``tiles="auto"`` tiles frames whose long side is at
-least ``auto_tile_px``.
+least ``auto_tile_px``, with a grid that grows with the frame (2x2 to 4x4).
 """
 from __future__ import annotations
 
@@ -55,29 +55,26 @@ class Detections:
         return Detections(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0, 6, 2), np.float32))
 
 
+def _inter(a: np.ndarray, b: np.ndarray) -> float:
+    return max(min(a[2], b[2]) - max(a[0], b[0]), 0) * max(min(a[3], b[3]) - max(a[1], b[1]), 0)
+
+
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_thr: float = 0.3, contain_thr: float = 0.7) -> np.ndarray:
-    """Greedy NMS that also drops a box mostly inside a higher-scored one
-    (tiles cut faces in half; the half-face box lies inside the whole one)."""
-    order = np.argsort(-scores)
-    keep: list[int] = []
+    """Greedy NMS by score, then drop boxes lying mostly inside a larger kept
+    box (a tile can cut a face in half: the half-face box lies inside the
+    whole one, whatever their scores).  Returns kept indices, by score."""
     areas = np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0)
-    for i in order:
-        ok = True
-        for k in keep:
-            xx1 = max(boxes[i, 0], boxes[k, 0])
-            yy1 = max(boxes[i, 1], boxes[k, 1])
-            xx2 = min(boxes[i, 2], boxes[k, 2])
-            yy2 = min(boxes[i, 3], boxes[k, 3])
-            inter = max(xx2 - xx1, 0) * max(yy2 - yy1, 0)
-            if inter <= 0:
-                continue
-            iou = inter / (areas[i] + areas[k] - inter + 1e-9)
-            if iou > iou_thr or inter / (min(areas[i], areas[k]) + 1e-9) > contain_thr:
-                ok = False
-                break
-        if ok:
+    keep: list[int] = []
+    for i in np.argsort(-scores, kind="stable"):
+        if all(_inter(boxes[i], boxes[k]) / (areas[i] + areas[k] - _inter(boxes[i], boxes[k]) + 1e-9) <= iou_thr
+               for k in keep):
             keep.append(int(i))
-    return np.asarray(keep, dtype=np.int64)
+    big_first = sorted(keep, key=lambda k: -areas[k])
+    final: list[int] = []
+    for i in big_first:
+        if all(_inter(boxes[i], boxes[k]) / (areas[i] + 1e-9) <= contain_thr for k in final):
+            final.append(i)
+    return np.asarray([k for k in keep if k in final], dtype=np.int64)
 
 
 _LIVE: "weakref.WeakSet[FaceDetector]" = weakref.WeakSet()
@@ -175,7 +172,9 @@ class FaceDetector:
 
     def _grid(self, h: int, w: int) -> int:
         if self.tiles == "auto":
-            return 2 if max(h, w) >= self.auto_tile_px else 0
+            side = max(h, w)
+            # about one tile per 800 px of the long side, 2x2 to 4x4
+            return 0 if side < self.auto_tile_px else int(min(4, max(2, np.ceil(side / 800))))
         return int(self.tiles or 0)
 
     def detect(self, rgb: np.ndarray) -> Detections:
