@@ -1,0 +1,301 @@
+"""Summaries of a timeline: per face track and for the whole group over time.
+
+Definitions (all times in seconds, on the timeline's clock):
+
+* **frame interval** ``step``: the median interval between consecutive
+  processed frames (given by the caller, e.g. ``frame_step / fps``, or
+  estimated from the data).
+* Every row of a track *stands for* the time until the track's next row, but
+  at most ``max_gap_s`` (default ``max(3 * step, 0.5)``); a longer gap means the
+  face was not seen, and the row then stands for one ``step``.  The last row of a
+  track stands for one ``step``.  So a face seen in N consecutive frames of a
+  30 fps video is visible N/30 s, and processing every 2nd frame gives the same
+  answer: the sum is robust to frame skipping and to variable frame rates.
+* ``visible_s``: the sum of those row durations.  ``label_share``: the fraction
+  of ``visible_s`` spent under each (smoothed, hysteresis) label.
+  ``dominant``: the label with the largest share (ties: the higher mean
+  probability).  ``mean_probs``: the mean smoothed probability over the track's rows.
+* Session ``label_share``: the same over all faces' visible time (face-seconds);
+  session ``mean_probs``: the mean over all rows.
+* ``bins`` (the group's mood over time): for each ``bin_s`` interval with at
+  least one face, the mean over the faces present of each face's mean smoothed
+  probabilities in the interval (every face counts once, however many frames
+  it was seen in), the number of faces and the dominant class.
+
+:class:`SummaryBuilder` computes all of this incrementally with memory that
+depends on the number of tracks and bins, not on the number of rows;
+:func:`summarize` runs it over a DataFrame from :func:`export.timeline.read_timeline`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+
+SUMMARY_SCHEMA = "emotion-summary"
+SUMMARY_VERSION = "1.0"
+
+
+def _r(v, d=4):
+    return None if v is None or not math.isfinite(v) else round(float(v), d)
+
+
+class _Track:
+    __slots__ = ("first", "last", "frames", "sum_p", "label_t", "visible", "last_label")
+
+    def __init__(self, t, C):
+        self.first = self.last = t
+        self.frames = 0
+        self.sum_p = np.zeros(C, np.float64)
+        self.label_t = np.zeros(C, np.float64)
+        self.visible = 0.0
+        self.last_label = -1
+
+
+class SummaryBuilder:
+    """Accumulates the summary frame by frame (bounded memory)."""
+
+    def __init__(self, classes, bin_s: float = 1.0, step_s: float | None = None, max_gap_s: float | None = None):
+        self.classes = tuple(classes)
+        self.C = len(self.classes)
+        if bin_s <= 0:
+            raise ValueError("bin_s must be > 0")
+        self.bin_s = float(bin_s)
+        self.step_s = step_s
+        self.max_gap_s = max_gap_s
+        self.tracks: dict[int, _Track] = {}
+        self._intervals: deque = deque(maxlen=501)
+        self.first_t: float | None = None
+        self.last_t: float | None = None
+        self.frames = 0
+        self.rows = 0
+        self._sum_p = np.zeros(self.C, np.float64)
+        self._bins: list[dict] = []
+        self._bin_idx: int | None = None
+        self._bin_acc: dict[int, list] = {}
+
+    # -- timing ------------------------------------------------------------
+    def step(self) -> float:
+        if self.step_s:
+            return float(self.step_s)
+        if self._intervals:
+            return float(np.median(self._intervals))
+        return 0.0
+
+    def gap_limit(self) -> float:
+        if self.max_gap_s is not None:
+            return float(self.max_gap_s)
+        return max(3 * self.step(), 0.5)
+
+    # -- input ---------------------------------------------------------------
+    def add_frame(self, time_s: float, track_ids=(), labels=(), probs=None) -> None:
+        """One processed frame: its faces' track IDs, label indices and (N, C) smoothed probabilities.
+
+        Call it for frames without faces too (they count towards the frame
+        interval and the session length).  Times must not decrease.
+        """
+        t = float(time_s)
+        if self.last_t is not None:
+            if t < self.last_t:
+                raise ValueError("frame times must not decrease")
+            if t > self.last_t:
+                self._intervals.append(t - self.last_t)
+        else:
+            self.first_t = t
+        self.last_t = t
+        self.frames += 1
+        n = len(track_ids)
+        if n == 0:
+            return
+        probs = np.asarray(probs, np.float64).reshape(n, self.C)
+        b = int(math.floor(t / self.bin_s + 1e-9))
+        if self._bin_idx is not None and b != self._bin_idx:
+            self._close_bin()
+        self._bin_idx = b
+        step, gap = self.step(), self.gap_limit()
+        for tid, li, p in zip(track_ids, labels, probs):
+            tid, li = int(tid), int(li)
+            tr = self.tracks.get(tid)
+            if tr is None:
+                tr = self.tracks[tid] = _Track(t, self.C)
+            else:
+                dt = t - tr.last
+                dur = dt if dt <= gap else step
+                tr.visible += dur
+                if tr.last_label >= 0:
+                    tr.label_t[tr.last_label] += dur
+            tr.last = t
+            tr.last_label = li
+            tr.frames += 1
+            p = np.where(np.isfinite(p), p, 0.0)
+            tr.sum_p += p
+            self._sum_p += p
+            self.rows += 1
+            acc = self._bin_acc.get(tid)
+            if acc is None:
+                self._bin_acc[tid] = [p.copy(), 1]
+            else:
+                acc[0] += p
+                acc[1] += 1
+
+    def add_result(self, result) -> None:
+        """One :class:`pipeline.FrameResult`."""
+        n = len(result)
+        if n == 0 or result.smoothed is None:
+            self.add_frame(result.timestamp)
+            return
+        labels = result.labels if result.labels is not None else np.argmax(result.smoothed, axis=1)
+        self.add_frame(result.timestamp, result.track_ids, labels, result.smoothed)
+
+    def _bin_dict(self, b, acc) -> dict:
+        means = np.mean([s / n for s, n in acc.values()], axis=0)
+        return {"start_s": _r(b * self.bin_s, 4), "end_s": _r((b + 1) * self.bin_s, 4), "faces": len(acc),
+                "mean_probs": {c: _r(v) for c, v in zip(self.classes, means)},
+                "dominant": self.classes[int(np.argmax(means))]}
+
+    def _close_bin(self) -> None:
+        if self._bin_acc:
+            self._bins.append(self._bin_dict(self._bin_idx, self._bin_acc))
+        self._bin_acc = {}
+
+    # -- output --------------------------------------------------------------
+    def result(self) -> dict:
+        """The summary so far (does not change the builder; more frames may follow)."""
+        step = self.step()
+        classes = self.classes
+        tracks = []
+        total_label_t = np.zeros(self.C)
+        for tid in sorted(self.tracks):
+            tr = self.tracks[tid]
+            label_t = tr.label_t.copy()
+            if tr.last_label >= 0:
+                label_t[tr.last_label] += step
+            visible = tr.visible + step
+            total_label_t += label_t
+            mean_p = tr.sum_p / max(tr.frames, 1)
+            share = label_t / visible if visible > 0 else np.zeros(self.C)
+            dom = max(range(self.C), key=lambda i: (round(share[i], 9), mean_p[i]))
+            tracks.append({
+                "track_id": tid,
+                "first_seen_s": _r(tr.first, 4),
+                "last_seen_s": _r(tr.last, 4),
+                "visible_s": _r(visible, 4),
+                "frames": tr.frames,
+                "dominant": classes[dom],
+                "mean_probs": {c: _r(v) for c, v in zip(classes, mean_p)},
+                "label_share": {c: _r(v) for c, v in zip(classes, share)},
+            })
+        face_s = float(total_label_t.sum())
+        bins = list(self._bins)
+        if self._bin_acc:
+            bins.append(self._bin_dict(self._bin_idx, self._bin_acc))
+        if self.rows:
+            mean_all = self._sum_p / self.rows
+            share_all = total_label_t / face_s if face_s > 0 else np.zeros(self.C)
+            sess_dom = classes[max(range(self.C), key=lambda i: (round(share_all[i], 9), mean_all[i]))]
+            mean_d = {c: _r(v) for c, v in zip(classes, mean_all)}
+            share_d = {c: _r(v) for c, v in zip(classes, share_all)}
+        else:
+            mean_d = {c: None for c in classes}
+            share_d = {c: 0.0 for c in classes}
+            sess_dom = None
+        return {
+            "schema": SUMMARY_SCHEMA,
+            "schema_version": SUMMARY_VERSION,
+            "classes": list(classes),
+            "bin_s": self.bin_s,
+            "session": {
+                "start_s": _r(self.first_t, 4),
+                "end_s": _r(self.last_t, 4),
+                "duration_s": _r((self.last_t - self.first_t) + step, 4) if self.frames else 0.0,
+                "frames": self.frames,
+                "frame_interval_s": _r(step, 6),
+                "max_gap_s": _r(self.gap_limit(), 6),
+                "tracks": len(tracks),
+                "face_seconds": _r(face_s, 4),
+                "dominant": sess_dom,
+                "mean_probs": mean_d,
+                "label_share": share_d,
+            },
+            "tracks": tracks,
+            "bins": bins,
+        }
+
+
+def summarize(df, classes, bin_s: float = 1.0, step_s: float | None = None,
+              max_gap_s: float | None = None) -> dict:
+    """The summary of a timeline DataFrame (columns ``time_s, track_id, label, p_<class>``).
+
+    ``step_s`` (the frame interval) defaults to the median interval between the
+    distinct row times.  Only rows are seen, so frames without any face do not
+    count towards the session length here (the streaming summaries of
+    :func:`export.video.process_video` and :class:`export.live.LiveRecorder` see them).
+    """
+    classes = tuple(classes)
+    pcols = [f"p_{c}" for c in classes]
+    missing = [c for c in ["time_s", "track_id", *pcols] if c not in df.columns]
+    if missing:
+        raise ValueError(f"timeline lacks columns {missing}")
+    d = df.sort_values(["time_s", "track_id"], kind="stable")
+    times = d["time_s"].to_numpy(np.float64)
+    if step_s is None:
+        u = np.unique(times)
+        diffs = np.diff(u)
+        step_s = float(np.median(diffs)) if len(diffs) else None
+    b = SummaryBuilder(classes, bin_s=bin_s, step_s=step_s, max_gap_s=max_gap_s)
+    if not len(d):
+        return b.result()
+    tids = d["track_id"].to_numpy(np.int64)
+    probs = d[pcols].to_numpy(np.float64)
+    idx = {c: i for i, c in enumerate(classes)}
+    if "label" in d.columns:
+        labels = np.array([idx.get(str(l), -1) for l in d["label"]], np.int64)
+        bad = labels < 0
+        if bad.any():
+            labels[bad] = np.argmax(probs[bad], axis=1)
+    else:
+        labels = np.argmax(probs, axis=1)
+    starts = np.flatnonzero(np.r_[True, times[1:] != times[:-1]])
+    ends = np.r_[starts[1:], len(times)]
+    for s, e in zip(starts, ends):
+        b.add_frame(times[s], tids[s:e], labels[s:e], probs[s:e])
+    return b.result()
+
+
+def _atomic_write_text(path: Path, text: str) -> Path:
+    from .timeline import temp_path
+
+    path = Path(path)
+    tmp = temp_path(path)
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_summary(summary: dict, path_json) -> Path:
+    """Write the summary as JSON (atomically: temporary name, then rename)."""
+    return _atomic_write_text(Path(path_json), json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
+
+
+def summary_csv_columns(classes) -> list[str]:
+    return (["track_id", "first_seen_s", "last_seen_s", "visible_s", "frames", "dominant"]
+            + [f"mean_p_{c}" for c in classes] + [f"share_{c}" for c in classes])
+
+
+def write_summary_csv(summary: dict, path_csv) -> Path:
+    """One row per track: times, frames, dominant label, mean probabilities and label shares."""
+    classes = summary["classes"]
+    lines = [",".join(summary_csv_columns(classes))]
+    for t in summary["tracks"]:
+        vals = [t["track_id"], t["first_seen_s"], t["last_seen_s"], t["visible_s"], t["frames"], t["dominant"]]
+        vals += [t["mean_probs"][c] for c in classes] + [t["label_share"][c] for c in classes]
+        lines.append(",".join("" if v is None else str(v) for v in vals))
+    return _atomic_write_text(Path(path_csv), "\n".join(lines) + "\n")

@@ -1,0 +1,346 @@
+"""The emotion timeline: one row per face track per frame, as CSV and as JSON.
+
+:class:`TimelineWriter` streams: every :meth:`~TimelineWriter.write` appends
+the frame's rows to both files and nothing is kept in memory, so a two-hour
+session costs the same memory as a two-second one.  Both files are written
+under temporary names (``.<name>.<random>.part`` in the same folder) and only
+renamed to their final names by :meth:`~TimelineWriter.close`; an error (or
+:meth:`~TimelineWriter.abort`) deletes them, so a final name never holds a
+half-written file.
+
+Columns (see ``export/SCHEMA.md``)::
+
+    time_s, frame, track_id, x1, y1, x2, y2, score, label, label_prob,
+    p_<class> ... (smoothed probabilities), raw_<class> ... (raw probabilities)
+
+The JSON file is ``{"schema": "emotion-timeline", "schema_version": "1.0", ...,
+"columns": [...], "rows": [[...], ...], "frames_processed": N, ...}``: the header
+is written first, rows are streamed as arrays in ``columns`` order, and a small
+footer closes the document.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import secrets
+import shutil
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from . import APP_VERSION
+
+SCHEMA_NAME = "emotion-timeline"
+SCHEMA_VERSION = "1.0"
+
+BASE_COLUMNS = ["time_s", "frame", "track_id", "x1", "y1", "x2", "y2", "score", "label", "label_prob"]
+INT_COLUMNS = ("frame", "track_id")
+STR_COLUMNS = ("label",)
+
+# decimals per column kind: timestamps to the microsecond, pixels to 0.1, probabilities to 1e-4
+_DEC_TIME, _DEC_BOX, _DEC_PROB = 6, 1, 4
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_stem(stem: str) -> str:
+    """A file-name-safe version of ``stem`` (letters, digits, ``._-``; no leading dot)."""
+    s = _SAFE.sub("_", str(stem)).lstrip(".")
+    return s[:120] or "output"
+
+
+def columns_for(classes) -> list[str]:
+    classes = list(classes)
+    return BASE_COLUMNS + [f"p_{c}" for c in classes] + [f"raw_{c}" for c in classes]
+
+
+def temp_path(final: Path) -> Path:
+    """A hidden temporary name next to ``final`` (same folder, so the rename is atomic)."""
+    return final.with_name(f".{final.name}.{secrets.token_hex(4)}.part")
+
+
+def timeline_meta(pipeline=None, fps: float | None = None, source: str | None = None, **extra) -> dict:
+    """The ``meta`` dict for :class:`TimelineWriter` from a :class:`pipeline.Pipeline`.
+
+    Fills ``model`` (id, source, repo_id, revision), ``settings`` (the pipeline
+    config), ``smoothing``, ``fps`` and ``source`` (e.g. the input file name).
+    """
+    meta: dict = {"fps": fps}
+    if pipeline is not None:
+        spec = pipeline.classifier.spec
+        meta["model"] = {"id": spec.id, "source": spec.source, "repo_id": spec.repo_id or None,
+                         "revision": spec.revision or None}
+        meta["settings"] = pipeline.config.to_dict()
+    if source is not None:
+        meta["source"] = source
+    meta.update(extra)
+    return meta
+
+
+def _num(v, dec):
+    """A finite float rounded to ``dec`` decimals, or None."""
+    v = float(v)
+    return round(v, dec) if math.isfinite(v) else None
+
+
+def _csv_cell(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, str):
+        if any(ch in v for ch in ',"\n\r'):
+            return '"' + v.replace('"', '""') + '"'
+        return v
+    return repr(v)  # ints as ints, floats in Python's shortest round-trip form
+
+
+def result_rows(result, frame: int | None = None) -> list[list]:
+    """The timeline rows of one :class:`pipeline.FrameResult` (values already rounded)."""
+    n = len(result)
+    if n == 0:
+        return []
+    classes = list(result.classes)
+    C = len(classes)
+    raw = result.raw if result.raw is not None else np.full((n, C), np.nan, np.float32)
+    sm = result.smoothed if result.smoothed is not None else raw
+    if result.labels is not None:
+        labels = [int(v) for v in result.labels]
+    else:
+        labels = [int(np.argmax(sm[i])) if C else -1 for i in range(n)]
+    tids = result.track_ids if len(result.track_ids) == n else np.arange(1, n + 1)
+    t = _num(result.timestamp, _DEC_TIME)
+    fr = int(result.index if frame is None else frame)
+    rows = []
+    for i in range(n):
+        li = labels[i]
+        box = result.boxes[i]
+        row = [t, fr, int(tids[i]),
+               _num(box[0], _DEC_BOX), _num(box[1], _DEC_BOX), _num(box[2], _DEC_BOX), _num(box[3], _DEC_BOX),
+               _num(result.scores[i], _DEC_PROB),
+               classes[li] if 0 <= li < C else "",
+               _num(sm[i][li], _DEC_PROB) if 0 <= li < C else None]
+        row += [_num(p, _DEC_PROB) for p in sm[i]]
+        row += [_num(p, _DEC_PROB) for p in raw[i]]
+        rows.append(row)
+    return rows
+
+
+class TimelineWriter:
+    """Streams timeline rows to ``<stem>_timeline.csv`` and ``<stem>_timeline.json`` in ``out_dir``.
+
+    ``meta`` (see :func:`timeline_meta`) may hold ``model`` (dict or id string),
+    ``fps``, ``settings`` (the pipeline config dict), ``smoothing``, ``source``
+    and anything else (kept under ``"meta"``).  Thread-safe: :meth:`write` and
+    :meth:`checkpoint` may be called from different threads.
+    """
+
+    def __init__(self, out_dir, stem: str, classes, meta: dict | None = None):
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.stem = safe_stem(stem)
+        self.classes = tuple(classes)
+        if not self.classes:
+            raise ValueError("classes must not be empty")
+        self.columns = columns_for(self.classes)
+        self.meta = dict(meta or {})
+        self.paths = {"csv": self.out_dir / f"{self.stem}_timeline.csv",
+                      "json": self.out_dir / f"{self.stem}_timeline.json"}
+        self._tmp = {k: temp_path(p) for k, p in self.paths.items()}
+        self._lock = threading.Lock()
+        self.rows_written = 0
+        self.frames_written = 0
+        self.first_time_s: float | None = None
+        self.last_time_s: float | None = None
+        self.closed = False
+        self._csv = self._json = None
+        try:
+            self._csv = open(self._tmp["csv"], "w", encoding="utf-8", newline="")
+            self._json = open(self._tmp["json"], "w", encoding="utf-8")
+            self._csv.write(",".join(self.columns) + "\n")
+            self._json.write(self._header_text())
+        except BaseException:
+            self.abort()
+            raise
+
+    # -- header / footer ------------------------------------------------
+    def header(self) -> dict:
+        m = dict(self.meta)
+        model = m.pop("model", None)
+        if isinstance(model, str) or model is None:
+            model = {"id": model, "source": None, "repo_id": None, "revision": None}
+        model = {k: model.get(k) for k in ("id", "source", "repo_id", "revision")}
+        settings = m.pop("settings", None) or {}
+        smoothing = m.pop("smoothing", None) or {"half_life_s": settings.get("half_life_s"),
+                                                 "margin": settings.get("margin")}
+        fps = m.pop("fps", None)
+        source = m.pop("source", None)
+        return {
+            "schema": SCHEMA_NAME,
+            "schema_version": SCHEMA_VERSION,
+            "app_version": APP_VERSION,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "source": source,
+            "model": model,
+            "classes": list(self.classes),
+            "fps": None if fps is None else float(fps),
+            "smoothing": smoothing,
+            "settings": settings,
+            "meta": m,
+            "columns": self.columns,
+        }
+
+    def _header_text(self) -> str:
+        head = json.dumps(self.header(), ensure_ascii=False, default=str)
+        return head[:-1] + ',\n"rows": [\n'  # drop the closing brace: rows follow
+
+    def _footer_text(self) -> str:
+        foot = {"frames_processed": self.frames_written, "rows_count": self.rows_written,
+                "first_time_s": self.first_time_s, "last_time_s": self.last_time_s, "complete": True}
+        return "\n],\n" + json.dumps(foot)[1:] + "\n"  # closes rows, adds the footer keys and the object
+
+    # -- writing ---------------------------------------------------------
+    def write(self, result, frame: int | None = None) -> int:
+        """Append the rows of one :class:`pipeline.FrameResult`; returns the number of rows.
+
+        ``frame`` is the source frame number (default ``result.index``).  Frames
+        without faces write no rows but count in ``frames_processed``.
+        """
+        if tuple(result.classes) and tuple(result.classes) != self.classes:
+            raise ValueError(f"result classes {result.classes} differ from the timeline's {self.classes}")
+        return self.write_rows(result_rows(result, frame), time_s=float(result.timestamp))
+
+    def write_rows(self, rows: list[list], time_s: float | None = None) -> int:
+        """Append ready rows (lists in ``columns`` order) as one frame."""
+        with self._lock:
+            if self.closed or self._csv is None:
+                raise ValueError("timeline writer is closed")
+            if rows:
+                self._csv.write("".join(",".join(_csv_cell(v) for v in r) + "\n" for r in rows))
+                pre = ",\n" if self.rows_written else ""
+                self._json.write(pre + ",\n".join(json.dumps(r, ensure_ascii=False) for r in rows))
+            self.rows_written += len(rows)
+            self.frames_written += 1
+            if time_s is None and rows:
+                time_s = rows[0][0]
+            if time_s is not None:
+                if self.first_time_s is None:
+                    self.first_time_s = round(float(time_s), _DEC_TIME)
+                self.last_time_s = round(float(time_s), _DEC_TIME)
+            return len(rows)
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._csv is not None:
+                self._csv.flush()
+                self._json.flush()
+
+    def checkpoint(self, csv_path, json_path) -> dict:
+        """Write a complete, valid copy of everything written so far to the given paths.
+
+        Writing continues afterwards.  Each copy goes to a temporary name first
+        and is renamed, so the destination is never half-written.
+        """
+        csv_path, json_path = Path(csv_path), Path(json_path)
+        with self._lock:
+            if self.closed:
+                shutil.copyfile(self.paths["csv"], csv_path)
+                shutil.copyfile(self.paths["json"], json_path)
+                return {"csv": csv_path, "json": json_path}
+            self._csv.flush()
+            self._json.flush()
+            tc, tj = temp_path(csv_path), temp_path(json_path)
+            try:
+                shutil.copyfile(self._tmp["csv"], tc)
+                shutil.copyfile(self._tmp["json"], tj)
+                with open(tj, "a", encoding="utf-8") as f:
+                    f.write(self._footer_text())
+                os.replace(tc, csv_path)
+                os.replace(tj, json_path)
+            finally:
+                for p in (tc, tj):
+                    p.unlink(missing_ok=True)
+        return {"csv": csv_path, "json": json_path}
+
+    def close(self) -> dict:
+        """Finish both files and give them their final names; returns :attr:`paths`."""
+        with self._lock:
+            if self.closed:
+                return self.paths
+            try:
+                self._json.write(self._footer_text())
+                self._csv.close()
+                self._json.close()
+                for k in ("csv", "json"):
+                    os.replace(self._tmp[k], self.paths[k])
+            except BaseException:
+                self._abort_locked()
+                raise
+            self.closed = True
+            return self.paths
+
+    def abort(self) -> None:
+        """Stop and delete the temporary files (final names are never touched)."""
+        with self._lock:
+            self._abort_locked()
+
+    def _abort_locked(self) -> None:
+        for f in (self._csv, self._json):
+            if f is not None and not f.closed:
+                try:
+                    f.close()
+                except OSError:
+                    pass
+        for p in self._tmp.values():
+            p.unlink(missing_ok=True)
+        self.closed = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def __del__(self):  # an abandoned writer leaves no temp files behind
+        try:
+            if not self.closed:
+                self._abort_locked()
+        except Exception:
+            pass
+
+
+def read_timeline(path):
+    """A timeline file (``.csv`` or ``.json``) as a :class:`pandas.DataFrame` with proper dtypes.
+
+    For JSON, the header (everything but the rows) is in ``df.attrs["meta"]``.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+        if doc.get("schema") != SCHEMA_NAME:
+            raise ValueError(f"{path.name}: not an {SCHEMA_NAME} file")
+        major = str(doc.get("schema_version", "")).split(".")[0]
+        if major != SCHEMA_VERSION.split(".")[0]:
+            raise ValueError(f"{path.name}: schema version {doc.get('schema_version')} is not supported")
+        cols = doc["columns"]
+        df = pd.DataFrame(doc.pop("rows"), columns=cols)
+        df.attrs["meta"] = doc
+    else:
+        df = pd.read_csv(path, dtype={"label": str}, keep_default_na=False, na_values=[""])
+        df["label"] = df["label"].fillna("")
+    for c in df.columns:
+        if c in INT_COLUMNS:
+            df[c] = df[c].astype("int64")
+        elif c in STR_COLUMNS:
+            df[c] = df[c].astype(str)
+        else:
+            df[c] = df[c].astype("float64")
+    return df
