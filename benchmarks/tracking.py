@@ -1,0 +1,253 @@
+"""Tracking quality on synthetic sequences with exact GT (benchmarks/synth.py).
+
+    python -m benchmarks.tracking            # full run, writes benchmarks/results/tracking.json
+    python -m benchmarks.tracking --quick    # fewer cases and settings
+
+The project's real detector (``tracker.FaceDetector``, short range; full range
+for the 8-face crowd with small faces) runs once per frame; its detections
+and the appearance embeddings are cached, then ``tracker.FaceTracker`` runs
+with every setting on the same detections.  Metrics with ``motmetrics``
+(IoU >= 0.5): MOTA, IDF1, ID switches, fragmentations.
+
+Embeddings compared: ``colorhist`` (default), ``thumb``, ``none`` (SORT-like,
+Kalman + IoU only) and ``fer128`` (the emotion model's 128-d pooled
+``features`` output, L2-normalised).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+import pipeline  # noqa: F401  (import order: pipeline before tracker)
+from pipeline.results import FrameResult
+
+from . import synth
+from .metrics import md_table, mot_metrics
+
+RESULTS = Path(__file__).resolve().parent / "results"
+EMBEDDERS = ("colorhist", "thumb", "none", "fer128")
+BASE = dict(embedder="colorhist", max_cosine_distance=0.3, n_init=3, max_hidden_s=1.5, max_iou_distance=0.7)
+
+
+def cases(quick: bool = False) -> list[tuple[str, str, dict]]:
+    """(label, detector, scenario params)."""
+    c = [
+        ("static", "short", {"scenario": "static"}),
+        ("two_cross", "short", {"scenario": "two_cross"}),
+        ("occlude 0.5s", "short", {"scenario": "occlude", "hide_s": 0.5}),
+        ("occlude 1s", "short", {"scenario": "occlude", "hide_s": 1.0}),
+        ("occlude 2s", "short", {"scenario": "occlude", "hide_s": 2.0}),
+        ("enter_leave", "short", {"scenario": "enter_leave"}),
+        ("jitter", "short", {"scenario": "jitter"}),
+        ("scale", "short", {"scenario": "scale"}),
+        ("crowd 3", "short", {"scenario": "crowd", "n": 3}),
+        ("crowd 5", "short", {"scenario": "crowd", "n": 5}),
+        ("crowd 8 (full)", "full", {"scenario": "crowd", "n": 8}),
+    ]
+    if quick:
+        c = [x for x in c if x[0] in ("two_cross", "occlude 1s", "crowd 5")]
+    return c
+
+
+class _FerFeatures:
+    """The fer model's 128-d ``features`` output as an appearance embedding."""
+
+    def __init__(self):
+        import onnxruntime as ort
+
+        from classifier.hub import load_classifier
+
+        self.clf, _ = load_classifier("fer-mini-xception")
+        o = ort.SessionOptions()
+        o.intra_op_num_threads = 1
+        o.log_severity_level = 3
+        self.sess = ort.InferenceSession(str(self.clf.path), o, providers=["CPUExecutionProvider"])
+
+    def __call__(self, rgb, boxes) -> np.ndarray:
+        if len(boxes) == 0:
+            return np.zeros((0, 128), np.float32)
+        f = self.sess.run(["features"], {self.clf.input_name: self.clf.preprocess(rgb, boxes)})[0]
+        f = f.reshape(len(boxes), -1).astype(np.float32)
+        f -= f.mean(axis=1, keepdims=True)  # pooled ReLU features are all >= 0: centre them
+        return f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-9)
+
+
+def prepare(quick: bool, fps_list, seeds, log=print) -> list[dict]:
+    """Render every sequence once; cache detections and all embeddings per frame."""
+    from tracker.detect import FaceDetector
+    from tracker.embed import embed
+
+    dets = {m: FaceDetector(m, min_score=0.5, min_face=20) for m in ("short", "full")}
+    fer = _FerFeatures()
+    out = []
+    emb_ms = {k: [] for k in EMBEDDERS}
+    for label, det_name, p in cases(quick):
+        p = dict(p)
+        sc = p.pop("scenario")
+        for fps in fps_list:
+            for seed in seeds:
+                seq = synth.make_sequence(sc, fps=fps, seed=seed, **p)
+                frames = []
+                for fr in seq.frames:
+                    d = dets[det_name].detect(fr)
+                    feats = {}
+                    for k in EMBEDDERS:
+                        t0 = time.perf_counter()
+                        feats[k] = fer(fr, d.boxes) if k == "fer128" else embed(fr, d.boxes, k)
+                        if len(d.boxes):
+                            emb_ms[k].append((time.perf_counter() - t0) * 1000 / len(d.boxes))
+                    frames.append((d, feats, fr.shape[:2]))
+                out.append({"case": label, "fps": int(fps) if float(fps).is_integer() else fps, "seed": seed, "gt": seq.gt,
+                            "timestamps": seq.timestamps, "frames": frames})
+        log(f"  prepared {label}")
+    for d in dets.values():
+        d.close()
+    prepare.embed_ms = {k: float(np.median(v)) if v else None for k, v in emb_ms.items()}
+    return out
+
+
+@contextlib.contextmanager
+def _cached_embeddings():
+    """Make FaceTracker take the cached embedding of the current frame."""
+    import tracker.track as tt
+
+    box = {}
+    orig = tt.embed
+    tt.embed = lambda rgb, boxes, kind: box["feats"][kind]
+    try:
+        yield box
+    finally:
+        tt.embed = orig
+
+
+def run_config(data: list[dict], cfg: dict) -> list[dict]:
+    from tracker.track import FaceTracker, TrackerConfig
+
+    rows = []
+    with _cached_embeddings() as box:
+        for s in data:
+            trk = FaceTracker(TrackerConfig(**cfg))
+            hyp = []
+            for i, ((d, feats, (h, w)), t) in enumerate(zip(s["frames"], s["timestamps"])):
+                fr = FrameResult(index=i, timestamp=t, width=w, height=h, boxes=d.boxes, scores=d.scores,
+                                 keypoints=d.keypoints)
+                box["feats"] = feats
+                r = trk.update(None, fr)
+                hyp.append([(int(tid), *map(float, b)) for tid, b in zip(r.track_ids, r.boxes)])
+            m = mot_metrics(s["gt"], hyp)
+            rows.append({"case": s["case"], "fps": s["fps"], "seed": s["seed"], **m})
+    return rows
+
+
+def summarize(rows: list[dict]) -> dict:
+    simple = [r for r in rows if r["case"] == "two_cross" and r["fps"] >= 15]
+    return {
+        "mean_idf1": float(np.mean([r["idf1"] for r in rows])),
+        "min_idf1": float(np.min([r["idf1"] for r in rows])),
+        "mean_mota": float(np.mean([r["mota"] for r in rows])),
+        "id_switches": int(sum(r["id_switches"] for r in rows)),
+        "fragmentations": int(sum(r["fragmentations"] for r in rows)),
+        "extra_ids": int(sum(max(0, r["num_hyp_ids"] - r["num_gt_ids"]) for r in rows)),
+        "cross_idsw_15plus": int(sum(r["id_switches"] for r in simple)),
+        "idf1_ge_15fps": float(np.mean([r["idf1"] for r in rows if r["fps"] >= 15])),
+    }
+
+
+def settings(quick: bool) -> list[dict]:
+    out = [dict(BASE)]
+
+    def add(**kw):
+        c = {**BASE, **kw}
+        if c not in out:
+            out.append(c)
+
+    for e in EMBEDDERS:
+        for mcd in ((0.3,) if e == "none" else (0.2, 0.3, 0.4)):
+            add(embedder=e, max_cosine_distance=mcd)
+    if not quick:
+        for n in (1, 2, 3, 5):
+            add(n_init=n)
+        for hs in (0.5, 1.0, 3.0):
+            add(max_hidden_s=hs)
+        for mi in (0.5, 0.9):
+            add(max_iou_distance=mi)
+    return out
+
+
+def per_case(rows: list[dict]) -> list[dict]:
+    """Mean over seeds per (case, fps)."""
+    out = {}
+    for r in rows:
+        out.setdefault((r["case"], r["fps"]), []).append(r)
+    res = []
+    for (c, f), rs in out.items():
+        res.append({"case": c, "fps": f, "mota": float(np.mean([r["mota"] for r in rs])),
+                    "idf1": float(np.mean([r["idf1"] for r in rs])),
+                    "id_switches": sum(r["id_switches"] for r in rs),
+                    "fragmentations": sum(r["fragmentations"] for r in rs),
+                    "recall": float(np.mean([r["recall"] for r in rs])),
+                    "precision": float(np.mean([r["precision"] for r in rs])),
+                    "ids": f"{sum(r['num_hyp_ids'] for r in rs)}/{sum(r['num_gt_ids'] for r in rs)}"})
+    return res
+
+
+def cfg_name(c: dict) -> str:
+    return (f"{c['embedder']} cos{c['max_cosine_distance']} n_init{c['n_init']} "
+            f"hide{c['max_hidden_s']}s iou{c['max_iou_distance']}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--fps", type=float, nargs="+", default=[5, 15, 30])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--out", default=str(RESULTS / "tracking.json"))
+    a = ap.parse_args(argv)
+    t0 = time.time()
+    print(f"rendering and detecting ({len(cases(a.quick))} cases x {len(a.fps)} fps x {len(a.seeds)} seeds) ...")
+    data = prepare(a.quick, a.fps, a.seeds)
+    n_frames = sum(len(s["frames"]) for s in data)
+    print(f"  {n_frames} frames in {time.time() - t0:.0f} s; embedding ms/face (median): {prepare.embed_ms}")
+    results = []
+    for cfg in settings(a.quick):
+        t1 = time.time()
+        rows = run_config(data, cfg)
+        summ = summarize(rows)
+        results.append({"config": cfg, "name": cfg_name(cfg), "summary": summ, "rows": rows})
+        print(f"  {cfg_name(cfg):48s} IDF1 {summ['mean_idf1']:.3f} MOTA {summ['mean_mota']:.3f} "
+              f"IDSW {summ['id_switches']} frag {summ['fragmentations']} ({time.time() - t1:.0f} s)")
+
+    # pick: fewest ID switches, then highest mean IDF1, then MOTA
+    best = max(results, key=lambda r: (-r["summary"]["id_switches"], r["summary"]["mean_idf1"], r["summary"]["mean_mota"]))
+    base = results[0]
+    table_cfg = [{"setting": r["name"], **r["summary"]} for r in results]
+    cols = [("setting", "setting"), ("mean_idf1", "mean IDF1"), ("idf1_ge_15fps", "IDF1 >=15fps"),
+            ("min_idf1", "min IDF1"), ("mean_mota", "mean MOTA"), ("id_switches", "ID sw"),
+            ("fragmentations", "frag"), ("extra_ids", "extra IDs"), ("cross_idsw_15plus", "ID sw two_cross >=15fps")]
+    print("\n### Tracker settings (all cases, fps 5/15/30, seeds %s)\n" % a.seeds)
+    print(md_table(table_cfg, cols))
+    pc_cols = [("case", "case"), ("fps", "fps"), ("mota", "MOTA"), ("idf1", "IDF1"), ("id_switches", "ID sw"),
+               ("fragmentations", "frag"), ("recall", "recall"), ("precision", "precision"), ("ids", "IDs hyp/GT")]
+    for r in ([base, best] if best is not base else [base]):
+        print(f"\n### Per scenario: {r['name']}\n")
+        print(md_table(per_case(r["rows"]), pc_cols))
+    print(f"\nrecommended (fewest ID switches, then IDF1): {best['name']}")
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps({
+        "command": "python -m benchmarks.tracking" + (" --quick" if a.quick else ""),
+        "fps": a.fps, "seeds": a.seeds, "frames": n_frames, "embed_ms_per_face": prepare.embed_ms,
+        "recommended": best["config"], "settings": results,
+        "per_case_recommended": per_case(best["rows"]), "per_case_base": per_case(base["rows"]),
+        "seconds": time.time() - t0,
+    }, indent=1))
+    print(f"wrote {a.out} ({time.time() - t0:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
