@@ -1,0 +1,135 @@
+"""Command line: analyse video files into annotated MP4s, timelines and summaries.
+
+    python -m export VIDEO_OR_FOLDER [...] --out DIR [--frame-step N] [--model ID]
+                     [--detector short|full] [--png]
+
+A folder means every video file in it (by extension, sorted, not recursive).
+A file that cannot be processed gets a one-line error on stderr and the
+others go on; the exit code is 1 if any file failed.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+VIDEO_EXTS = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv",
+              ".3gp", ".ts", ".mts", ".m2ts", ".ogv"}
+
+
+def collect(inputs) -> list[Path]:
+    files = []
+    for s in inputs:
+        p = Path(s)
+        if p.is_dir():
+            files += sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in VIDEO_EXTS)
+        else:
+            files.append(p)  # named explicitly: try it whatever the extension
+    return files
+
+
+class _Progress:
+    """tqdm when installed, else a simple line on stderr."""
+
+    def __init__(self, name: str, quiet: bool = False):
+        self.name, self.quiet, self.bar, self._last = name, quiet, None, 0.0
+        try:
+            from tqdm import tqdm
+
+            self._tqdm = tqdm
+        except ImportError:
+            self._tqdm = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.quiet:
+            return
+        if self._tqdm is not None:
+            if self.bar is None:
+                self.bar = self._tqdm(total=total or None, desc=self.name, unit="frame", file=sys.stderr,
+                                      leave=False, dynamic_ncols=True)
+            if total and self.bar.total != total:
+                self.bar.total = total
+            self.bar.update(done - self.bar.n)
+        else:
+            now = time.monotonic()
+            if now - self._last > 0.5 or done == total:
+                self._last = now
+                pct = f"{100 * done / total:5.1f}%" if total else ""
+                print(f"\r{self.name}: {done}/{total or '?'} frames {pct}", end="", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        elif self._tqdm is None and not self.quiet:
+            print(file=sys.stderr)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m export", description=__doc__.split("\n\n")[0])
+    ap.add_argument("inputs", nargs="+", help="video files and/or folders of videos")
+    ap.add_argument("--out", required=True, help="output folder (created if needed)")
+    ap.add_argument("--frame-step", type=int, default=1, help="analyse every Nth frame (default 1 = all)")
+    ap.add_argument("--model", default=None, help="emotion model spec id or spec .json path")
+    ap.add_argument("--detector", choices=["short", "full"], default=None, help="face detector range")
+    ap.add_argument("--png", action="store_true", help="also write a PNG chart of the timeline per video")
+    ap.add_argument("--max-seconds", type=float, default=None, help="refuse videos longer than this")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = ap.parse_args(argv)
+    if args.frame_step < 1:
+        ap.error("--frame-step must be >= 1")
+
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from pipeline import PipelineConfig
+
+    from .video import VideoError, process_video
+
+    overrides = {k: v for k, v in (("model", args.model), ("detector", args.detector)) if v is not None}
+    config = PipelineConfig(**overrides)
+    files = collect(args.inputs)
+    if not files:
+        print("error: no video files found", file=sys.stderr)
+        return 1
+    out = Path(args.out)
+    failed = 0
+    for f in files:
+        bar = _Progress(f.name, quiet=args.quiet)
+        try:
+            r = process_video(f, out, config=config, frame_step=args.frame_step, progress=bar,
+                              max_seconds=args.max_seconds)
+        except VideoError as e:
+            bar.close()
+            print(f"error: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        except Exception as e:  # one bad file must not stop the batch
+            bar.close()
+            print(f"error: {f.name}: {type(e).__name__}: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        bar.close()
+        written = [r.annotated_mp4, r.timeline_csv, r.timeline_json, r.summary_json, r.summary_csv]
+        if args.png:
+            from .plot import plot_timeline
+            from .timeline import read_timeline
+
+            png = out / f"{r.timeline_csv.name[:-len('_timeline.csv')]}_timeline.png"
+            plot_timeline(read_timeline(r.timeline_csv), r.summary["classes"], png, title=f.name)
+            written.append(png)
+        fps = r.frames_read / r.elapsed_s if r.elapsed_s else 0
+        print(f"{f.name}: {r.frames_read} frames ({r.frames_processed} analysed), "
+              f"{r.summary['session']['tracks']} face tracks, {fps:.0f} frames/s, video {r.video_codec}, "
+              f"audio {r.audio}")
+        for w in r.warnings:
+            print(f"  warning: {w}")
+        for p in written:
+            print(f"  {p}")
+    if failed:
+        print(f"{failed} of {len(files)} files failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Timeline charts: long-format data for ``gr.LinePlot`` and a matplotlib PNG.
+
+Class colours are fixed (:data:`CLASS_COLORS`), so "happiness" has the same
+colour in every chart, app tab and PNG.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+CLASS_COLORS = {
+    "neutral": "#8c8c8c", "happiness": "#f2b701", "surprise": "#e68310", "sadness": "#3969ac",
+    "anger": "#cf1c90", "disgust": "#11a579", "fear": "#7f3c8d", "contempt": "#80ba5a",
+}
+_EXTRA = ["#e73f74", "#008695", "#4b4b8f", "#a5aa99"]
+
+
+def class_colors(classes) -> dict[str, str]:
+    out, k = {}, 0
+    for c in classes:
+        if c in CLASS_COLORS:
+            out[c] = CLASS_COLORS[c]
+        else:
+            out[c] = _EXTRA[k % len(_EXTRA)]
+            k += 1
+    return out
+
+
+def timeline_frame(df, classes, max_points: int | None = 5000):
+    """Long format for ``gr.LinePlot``: columns ``time_s, track, emotion, prob, series``.
+
+    ``track`` is ``"#<id>"``; ``series`` is ``"#<id> <emotion>"`` (one line per
+    track and class).  ``max_points`` thins the rows evenly in time per track
+    so a long session still draws fast (None: all rows).
+    """
+    import pandas as pd
+
+    classes = list(classes)
+    cols = ["time_s", "track", "emotion", "prob", "series"]
+    if df is None or not len(df):
+        return pd.DataFrame({c: pd.Series(dtype="float64" if c in ("time_s", "prob") else "object") for c in cols})
+    pcols = [f"p_{c}" for c in classes]
+    d = df[["time_s", "track_id", *pcols]]
+    if max_points:
+        per_row = len(classes)
+        limit = max(1, max_points // per_row)
+        if len(d) > limit:
+            d = d.iloc[np.unique(np.linspace(0, len(d) - 1, limit).round().astype(int))]
+    long = d.melt(id_vars=["time_s", "track_id"], value_vars=pcols, var_name="emotion", value_name="prob")
+    long["emotion"] = long["emotion"].str.slice(2)
+    long["track"] = "#" + long["track_id"].astype(int).astype(str)
+    long["series"] = long["track"] + " " + long["emotion"]
+    long = long.sort_values(["track_id", "emotion", "time_s"], kind="stable")
+    return long[cols].reset_index(drop=True)
+
+
+def plot_timeline(df, classes, path_png, title: str | None = None, max_tracks: int = 12) -> Path:
+    """A PNG with one subplot per track (the ``max_tracks`` longest-seen), probability per class over time."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure  # no pyplot: no global state, safe in server threads
+
+    classes = list(classes)
+    colors = class_colors(classes)
+    path_png = Path(path_png)
+    tracks = []
+    if df is not None and len(df):
+        counts = df.groupby("track_id").size().sort_values(ascending=False)
+        tracks = sorted(int(t) for t in counts.index[:max_tracks])
+    n = max(1, len(tracks))
+    fig = Figure(figsize=(10, 1.0 + 2.2 * n), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(n, 1, sharex=True, squeeze=False)[:, 0]
+    if not tracks:
+        axes[0].text(0.5, 0.5, "no faces", ha="center", va="center", transform=axes[0].transAxes)
+        axes[0].set_yticks([])
+    for ax, tid in zip(axes, tracks):
+        g = df[df["track_id"] == tid].sort_values("time_s")
+        t = g["time_s"].to_numpy()
+        # break lines where the face was not seen (gap > 1 s)
+        gaps = np.flatnonzero(np.diff(t) > 1.0) + 1
+        for c in classes:
+            y = g[f"p_{c}"].to_numpy(dtype=float)
+            ts, ys = np.insert(t, gaps, np.nan), np.insert(y, gaps, np.nan)
+            ax.plot(ts, ys, color=colors[c], lw=1.4, label=c)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_ylabel(f"face #{tid}")
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("time (s)")
+    if tracks:
+        axes[0].legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(len(classes), 8),
+                       frameon=False, fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    path_png.parent.mkdir(parents=True, exist_ok=True)
+    from .timeline import temp_path
+
+    tmp = temp_path(path_png)
+    try:
+        fig.savefig(tmp, format="png")
+        tmp.replace(path_png)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path_png
