@@ -1,0 +1,52 @@
+"""Environment variables read by the app (documented in Space.md)."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from classifier import DEFAULT_MODEL, builtin_specs
+
+
+def _float(name: str, default: float | None) -> float | None:
+    v = os.environ.get(name, "").strip()
+    if not v:
+        return default
+    if v.lower() in ("none", "off", "inf"):
+        return None
+    return float(v)
+
+
+def _int(name: str, default: int) -> int:
+    v = os.environ.get(name, "").strip()
+    return int(v) if v else default
+
+
+def model_choices() -> list[tuple[str, str]]:
+    """(label, spec id) pairs for the model dropdowns: embedded first, then Hub models."""
+    out = []
+    for sid, spec in builtin_specs().items():
+        where = "embedded" if spec.source != "hub" else f"Hub: {spec.repo_id}"
+        out.append((f"{sid} ({where}, {len(spec.labels)} classes)", sid))
+    out.sort(key=lambda c: (c[1] != DEFAULT_MODEL, c[1]))
+    return out
+
+
+#: Model selected when a page opens (a built-in spec id or a spec .json path).
+DEFAULT_UI_MODEL = os.environ.get("EMOTION_MODEL", "").strip() or DEFAULT_MODEL
+#: Simultaneous live streams (WebRTC connections) the server accepts.
+LIVE_MAX_STREAMS = _int("LIVE_MAX_STREAMS", 4)
+#: Seconds after which a live stream is closed by the server (None: no limit).
+LIVE_TIME_LIMIT_S = _float("LIVE_TIME_LIMIT", None)
+#: A connection's state is dropped if no frame arrived for this long (missed disconnects).
+LIVE_IDLE_S = _float("LIVE_IDLE_S", 30.0)
+#: Timeline files of ended streams stay downloadable this long.
+LIVE_KEEP_S = _float("LIVE_KEEP_S", 1800.0)
+#: Where live timelines are written.
+LIVE_DIR = Path(os.environ.get("LIVE_DIR", "") or Path(tempfile.gettempdir()) / "emotion-live")
+#: Where processed uploads are written.
+OUTPUT_DIR = Path(os.environ.get("OUTPUT_DIR", "") or Path(tempfile.gettempdir()) / "emotion-out")
+#: Uploaded videos are processed up to this many seconds (None: whole video).
+VIDEO_MAX_SECONDS = _float("VIDEO_MAX_SECONDS", 600.0)
+#: Upload size limit passed to Gradio.
+MAX_UPLOAD_MB = _int("MAX_UPLOAD_MB", 200)
