@@ -85,18 +85,25 @@ def flicker_rate(labels, truth, timestamps, settle_s: float = 0.0) -> float:
     """Label changes per second while the truth is steady.
 
     Within each constant-truth segment, changes of the output label between
-    consecutive frames are counted, ignoring the first ``settle_s`` seconds after
-    a true change (there the label is *supposed* to change once: that is lag,
-    not flicker).  Returns changes / steady seconds.
+    consecutive frames are counted, except the one expected change: the first
+    change *to* the new true label after a true change (that is lag, not
+    flicker).  ``settle_s`` also ignores everything in the first seconds of a
+    segment.  Returns changes / seconds of steady truth.
     """
-    labels, ts = list(labels), np.asarray(timestamps, float)
+    labels, truth, ts = list(labels), list(truth), np.asarray(timestamps, float)
     changes, seconds = 0, 0.0
     for s, e in _segments(truth):
         t0 = ts[s] + (settle_s if s > 0 else 0.0)
         idx = [i for i in range(s, e) if ts[i] >= t0]
         if len(idx) < 2:
             continue
-        changes += sum(1 for a, b in zip(idx[:-1], idx[1:]) if labels[a] != labels[b])
+        caught = labels[idx[0]] == truth[s] or s == 0
+        for a, b in zip(idx[:-1], idx[1:]):
+            if labels[a] != labels[b]:
+                if not caught and labels[b] == truth[s]:
+                    caught = True  # the expected catch-up change
+                    continue
+                changes += 1
         seconds += ts[idx[-1]] - ts[idx[0]]
     return changes / seconds if seconds > 0 else 0.0
 
