@@ -72,3 +72,18 @@ def test_sort_baseline_is_worse_or_equal_on_crossing():
     ids_none, _ = run(seq, embedder="none")
     switches = lambda ids: sum(len(set(v)) - 1 for v in ids.values())  # noqa: E731
     assert switches(ids_app) <= switches(ids_none)
+
+
+def test_fast_gating_distance_matches_deepsort():
+    from deep_sort_realtime.deep_sort.kalman_filter import KalmanFilter
+
+    from tracker.track import _FastGatingKalman
+
+    kf, fast = KalmanFilter(), _FastGatingKalman()
+    mean, cov = kf.initiate(np.array([100, 100, 1, 80.0]))
+    for _ in range(3):
+        mean, cov = kf.predict(mean, cov)
+    meas = np.random.default_rng(0).normal([100, 100, 1, 80], [10, 10, 0.1, 5], (6, 4))
+    for pos in (False, True):
+        np.testing.assert_allclose(fast.gating_distance(mean, cov, meas, pos), kf.gating_distance(mean, cov, meas, pos),
+                                   rtol=1e-9)

@@ -1,0 +1,123 @@
+"""Speed of the pipeline: ``python -m benchmarks.pipeline [--seconds 4] [--out FILE]``.
+
+Prints per-stage and total milliseconds per frame (median and p95) at 640x480
+with 1, 5 and 10 real faces (benchmarks/synth.py crowds of real face crops on
+real backgrounds, pre-rendered so drawing them is not timed), the
+classification cost per face against batch size, and peak memory (RSS).
+Results go to ``benchmarks/results/pipeline.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.synth import make_sequence
+from pipeline import Pipeline
+
+STAGES = ("detect", "track", "classify", "smooth", "total")
+
+
+def stats(values) -> dict:
+    a = np.asarray(values, float)
+    return {"median": round(float(np.median(a)), 3), "p95": round(float(np.percentile(a, 95)), 3)}
+
+
+def bench_pipeline(n_faces: int, seconds: float, detector: str) -> dict:
+    seq = make_sequence("crowd", fps=30, seconds=seconds, size=(640, 480), seed=n_faces, n=n_faces)
+    frames = list(seq.frames)
+    with Pipeline(detector=detector) as p:
+        for f, t in zip(frames[:5], seq.timestamps[:5]):  # warm-up (sessions, caches)
+            p.process(f, t)
+        p.reset()
+        timings = {s: [] for s in STAGES}
+        faces = []
+        wall = []
+        for f, t in zip(frames, seq.timestamps):
+            t0 = time.perf_counter()
+            r = p.process(f, t)
+            wall.append((time.perf_counter() - t0) * 1000)
+            faces.append(len(r))
+            for s in STAGES:
+                timings[s].append(r.timings_ms[s])
+    gt_faces = float(np.mean([len(g) for g in seq.gt]))
+    return {
+        "faces_requested": n_faces,
+        "faces_in_gt": round(gt_faces, 2),
+        "faces_tracked": round(float(np.mean(faces[10:])), 2),
+        "frames": len(frames),
+        "detector": detector,
+        **{s: stats(v) for s, v in timings.items()},
+        "wall": stats(wall),
+    }
+
+
+def bench_batch(reps: int = 200) -> list[dict]:
+    from classifier import load_classifier
+    from tracker.detect import FaceDetector
+
+    seq = make_sequence("crowd", fps=30, seconds=0.2, n=8, seed=8)
+    frame = seq.frames[0]
+    boxes = FaceDetector("full").detect(frame).boxes
+    clf, _ = load_classifier()
+    out = []
+    for n in (1, 2, 4, 8, 16, 32):
+        b = np.resize(boxes, (n, 4)) if len(boxes) else np.tile([[100, 100, 200, 200]], (n, 1)).astype(np.float32)
+        clf.predict(frame, b)
+        ts = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            clf.predict(frame, b)
+            ts.append((time.perf_counter() - t0) * 1000)
+        med = float(np.median(ts))
+        out.append({"batch": n, "ms_median": round(med, 3), "ms_per_face": round(med / n, 4)})
+    return out
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=4.0, help="seconds of 30 fps video per case")
+    ap.add_argument("--faces", default="1,5,10")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "pipeline.json"))
+    args = ap.parse_args(argv)
+    import onnxruntime
+
+    cases = []
+    for det in ("short", "full"):
+        for n in [int(x) for x in args.faces.split(",")]:
+            cases.append(bench_pipeline(n, args.seconds, det))
+    batch = bench_batch()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    res = {
+        "command": "python -m benchmarks.pipeline",
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                    "onnxruntime": onnxruntime.__version__},
+        "frame_size": [640, 480],
+        "cases": cases,
+        "classification_batch": batch,
+        "peak_rss_mb": round(peak_mb, 1),
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(res, indent=2))
+
+    print("| detector | faces (in view / tracked) | detect | track | classify | smooth | total median | total p95 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for c in cases:
+        print(f"| {c['detector']} | {c['faces_in_gt']:.0f} / {c['faces_tracked']:.1f} | {c['detect']['median']:.2f} "
+              f"| {c['track']['median']:.2f} | {c['classify']['median']:.2f} | {c['smooth']['median']:.2f} "
+              f"| **{c['total']['median']:.2f}** | {c['total']['p95']:.2f} |")
+    print("\n| batch | classify ms | ms per face |\n|---|---|---|")
+    for b in batch:
+        print(f"| {b['batch']} | {b['ms_median']:.2f} | {b['ms_per_face']:.3f} |")
+    print(f"\npeak RSS: {peak_mb:.0f} MB; results: {args.out}")
+    return res
+
+
+if __name__ == "__main__":
+    main()
