@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from array import array
 from collections import deque
 from pathlib import Path
 
@@ -69,12 +70,17 @@ class SummaryBuilder:
         self.max_gap_s = max_gap_s
         self.tracks: dict[int, _Track] = {}
         self._intervals: deque = deque(maxlen=501)
+        self._step_cache: float | None = None
+        self._step_at = 0
         self.first_t: float | None = None
         self.last_t: float | None = None
         self.frames = 0
         self.rows = 0
         self._sum_p = np.zeros(self.C, np.float64)
-        self._bins: list[dict] = []
+        # closed bins, packed (about 40 bytes per bin): index, faces, C means each
+        self._bin_ids = array("q")
+        self._bin_faces = array("i")
+        self._bin_means = array("f")
         self._bin_idx: int | None = None
         self._bin_acc: dict[int, list] = {}
 
@@ -82,9 +88,14 @@ class SummaryBuilder:
     def step(self) -> float:
         if self.step_s:
             return float(self.step_s)
-        if self._intervals:
-            return float(np.median(self._intervals))
-        return 0.0
+        n = len(self._intervals)
+        if not n:
+            return 0.0
+        # the median of the last <=501 intervals, refreshed every 25 frames once warmed up
+        if self._step_cache is None or n < 50 or self.frames - self._step_at >= 25:
+            self._step_cache = float(np.median(self._intervals))
+            self._step_at = self.frames
+        return self._step_cache
 
     def gap_limit(self) -> float:
         if self.max_gap_s is not None:
@@ -116,7 +127,8 @@ class SummaryBuilder:
         if self._bin_idx is not None and b != self._bin_idx:
             self._close_bin()
         self._bin_idx = b
-        step, gap = self.step(), self.gap_limit()
+        step = self.step()
+        gap = float(self.max_gap_s) if self.max_gap_s is not None else max(3 * step, 0.5)
         for tid, li, p in zip(track_ids, labels, probs):
             tid, li = int(tid), int(li)
             tr = self.tracks.get(tid)
@@ -151,20 +163,26 @@ class SummaryBuilder:
         labels = result.labels if result.labels is not None else np.argmax(result.smoothed, axis=1)
         self.add_frame(result.timestamp, result.track_ids, labels, result.smoothed)
 
-    def _bin_dict(self, b, acc) -> dict:
-        means = np.mean([s / n for s, n in acc.values()], axis=0)
-        return {"start_s": _r(b * self.bin_s, 4), "end_s": _r((b + 1) * self.bin_s, 4), "faces": len(acc),
+    @staticmethod
+    def _bin_means_of(acc) -> np.ndarray:
+        return np.mean([s / n for s, n in acc.values()], axis=0)
+
+    def _bin_dict(self, b, faces, means) -> dict:
+        return {"start_s": _r(b * self.bin_s, 4), "end_s": _r((b + 1) * self.bin_s, 4), "faces": int(faces),
                 "mean_probs": {c: _r(v) for c, v in zip(self.classes, means)},
                 "dominant": self.classes[int(np.argmax(means))]}
 
     def _close_bin(self) -> None:
         if self._bin_acc:
-            self._bins.append(self._bin_dict(self._bin_idx, self._bin_acc))
+            self._bin_ids.append(self._bin_idx)
+            self._bin_faces.append(len(self._bin_acc))
+            self._bin_means.extend(self._bin_means_of(self._bin_acc).astype(np.float32).tolist())
         self._bin_acc = {}
 
     # -- output --------------------------------------------------------------
     def result(self) -> dict:
         """The summary so far (does not change the builder; more frames may follow)."""
+        self._step_cache = None  # exact median now
         step = self.step()
         classes = self.classes
         tracks = []
@@ -190,9 +208,10 @@ class SummaryBuilder:
                 "label_share": {c: _r(v) for c, v in zip(classes, share)},
             })
         face_s = float(total_label_t.sum())
-        bins = list(self._bins)
+        means = np.frombuffer(self._bin_means, np.float32).reshape(-1, self.C).astype(np.float64)
+        bins = [self._bin_dict(b, f, m) for b, f, m in zip(self._bin_ids, self._bin_faces, means)]
         if self._bin_acc:
-            bins.append(self._bin_dict(self._bin_idx, self._bin_acc))
+            bins.append(self._bin_dict(self._bin_idx, len(self._bin_acc), self._bin_means_of(self._bin_acc)))
         if self.rows:
             mean_all = self._sum_p / self.rows
             share_all = total_label_t / face_s if face_s > 0 else np.zeros(self.C)
