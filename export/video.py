@@ -215,7 +215,7 @@ def process_video(src_path, out_dir, config=None, frame_step: int = 1, progress=
             nonlocal frames_read, frames_processed, last, last_pts, last_progress
             i = frames_read
             ts = frame.time
-            ts = (ts - t0) if ts is not None else (i / fps if fps else i / 30.0)
+            ts = max((ts - t0) if ts is not None else (i / fps if fps else i / 30.0), 0.0)
             rgb = frame.to_ndarray(format="rgb24")
             if i % frame_step == 0:
                 last = pipe.process(rgb, ts)
@@ -226,7 +226,7 @@ def process_video(src_path, out_dir, config=None, frame_step: int = 1, progress=
             if img.shape[0] != oh or img.shape[1] != ow:
                 img = np.ascontiguousarray(img[:oh, :ow])
             vf = av.VideoFrame.from_ndarray(img, format="rgb24")
-            pts = int(round(max(ts, 0.0) / float(vout.time_base)))
+            pts = int(round(ts / float(vout.time_base)))
             if pts <= last_pts:
                 pts = last_pts + 1
             last_pts = pts

@@ -367,7 +367,7 @@ def _remux(src, dst, audio: str | None):
 
 
 def test_audio_kept_or_absent(data, tmp_path):
-    # AAC source: copied
+    # the source's mp3 track is copied (test_process_video_single_face); a PCM track is re-encoded
     src = _remux(data / "single_face.mp4", tmp_path / "tone.mov", "tone")
     with av.open(str(src)) as c:
         assert c.streams.audio[0].codec_context.name == "pcm_s16le"
@@ -387,7 +387,19 @@ def test_audio_kept_or_absent(data, tmp_path):
         assert [s.type for s in c.streams] == ["video"]
 
 
-@pytest.mark.parametrize("kind", ["empty", "text", "cut30_moov_at_end", "header_only", "folder", "missing"])
+def test_mpeg4_fallback_without_h264(data, tmp_path, monkeypatch):
+    import export.video as ev
+
+    monkeypatch.setattr(ev, "h264_available", lambda: False)
+    r = process_video(data / "single_face.mp4", tmp_path, frame_step=6)
+    assert r.video_codec == "mpeg4" and any("H.264" in w for w in r.warnings)
+    with av.open(str(r.annotated_mp4)) as c:
+        assert c.streams.video[0].codec_context.name == "mpeg4"
+        assert sum(1 for _ in c.decode(video=0)) == 72
+
+
+@pytest.mark.parametrize("kind", ["empty", "text", "cut30_moov_at_end", "header_only", "folder", "missing",
+                                  "audio_only"])
 def test_bad_files_raise_and_leave_nothing(kind, data, tmp_path):
     src_dir = tmp_path / "in"
     src_dir.mkdir()
@@ -407,6 +419,16 @@ def test_bad_files_raise_and_leave_nothing(kind, data, tmp_path):
         src.write_bytes(b[: b.find(b"mdat") + 4])
     elif kind == "folder":
         src = src_dir
+    elif kind == "audio_only":
+        src = src_dir / "tone.m4a"
+        with av.open(str(src), "w", format="mp4") as c:
+            st = c.add_stream("aac", rate=16000, layout="mono")
+            f = av.AudioFrame.from_ndarray(np.zeros((1, 16000), np.float32), format="flt", layout="mono")
+            f.sample_rate = 16000
+            for p in st.encode(f):
+                c.mux(p)
+            for p in st.encode(None):
+                c.mux(p)
     else:
         src = src_dir / "nope.mp4"
     out = tmp_path / "out"
