@@ -15,7 +15,7 @@ import pandas as pd
 from fastrtc import WebRTC
 
 from webapp import settings as S
-from webapp.charts import empty_timeline, timeline_plot_frame, tracks_frame
+from webapp.charts import timeline_plot_frame, tracks_frame
 from webapp.live import LiveHandler, ModelLoader, SessionRegistry, hook_cleanup, stable_handler
 from webapp.media import UserInputError, analyze_image_file, analyze_rgb, cleanup_outputs, process_video_file
 from webapp.rtc import rtc_configuration
@@ -78,8 +78,10 @@ def live_tick(webrtc_id, last_id, last_version):
     notice = f"⚠️ {info['notice']}" if info.get("notice") else ""
     header, rows = sess.tracks_rows()
     df, classes = sess.recent(30.0)
+    plot = timeline_plot_frame(df, classes)
+    # (an empty frame given to a LinePlot breaks its later updates in gradio 5.50: skip instead)
     return (_stats_md(info), gr.update(value=notice, visible=bool(notice)), tracks_frame(header, rows),
-            timeline_plot_frame(df, classes), sid, sess.version)
+            plot if len(plot) else gr.skip(), sid, sess.version)
 
 
 def live_download(webrtc_id, last_id):
@@ -136,10 +138,11 @@ def _video_plot(vr):
     try:
         df = pd.read_csv(vr.timeline_csv)
         classes = [c[2:] for c in df.columns if c.startswith("p_")]
-        return timeline_plot_frame(df, classes, bin_s=max(0.25, (vr.duration_s or 0) / 200))
+        plot = timeline_plot_frame(df, classes, bin_s=max(0.25, (vr.duration_s or 0) / 200))
+        return plot if len(plot) else None
     except Exception as exc:
         log.warning("video timeline chart failed: %s", exc)
-        return empty_timeline()
+        return None
 
 
 @_err
@@ -173,9 +176,10 @@ with gr.Blocks(title="Multi-face emotion recognition", css=CSS) as demo:
     with gr.Tab("Live", id="live"):
         with gr.Row():
             with gr.Column(scale=3):
-                webrtc = WebRTC(label="Webcam (analysed on the server)", mode="send-receive", modality="video",
+                webrtc = WebRTC(label="Webcam (analysed on the server)", show_label=False, mode="send-receive", modality="video",
                                 rtc_configuration=RTC_CLIENT, server_rtc_configuration=RTC_SERVER,
-                                mirror_webcam=False, elem_id="live-video",
+                                mirror_webcam=False, elem_id="live-video", full_screen=False, height=480,
+                                button_labels={"start": "Start webcam", "stop": "Stop", "waiting": "Connecting"},
                                 track_constraints={"width": {"ideal": 640}, "height": {"ideal": 480},
                                                    "frameRate": {"ideal": 30}, "facingMode": "user"})
                 live_stats = gr.Markdown("Press the button on the video to start your webcam.", elem_id="live-stats")
@@ -190,11 +194,11 @@ with gr.Blocks(title="Multi-face emotion recognition", css=CSS) as demo:
                         l_minface = gr.Slider(8, 200, value=20, step=2, label="Minimum face size (px)")
                         l_score = gr.Slider(0.1, 0.95, value=0.5, step=0.05, label="Detection threshold")
             with gr.Column(scale=2):
-                live_table = gr.DataFrame(label="Current tracks (smoothed probabilities)", elem_id="live-tracks",
+                live_table = gr.DataFrame(tracks_frame(["track", "emotion", "prob"], []), label="Current tracks (smoothed probabilities)", elem_id="live-tracks",
                                           interactive=False, wrap=True)
-                live_plot = gr.LinePlot(empty_timeline(), x="time_s", y="prob", color="series",
+                live_plot = gr.LinePlot(None, x="time_s", y="prob", color="series",
                                         label="Timeline, last 30 s", x_title="time (s)", y_title="probability",
-                                        y_lim=[0, 1], height=260, elem_id="live-plot")
+                                        y_lim=[0, 1], height=300, elem_id="live-plot")
                 live_dl = gr.Button("Download the timeline recorded so far", elem_id="live-download")
                 live_files = gr.File(label="Timeline files (CSV, JSON, summary)", file_count="multiple",
                                      interactive=False)
@@ -234,7 +238,7 @@ with gr.Blocks(title="Multi-face emotion recognition", css=CSS) as demo:
             with gr.Column():
                 vid_out = gr.Video(label="Annotated video", interactive=False)
                 vid_note = gr.Markdown()
-                vid_plot = gr.LinePlot(empty_timeline(), x="time_s", y="prob", color="series", label="Timeline",
+                vid_plot = gr.LinePlot(None, x="time_s", y="prob", color="series", label="Timeline",
                                        x_title="time (s)", y_title="probability", y_lim=[0, 1], height=260)
                 vid_files = gr.File(label="Timeline CSV/JSON, summary, annotated MP4", file_count="multiple",
                                     interactive=False)

@@ -17,6 +17,7 @@ download must never stall the stream loop, which all connections share.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -144,7 +145,7 @@ class LiveSession:
         self.stats = LiveStats()
         self.last_result: FrameResult | None = None
         self.version = 0  # bumps on every processed frame (the page skips unchanged ticks)
-        self.last_seen = time.monotonic()
+        self.t0 = self.last_seen = time.monotonic()
         self.closed = False
         self._times: deque[float] = deque(maxlen=60)
         self._prev_key: np.ndarray | None = None
@@ -159,7 +160,8 @@ class LiveSession:
         if _export_live is None or self.live_dir is None:
             return
         part = len(self.recorders) + 1
-        sid = self.id if part == 1 else f"{self.id}-part{part}"
+        base = re.sub(r"[^A-Za-z0-9_-]", "_", self.id)[:100] or "live"
+        sid = f"{base}-{int(time.time())}" + ("" if part == 1 else f"-part{part}")
         meta = {**self.meta, "model": self.pipeline.model_id, "detector": self.pipeline.config.detector}
         self._rec_classes = tuple(self.pipeline.classes)
         try:
@@ -209,7 +211,7 @@ class LiveSession:
             if settings != self.settings or self.model_notice:
                 self.apply(settings)
             rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
-            res = self.pipeline.process(rgb, now)
+            res = self.pipeline.process(rgb, now - self.t0)  # seconds since the stream started
             if self.recorders and tuple(res.classes) != self._rec_classes:
                 self._rotate_recorder()  # a model switch changed the class set: start a new file
             if self.recorder is not None:
@@ -243,8 +245,7 @@ class LiveSession:
             self._new_recorder()
             return
         try:
-            self.snapshots.append(self.recorder.snapshot())
-            self.recorder.close()
+            self.snapshots.append(self.recorder.close())
         except Exception as exc:
             log.warning("closing live recorder part failed: %s", exc)
         self._new_recorder()
@@ -296,14 +297,9 @@ class LiveSession:
             self.closed = True
             for rec in self.recorders[-1:]:
                 try:
-                    self.snapshots.append(rec.snapshot())
+                    self.snapshots.append(rec.close())  # final timeline CSV/JSON + summary JSON/CSV
                 except Exception as exc:
-                    log.warning("final live snapshot failed: %s", exc)
-            for rec in self.recorders:
-                try:
-                    rec.close()
-                except Exception:
-                    pass
+                    log.warning("finishing the live recording failed: %s", exc)
             self.recorders = []
             try:
                 self.pipeline.close()
@@ -328,7 +324,7 @@ def _files_of(snaps: list[dict]) -> list[str]:
     for s in snaps:
         if not isinstance(s, dict):
             continue
-        for k in ("csv", "json", "summary"):
+        for k in ("csv", "json", "summary", "summary_csv"):
             v = s.get(k)
             if v and Path(v).is_file():
                 out.append(str(v))
