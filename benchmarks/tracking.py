@@ -248,7 +248,8 @@ def main(argv=None) -> int:
     Path(a.out).write_text(json.dumps({
         "command": "python -m benchmarks.tracking" + (" --quick" if a.quick else ""),
         "fps": a.fps, "seeds": a.seeds, "frames": n_frames, "embed_ms_per_face": prepare.embed_ms,
-        "recommended": best["config"], "settings": results,
+        "recommended": best["config"],
+        "settings": [{k: r[k] for k in ("config", "name", "summary")} for r in results],
         "per_case_recommended": per_case(best["rows"]), "per_case_base": per_case(base["rows"]),
         "seconds": time.time() - t0,
     }, indent=1))
