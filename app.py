@@ -198,7 +198,7 @@ with gr.Blocks(title="Multi-face emotion recognition", css=CSS) as demo:
                                           interactive=False, wrap=True)
                 live_plot = gr.LinePlot(None, x="time_s", y="prob", color="series",
                                         label="Timeline, last 30 s", x_title="time (s)", y_title="probability",
-                                        y_lim=[0, 1], height=300, elem_id="live-plot")
+                                        y_lim=[0, 1], height=340, elem_id="live-plot")
                 live_dl = gr.Button("Download the timeline recorded so far", elem_id="live-download")
                 live_files = gr.File(label="Timeline files (CSV, JSON, summary)", file_count="multiple",
                                      interactive=False)

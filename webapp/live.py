@@ -258,7 +258,7 @@ class LiveSession:
             header = ["track", "emotion", "prob"] + classes
             if res is None:
                 return header, []
-            rows = [[f"#{f.track_id}", f.label, round(f.label_prob, 3)] + [round(f.smoothed.get(c, 0.0), 3) for c in classes]
+            rows = [[f"#{f.track_id}", f.label, f"{f.label_prob:.0%}"] + [round(f.smoothed.get(c, 0.0), 3) for c in classes]
                     for f in res]
             return header, rows
 
