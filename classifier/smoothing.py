@@ -25,7 +25,7 @@ class _State:
 
 
 class ProbabilitySmoother:
-    def __init__(self, half_life_s: float = 0.5, margin: float = 0.1):
+    def __init__(self, half_life_s: float = 0.1, margin: float = 0.2):
         if half_life_s < 0 or margin < 0:
             raise ValueError("half_life_s and margin must be >= 0")
         self.half_life_s = float(half_life_s)

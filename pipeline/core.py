@@ -29,10 +29,12 @@ class PipelineConfig:
     tiles: int | str = 0  # 0 off, N for an N x N grid, "auto" for big frames
     min_score: float = 0.5  # detection threshold
     min_face: int = 20  # smallest face side in pixels
-    half_life_s: float = 0.5  # probability smoothing half-life (0 = off)
-    margin: float = 0.1  # label hysteresis (probability margin)
-    max_hidden_s: float = 1.5  # keep a hidden face's ID this long
-    n_init: int = 3  # frames before a new face gets an ID
+    # Defaults chosen from benchmarks/smoothing.py and benchmarks/tracking.py (see README).
+    half_life_s: float = 0.1  # probability smoothing half-life in seconds (0 = off)
+    margin: float = 0.2  # label hysteresis: a new label must lead the shown one by this
+    max_hidden_s: float = 3.0  # keep a hidden face's ID this long (seconds)
+    n_init: int = 2  # frames before a new face gets an ID
+    max_iou_distance: float = 0.9  # DeepSORT IoU gate (1 - IoU) for the fallback matching
     embedder: str = "colorhist"  # appearance embedding for DeepSORT
     max_faces: int = 64  # classify at most this many faces per frame (largest first)
 
@@ -68,8 +70,11 @@ class Pipeline:
             self.classifier = clf
             if old is not None and old_classes != clf.classes:
                 self.smoother.reset()
-        tc = TrackerConfig(max_hidden_s=new.max_hidden_s, n_init=new.n_init, embedder=new.embedder)
-        if old is None or (new.n_init, new.embedder) != (old.n_init, old.embedder):
+        tc = TrackerConfig(max_hidden_s=new.max_hidden_s, n_init=new.n_init, embedder=new.embedder,
+                           max_iou_distance=new.max_iou_distance)
+        if old is None or (new.n_init, new.embedder, new.max_iou_distance) != (
+            old.n_init, old.embedder, old.max_iou_distance
+        ):
             self.tracker = FaceTracker(tc)  # a different tracker setup starts fresh
             if old is not None:
                 self.smoother.reset()
