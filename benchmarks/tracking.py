@@ -31,7 +31,11 @@ from .metrics import md_table, mot_metrics
 
 RESULTS = Path(__file__).resolve().parent / "results"
 EMBEDDERS = ("colorhist", "thumb", "none", "fer128")
-BASE = dict(embedder="colorhist", max_cosine_distance=0.3, n_init=3, max_hidden_s=1.5, max_iou_distance=0.7)
+# the shipped defaults (tracker/track.py TrackerConfig), then the first defaults for comparison
+BASE = dict(embedder="colorhist", max_cosine_distance=0.3, n_init=2, max_hidden_s=3.0, max_iou_distance=0.9,
+            reid_distance=0.4)
+FIRST = dict(embedder="colorhist", max_cosine_distance=0.3, n_init=3, max_hidden_s=1.5, max_iou_distance=0.7,
+             reid_distance=0.0)
 
 
 def cases(quick: bool = False) -> list[tuple[str, str, dict]]:
@@ -159,28 +163,25 @@ def summarize(rows: list[dict]) -> dict:
 
 
 def settings(quick: bool) -> list[dict]:
-    out = [dict(BASE)]
+    out = [dict(BASE), dict(FIRST)]
 
     def add(**kw):
         c = {**BASE, **kw}
         if c not in out:
             out.append(c)
 
+    for r in (0.0, 0.3, 0.5):
+        add(reid_distance=r)
     for e in EMBEDDERS:
         for mcd in ((0.3,) if e == "none" else (0.2, 0.3, 0.4)):
             add(embedder=e, max_cosine_distance=mcd)
     if not quick:
-        for n in (1, 2, 3, 5):
+        for n in (3, 5):
             add(n_init=n)
-        for hs in (0.5, 1.0, 3.0):
+        for hs in (1.0, 1.5, 5.0):
             add(max_hidden_s=hs)
-        for mi in (0.5, 0.9):
+        for mi in (0.5, 0.7):
             add(max_iou_distance=mi)
-        # combinations of the single changes that helped
-        for e in ("colorhist", "none", "fer128"):
-            add(embedder=e, max_iou_distance=0.9, max_hidden_s=3.0)
-            add(embedder=e, max_iou_distance=0.9, max_hidden_s=3.0, n_init=2)
-        add(max_iou_distance=0.9, max_hidden_s=3.0, max_cosine_distance=0.4)
     return out
 
 
@@ -203,7 +204,7 @@ def per_case(rows: list[dict]) -> list[dict]:
 
 def cfg_name(c: dict) -> str:
     return (f"{c['embedder']} cos{c['max_cosine_distance']} n_init{c['n_init']} "
-            f"hide{c['max_hidden_s']}s iou{c['max_iou_distance']}")
+            f"hide{c['max_hidden_s']}s iou{c['max_iou_distance']} reid{c.get('reid_distance', 0)}")
 
 
 def main(argv=None) -> int:

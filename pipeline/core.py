@@ -35,6 +35,7 @@ class PipelineConfig:
     max_hidden_s: float = 3.0  # keep a hidden face's ID this long (seconds)
     n_init: int = 2  # frames before a new face gets an ID
     max_iou_distance: float = 0.9  # DeepSORT IoU gate (1 - IoU) for the fallback matching
+    reid_distance: float = 0.4  # appearance distance to give a hidden face its old ID back (0 = off)
     embedder: str = "colorhist"  # appearance embedding for DeepSORT
     max_faces: int = 64  # classify at most this many faces per frame (largest first)
 
@@ -71,7 +72,7 @@ class Pipeline:
             if old is not None and old_classes != clf.classes:
                 self.smoother.reset()
         tc = TrackerConfig(max_hidden_s=new.max_hidden_s, n_init=new.n_init, embedder=new.embedder,
-                           max_iou_distance=new.max_iou_distance)
+                           max_iou_distance=new.max_iou_distance, reid_distance=new.reid_distance)
         if old is None or (new.n_init, new.embedder, new.max_iou_distance) != (
             old.n_init, old.embedder, old.max_iou_distance
         ):
@@ -80,6 +81,7 @@ class Pipeline:
                 self.smoother.reset()
         else:
             self.tracker.config.max_hidden_s = new.max_hidden_s
+            self.tracker.config.reid_distance = new.reid_distance
         if old is None:
             self.smoother = ProbabilitySmoother(new.half_life_s, new.margin)
         else:

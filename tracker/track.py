@@ -5,6 +5,12 @@ Adds to DeepSORT what a face stream needs:
 * **small stable IDs**: DeepSORT numbers every tentative track; we hand out
   our own IDs 1, 2, 3 ... only when a track is confirmed, so a one-frame false
   detection never burns an ID;
+* **re-identification of hidden faces**: DeepSORT's Kalman prediction drifts
+  while a face is hidden, so after a second or two the reappearing face fails
+  the motion gate and starts a new track.  When a new track is confirmed we
+  compare its appearance with the confirmed tracks that are currently missing
+  (not seen for less than ``max_hidden_s``) near where they were last seen;
+  the closest match under ``reid_distance`` hands its ID over;
 * **time-based memory**: ``max_hidden_s`` (seconds) is turned into DeepSORT's
   per-track ``max_age`` (frames) from the measured frame interval, so a face
   hidden for a second keeps its ID at 5 fps and at 30 fps alike;
@@ -50,6 +56,8 @@ class TrackerConfig:
     n_init: int = 2  # detections needed before a track is confirmed
     max_cosine_distance: float = 0.3  # appearance gate
     max_iou_distance: float = 0.9  # IoU gate (1 - IoU) for the fallback matching
+    reid_distance: float = 0.4  # cosine distance to give a hidden face its old ID back (0 = off)
+    reid_radius: float = 3.0  # ... if it reappears within this many face widths of where it was lost
     nn_budget: int = 30  # appearance samples kept per track
     embedder: str = "colorhist"
 
@@ -106,27 +114,68 @@ class FaceTracker:
         ended = []
         for dead in self._ds.tracker.del_tracks_ids:
             if dead in self._ids:
-                ended.append(self._ids.pop(dead))
+                gone = self._ids.pop(dead)
+                self._last_box.pop(gone, None)
+                ended.append(gone)
 
         keep, ids = [], []
-        for tr in tracks:
+        for tr in list(tracks):
             if not tr.is_confirmed():
                 continue
             if tr.track_id not in self._ids:
-                self._ids[tr.track_id] = self._next_id
-                self._next_id += 1
+                box = boxes[int(tr.others)] if tr.others is not None else None
+                old = self._reidentify(tr, box)
+                if old is None:
+                    old = self._next_id
+                    self._next_id += 1
+                self._ids[tr.track_id] = old
             if tr.time_since_update == 0 and tr.others is not None:
                 keep.append(int(tr.others))
                 ids.append(self._ids[tr.track_id])
+                self._last_box[self._ids[tr.track_id]] = boxes[int(tr.others)].copy()
         out = frame.subset(keep)
         out.track_ids = np.asarray(ids, dtype=np.int64)
         out.ended_tracks = tuple(sorted(ended))
         return out
 
+    def _reidentify(self, new, box) -> int | None:
+        """The ID of a hidden confirmed track that ``new`` looks like, or None."""
+        c = self.config
+        if c.reid_distance <= 0 or box is None or not new.features or c.embedder == "none":
+            return None
+        feat = np.asarray(new.features[-1], np.float32)
+        feat = feat / max(float(np.linalg.norm(feat)), 1e-9)
+        samples = self._ds.tracker.metric.samples
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        best, best_d = None, c.reid_distance
+        for old in self._ds.tracker.tracks:
+            if old is new or not old.is_confirmed() or old.time_since_update == 0 or old.track_id not in self._ids:
+                continue
+            last = self._last_box.get(self._ids[old.track_id])
+            if last is None:
+                continue
+            w = max(last[2] - last[0], box[2] - box[0], 1.0)
+            if np.hypot(cx - (last[0] + last[2]) / 2, cy - (last[1] + last[3]) / 2) > c.reid_radius * w:
+                continue
+            gallery = samples.get(old.track_id)
+            if not gallery:
+                continue
+            g = np.asarray(gallery, np.float32)
+            g = g / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-9)
+            d = float(1.0 - (g @ feat).max())
+            if d < best_d:
+                best, best_d = old, d
+        if best is None:
+            return None
+        # hand the old ID over and retire the old DeepSORT track for good
+        self._ds.tracker.tracks.remove(best)
+        return self._ids.pop(best.track_id)
+
     def reset(self) -> None:
         """Forget every track (IDs start again from 1)."""
         self._ds = self._make()
         self._ids: dict[str, int] = {}  # DeepSORT id -> our id (confirmed tracks only)
+        self._last_box: dict[int, np.ndarray] = {}  # our id -> box where it was last seen
         self._next_id = 1
         self._last_t: float | None = None
         self._dt = 1 / 30
