@@ -16,7 +16,7 @@ from fastrtc import WebRTC
 
 from webapp import settings as S
 from webapp.charts import timeline_plot_frame, tracks_frame
-from webapp.live import LiveHandler, ModelLoader, SessionRegistry, hook_cleanup, stable_handler
+from webapp.live import LiveHandler, LiveSettings, ModelLoader, SessionRegistry, hook_cleanup, stable_handler
 from webapp.media import UserInputError, analyze_image_file, analyze_rgb, cleanup_outputs, process_video_file
 from webapp.rtc import rtc_configuration
 
@@ -26,6 +26,7 @@ logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
 log = logging.getLogger("app")
 
 MODELS = S.model_choices()
+LIVE_DEFAULTS = LiveSettings()  # the pipeline's defaults (PipelineConfig)
 LOADER = ModelLoader()
 REGISTRY = SessionRegistry(LOADER, S.LIVE_DIR, idle_s=S.LIVE_IDLE_S, keep_s=S.LIVE_KEEP_S)
 REGISTRY.start_reaper()
@@ -187,12 +188,12 @@ with gr.Blocks(title="Multi-face emotion recognition", css=CSS) as demo:
                 with gr.Accordion("Settings (apply immediately, no restart)", open=True):
                     with gr.Row():
                         l_model = gr.Dropdown(MODELS, value=S.DEFAULT_UI_MODEL, label="Model")
-                        l_detector = gr.Radio([("near (webcam)", "short"), ("far / groups", "full")], value="short",
+                        l_detector = gr.Radio([("near (webcam)", "short"), ("far / groups", "full")], value=LIVE_DEFAULTS.detector,
                                               label="Detector range")
                     with gr.Row():
-                        l_half = gr.Slider(0, 3, value=0.5, step=0.05, label="Smoothing half-life (s)")
-                        l_minface = gr.Slider(8, 200, value=20, step=2, label="Minimum face size (px)")
-                        l_score = gr.Slider(0.1, 0.95, value=0.5, step=0.05, label="Detection threshold")
+                        l_half = gr.Slider(0, 3, value=LIVE_DEFAULTS.half_life_s, step=0.05, label="Smoothing half-life (s)")
+                        l_minface = gr.Slider(8, 200, value=LIVE_DEFAULTS.min_face, step=2, label="Minimum face size (px)")
+                        l_score = gr.Slider(0.1, 0.95, value=LIVE_DEFAULTS.min_score, step=0.05, label="Detection threshold")
             with gr.Column(scale=2):
                 live_table = gr.DataFrame(tracks_frame(["track", "emotion", "prob"], []), label="Current tracks (smoothed probabilities)", elem_id="live-tracks",
                                           interactive=False, wrap=True)

@@ -145,7 +145,7 @@ def test_cleanup_hook_and_stable_handler(tmp_path):
 
 def test_settings_from_inputs_clamps_bad_values():
     s = LiveSettings.from_inputs(None, "weird", "x", -5, 7)
-    assert s.detector == "short" and s.half_life_s == 0.5 and s.min_face == 4 and s.min_score == 0.99
+    assert s.detector == "short" and s.half_life_s == LiveSettings().half_life_s and s.min_face == 4 and s.min_score == 0.99
 
 
 def test_rtc_configuration_from_env():

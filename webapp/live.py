@@ -46,10 +46,10 @@ class LiveSettings:
     """The live tab's controls, as the handler receives them."""
 
     model: str = DEFAULT_MODEL
-    detector: str = "short"
-    half_life_s: float = 0.5
-    min_face: int = 20
-    min_score: float = 0.5
+    detector: str = PipelineConfig.detector
+    half_life_s: float = PipelineConfig.half_life_s
+    min_face: int = PipelineConfig.min_face
+    min_score: float = PipelineConfig.min_score
 
     @classmethod
     def from_inputs(cls, model=None, detector=None, half_life_s=None, min_face=None, min_score=None) -> "LiveSettings":
