@@ -152,6 +152,8 @@ def process_video(src_path, out_dir, config=None, frame_step: int = 1, progress=
                              f"the limit is {max_pixels:,} pixels")
         if width <= 0 or height <= 0:
             raise VideoError(f"{src.name}: the video stream has no picture size (broken header)")
+        if width < 16 or height < 16:
+            raise VideoError(f"{src.name}: the video is only {width}x{height} pixels")
         total = int(vin.frames or 0)
         if not total and duration and fps:
             total = int(round(duration * fps))
@@ -179,7 +181,10 @@ def process_video(src_path, out_dir, config=None, frame_step: int = 1, progress=
             warnings.append("H.264 (libx264) is not available in this FFmpeg build; "
                             "the annotated video is MPEG-4 Part 2, which some browsers do not play")
         vout.width, vout.height, vout.pix_fmt = ow, oh, "yuv420p"
-        vout.time_base = vin.time_base or Fraction(1, 90000)
+        tb = vin.time_base or Fraction(1, 90000)
+        if vcodec == "mpeg4" and tb.denominator > 65535:  # MPEG-4 Part 2 allows at most 16-bit time bases
+            tb = Fraction(1, 60000)
+        vout.time_base = tb
         vout.codec_context.time_base = vout.time_base
 
         aout, audio_mode, resampler = None, "none", None
@@ -216,6 +221,9 @@ def process_video(src_path, out_dir, config=None, frame_step: int = 1, progress=
             i = frames_read
             ts = frame.time
             ts = max((ts - t0) if ts is not None else (i / fps if fps else i / 30.0), 0.0)
+            if max_seconds is not None and duration is None and ts > max_seconds:
+                # the header had no duration: enforce the limit while decoding
+                raise VideoError(f"{src.name}: the video is longer than the limit of {max_seconds:g} s")
             rgb = frame.to_ndarray(format="rgb24")
             if i % frame_step == 0:
                 last = pipe.process(rgb, ts)
@@ -254,7 +262,12 @@ def process_video(src_path, out_dir, config=None, frame_step: int = 1, progress=
                 except av.FFmpegError:  # e.g. a timestamp the muxer refuses: skip that packet
                     audio_skipped += 1
             else:
-                for af in packet.decode():
+                try:
+                    afs = packet.decode()
+                except (av.FFmpegError, EOFError):
+                    audio_skipped += 1
+                    return
+                for af in afs:
                     af.pts = None
                     for rf in resampler.resample(af):
                         for p in aout.encode(rf):
@@ -262,21 +275,32 @@ def process_video(src_path, out_dir, config=None, frame_step: int = 1, progress=
 
         audio_skipped = 0
         stop_error = None
-        try:
-            for packet in container.demux(*streams):
-                if packet.stream.type == "video":
-                    for frame in packet.decode():
-                        emit_video(frame)
-                elif packet.size or resampler is not None:
-                    emit_audio_packet(packet)
-        except av.FFmpegError as e:
-            stop_error = e
-        except (ValueError, IndexError, EOFError) as e:  # odd packets from broken files
-            stop_error = e
+        bad_packets = 0
+        demux = container.demux(*streams)
+        while True:
+            try:
+                packet = next(demux)
+            except StopIteration:
+                break
+            except (av.FFmpegError, EOFError) as e:  # the container cannot be read further
+                stop_error = e
+                break
+            if packet.stream.type == "video":
+                try:
+                    frames = packet.decode()
+                except (av.FFmpegError, EOFError):  # a corrupt packet: skip it, decoding resumes
+                    bad_packets += 1          # at the next intact keyframe
+                    continue
+                for frame in frames:
+                    emit_video(frame)
+            elif packet.size or resampler is not None:
+                emit_audio_packet(packet)
         if frames_read == 0:
             why = f" ({_short(stop_error)})" if stop_error else ""
             raise VideoError(f"{src.name}: no video frame could be decoded - the file is empty, "
                              f"truncated or corrupt{why}")
+        if bad_packets:
+            warnings.append(f"{bad_packets} corrupt video packets were skipped")
         if stop_error is not None:
             warnings.append(f"decoding stopped after {frames_read} frames ({_short(stop_error)}); "
                             "the results cover the part that could be read")
@@ -285,7 +309,7 @@ def process_video(src_path, out_dir, config=None, frame_step: int = 1, progress=
                             "(the file seems truncated or corrupt); the results cover that part")
 
         if audio_skipped:
-            warnings.append(f"{audio_skipped} audio packets with unusable timestamps were left out")
+            warnings.append(f"{audio_skipped} audio packets could not be used (corrupt or bad timestamps)")
         for pkt in vout.encode(None):
             out.mux(pkt)
         if aout is not None and resampler is not None:

@@ -453,6 +453,22 @@ def test_truncated_mid_file_keeps_what_decodes(data, tmp_path):
     assert listing(out) == sorted(p.name for p in r.paths.values())
 
 
+def test_corrupt_middle_goes_on_after_the_damage(data, tmp_path):
+    b = bytearray((data / "WolfgangLanger_Pexels.mp4").read_bytes())
+    a, n = len(b) // 2, len(b) // 10
+    b[a:a + n] = np.random.default_rng(1).integers(0, 256, n, dtype=np.uint8).tobytes()
+    src = tmp_path / "garbled.mp4"
+    src.write_bytes(bytes(b))
+    out = tmp_path / "out"
+    r = process_video(src, out, frame_step=4)
+    df = read_timeline(r.timeline_csv)
+    # frames after the damaged middle are analysed too (decoding resumes at the next keyframe)
+    assert 300 < r.frames_read < 472 and df["time_s"].max() > 15
+    assert any("corrupt" in w for w in r.warnings)
+    assert len(decoded_frames(r.annotated_mp4)) == r.frames_read
+    assert listing(out) == sorted(p.name for p in r.paths.values())
+
+
 def test_limits_checked_before_decoding(data, tmp_path, monkeypatch):
     import pipeline
 
@@ -541,6 +557,33 @@ def test_live_recorder_bounded_and_snapshots(tmp_path):
     assert rec.snapshot()["csv"] == final["csv"]  # after close: the final files
     with pytest.raises(ValueError):
         rec.add(make_result(0, 9999.0, []))
+
+
+def test_live_snapshot_while_another_thread_records(tmp_path):
+    import threading
+
+    rec = LiveRecorder(tmp_path, "threads", CLASSES7, {})
+    stream = list(_synthetic_stream(3000))
+    done = threading.Event()
+
+    def feed():
+        for r in stream:
+            rec.add(r)
+        done.set()
+
+    th = threading.Thread(target=feed)
+    th.start()
+    sizes = []
+    while not done.is_set():
+        snap = rec.snapshot()
+        doc = json.loads(Path(snap["json"]).read_text())  # always complete JSON
+        csv_rows = len(read_timeline(snap["csv"]))
+        assert csv_rows == len(doc["rows"]) == doc["rows_count"]  # both copies of the same moment
+        sizes.append(csv_rows)
+        rec.recent(10)
+    th.join()
+    assert len(sizes) >= 2 and sizes == sorted(sizes)
+    assert len(read_timeline(rec.close()["csv"])) == sum(len(r) for r in stream)
 
 
 @pytest.mark.parametrize("sid", ["../evil", "a/b", "..", ".", "", "a.b", "x" * 200, "a b", "c:\\x", None])
