@@ -27,7 +27,7 @@ _LAZY = {
     "timeline_frame": "plot", "plot_timeline": "plot",
 }
 
-__all__ = ["APP_VERSION", *_LAZY]
+__all__ = ["APP_VERSION", *sorted(_LAZY)]  # noqa: PLE0604 (names, resolved lazily)
 
 
 def __getattr__(name):

@@ -34,7 +34,7 @@ from .summary import SummaryBuilder, write_summary, write_summary_csv
 from .timeline import TimelineWriter, result_rows
 
 _SESSION_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-_ACTIVE: "weakref.WeakSet[LiveRecorder]" = weakref.WeakSet()
+_ACTIVE: weakref.WeakSet[LiveRecorder] = weakref.WeakSet()
 
 
 def check_session_id(session_id) -> str:

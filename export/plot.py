@@ -31,8 +31,8 @@ def timeline_frame(df, classes, max_points: int | None = 5000):
     """Long format for ``gr.LinePlot``: columns ``time_s, track, emotion, prob, series``.
 
     ``track`` is ``"#<id>"``; ``series`` is ``"#<id> <emotion>"`` (one line per
-    track and class).  ``max_points`` thins the rows evenly in time per track
-    so a long session still draws fast (None: all rows).
+    track and class).  ``max_points`` (output points) thins the input rows
+    evenly so a long session still draws fast (None: all rows).
     """
     import pandas as pd
 
@@ -58,7 +58,9 @@ def timeline_frame(df, classes, max_points: int | None = 5000):
 def plot_timeline(df, classes, path_png, title: str | None = None, max_tracks: int = 12) -> Path:
     """A PNG with one subplot per track (the ``max_tracks`` longest-seen), probability per class over time."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure  # no pyplot: no global state, safe in server threads
+    from matplotlib.figure import (
+        Figure,  # no pyplot: no global state, safe in server threads
+    )
 
     classes = list(classes)
     colors = class_colors(classes)

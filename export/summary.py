@@ -46,7 +46,7 @@ def _r(v, d=4):
 
 
 class _Track:
-    __slots__ = ("first", "last", "frames", "sum_p", "label_t", "visible", "last_label")
+    __slots__ = ("first", "frames", "label_t", "last", "last_label", "sum_p", "visible")
 
     def __init__(self, t, C):
         self.first = self.last = t

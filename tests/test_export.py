@@ -132,7 +132,7 @@ def single(data, tmp_path_factory):
 
 # -- timeline files -------------------------------------------------------------
 def test_roundtrip_real_video(single):
-    r, out, _ = single
+    r = single[0]
     cols = columns_for(CLASSES7)
     raw = pd.read_csv(r.timeline_csv)  # plain pandas, as a user would
     assert list(raw.columns) == cols
@@ -328,7 +328,7 @@ def test_frame_step_keeps_every_frame(single, data, tmp_path):
 def test_variable_frame_rate_uses_pts(data, tmp_path):
     src = data / "face_noface.mov"  # iPhone HEVC, frame intervals from 14 to 42 ms
     src_times = np.array(decoded_frames(src))
-    assert np.diff(src_times).min() < 0.02 < 0.04 < np.diff(src_times).max()
+    assert np.diff(src_times).min() < 0.02 and np.diff(src_times).max() > 0.04
     r = process_video(src, tmp_path, frame_step=3)
     df = read_timeline(r.timeline_csv)
     assert len(df)
@@ -638,7 +638,7 @@ def test_cli_folder_with_good_and_bad(data, tmp_path):
     (src / "readme.txt").write_text("ignored: not a video extension")
     out = tmp_path / "out"
     p = subprocess.run([sys.executable, "-m", "export", str(src), "--out", str(out), "--frame-step", "3",
-                        "--png", "--quiet"], cwd=REPO, capture_output=True, text=True, timeout=120)
+                        "--png", "--quiet"], check=False, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert p.returncode == 1, p.stderr
     errors = [l for l in p.stderr.splitlines() if l.startswith("error:")]
     assert errors == ["error: b_bad.mp4: not a readable video file (Invalid data found when processing input)"]
