@@ -58,9 +58,8 @@ def timeline_frame(df, classes, max_points: int | None = 5000):
 def plot_timeline(df, classes, path_png, title: str | None = None, max_tracks: int = 12) -> Path:
     """A PNG with one subplot per track (the ``max_tracks`` longest-seen), probability per class over time."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import (
-        Figure,  # no pyplot: no global state, safe in server threads
-    )
+    from matplotlib.figure import Figure  # no pyplot: no global state, thread-safe
+
 
     classes = list(classes)
     colors = class_colors(classes)

@@ -27,7 +27,7 @@ import re
 import secrets
 import shutil
 import threading
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -181,7 +181,7 @@ class TimelineWriter:
             "schema": SCHEMA_NAME,
             "schema_version": SCHEMA_VERSION,
             "app_version": APP_VERSION,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "source": source,
             "model": model,
             "classes": list(self.classes),
