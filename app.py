@@ -17,7 +17,7 @@ from fastrtc import WebRTC
 from webapp import settings as S
 from webapp.charts import timeline_plot_frame, tracks_frame
 from webapp.live import LiveHandler, LiveSettings, ModelLoader, SessionRegistry, hook_cleanup, stable_handler
-from webapp.media import UserInputError, analyze_image_file, analyze_rgb, cleanup_outputs, process_video_file
+from webapp.media import UserInputError, analyze_image_file, cleanup_outputs, process_video_file
 from webapp.rtc import rtc_configuration
 
 # gradio 5.50 announces gradio 6 renames (css=, show_api=); fastrtc 0.0.34 needs gradio<6.
@@ -28,12 +28,31 @@ log = logging.getLogger("app")
 MODELS = S.model_choices()
 LIVE_DEFAULTS = LiveSettings()  # the pipeline's defaults (PipelineConfig)
 LOADER = ModelLoader()
-REGISTRY = SessionRegistry(LOADER, S.LIVE_DIR, idle_s=S.LIVE_IDLE_S, keep_s=S.LIVE_KEEP_S)
+REGISTRY = SessionRegistry(LOADER, S.LIVE_DIR, idle_s=S.LIVE_IDLE_S, keep_s=S.LIVE_KEEP_S, max_active=S.LIVE_MAX_STREAMS)
 REGISTRY.start_reaper()
 HANDLER = LiveHandler(REGISTRY)
 RTC_CLIENT, RTC_SERVER, RTC_DESCRIPTION = rtc_configuration()
 S.OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
 log.info("WebRTC: %s", RTC_DESCRIPTION)
+
+
+def _output_janitor(every_s: float = 300.0) -> None:
+    """Delete processed-upload folders older than OUTPUT_KEEP_S, even when no video is processed."""
+    import threading
+    import time
+
+    def loop():
+        while True:
+            try:
+                cleanup_outputs(S.OUTPUT_DIR, S.OUTPUT_KEEP_S)
+            except Exception:  # pragma: no cover - never let the janitor die
+                log.exception("output cleanup")
+            time.sleep(every_s)
+
+    threading.Thread(target=loop, daemon=True, name="output-janitor").start()
+
+
+_output_janitor(min(300.0, S.OUTPUT_KEEP_S / 2))
 
 INTRO = """# Multi-face emotion recognition
 Every face gets a box in its own colour, a stable ID, its smoothed top emotion and a bar chart of all
@@ -71,6 +90,8 @@ def _stats_md(info: dict) -> str:
 def live_tick(webrtc_id, last_id, last_version):
     sid = webrtc_id if isinstance(webrtc_id, str) and webrtc_id else last_id
     sess = REGISTRY.get(sid) if sid else None
+    if sess is None and REGISTRY.is_waiting(sid):  # turned away: LIVE_MAX_STREAMS streams run
+        return (gr.skip(), gr.update(value=f"⚠️ {REGISTRY.busy_message()}", visible=True)) + (gr.skip(),) * 4
     if sess is None or (sid == last_id and sess.version == last_version and sess.closed):
         return (gr.skip(),) * 6
     if sid == last_id and sess.version == last_version:
@@ -109,20 +130,20 @@ def model_notice(model):
 def ui_image(img, model):
     if img is None:
         raise UserInputError("Upload an image first.")
-    annotated, result = analyze_rgb(img, model)
+    annotated, result = analyze_image_file(img, model)  # a file path: size checked before decoding
     return annotated, result
 
 
 @_err
 def api_image(file, model):
     """Analyse one image: every face with its box, probabilities and label (FrameResult.to_dict())."""
-    _, result = analyze_image_file(file, model or None)
+    _, result = analyze_image_file(file, model or None, annotate=False)
     return result
 
 
 # -- video -----------------------------------------------------------------
 def _run_video(file, frame_step, model, detector, progress):
-    cleanup_outputs(S.OUTPUT_DIR, S.LIVE_KEEP_S)
+    cleanup_outputs(S.OUTPUT_DIR, S.OUTPUT_KEEP_S)
 
     def cb(done, total):
         if total:
@@ -132,7 +153,7 @@ def _run_video(file, frame_step, model, detector, progress):
 
     progress(0.0, desc="reading video")
     return process_video_file(file, S.OUTPUT_DIR, frame_step=frame_step, model=model or None, detector=detector,
-                              max_seconds=S.VIDEO_MAX_SECONDS, progress=cb)
+                              max_seconds=S.VIDEO_MAX_SECONDS, max_pixels=S.VIDEO_MAX_PIXELS, progress=cb)
 
 
 def _video_plot(vr):
@@ -169,7 +190,9 @@ CSS = """
 .notice { color: #b45309; }
 """
 
-with gr.Blocks(title="Multi-face emotion recognition", css=CSS) as demo:
+# Gradio's file cache (uploads, returned files) is swept every 10 min of files older than OUTPUT_KEEP_S.
+with gr.Blocks(title="Multi-face emotion recognition", css=CSS,
+               delete_cache=(int(min(600, S.OUTPUT_KEEP_S)), int(S.OUTPUT_KEEP_S))) as demo:
     gr.Markdown(INTRO)
     last_id = gr.State(None)
     last_version = gr.State(-1)
@@ -205,7 +228,9 @@ with gr.Blocks(title="Multi-face emotion recognition", css=CSS) as demo:
                                      interactive=False)
         webrtc.stream(stable_handler(HANDLER, skip_frames=True),
                       inputs=[webrtc, l_model, l_detector, l_half, l_minface, l_score], outputs=[webrtc],
-                      concurrency_limit=S.LIVE_MAX_STREAMS, time_limit=S.LIVE_TIME_LIMIT_S)
+                      # LIVE_MAX_STREAMS are analysed (REGISTRY.max_active); LIVE_BUSY_SLOTS more connect only
+                      # to be told "server busy"; fastrtc refuses any further connection.
+                      concurrency_limit=S.LIVE_MAX_STREAMS + S.LIVE_BUSY_SLOTS, time_limit=S.LIVE_TIME_LIMIT_S)
         hook_cleanup(webrtc, REGISTRY)
         timer = gr.Timer(0.5)
         timer.tick(live_tick, inputs=[webrtc, last_id, last_version],
@@ -217,7 +242,7 @@ with gr.Blocks(title="Multi-face emotion recognition", css=CSS) as demo:
     with gr.Tab("Image", id="image"):
         with gr.Row():
             with gr.Column():
-                img_in = gr.Image(type="numpy", label="Photo", sources=["upload", "webcam", "clipboard"])
+                img_in = gr.Image(type="filepath", label="Photo", sources=["upload", "webcam", "clipboard"])
                 img_model = gr.Dropdown(MODELS, value=S.DEFAULT_UI_MODEL, label="Model")
                 img_btn = gr.Button("Analyse", variant="primary")
             with gr.Column():
@@ -271,7 +296,7 @@ with gr.Blocks(title="Multi-face emotion recognition", css=CSS) as demo:
 
 
 if __name__ == "__main__":
-    demo.queue(default_concurrency_limit=2).launch(
+    demo.queue(default_concurrency_limit=2, max_size=S.QUEUE_MAX_SIZE).launch(
         max_file_size=f"{S.MAX_UPLOAD_MB}mb",
         allowed_paths=[str(S.LIVE_DIR), str(S.OUTPUT_DIR)],
     )

@@ -336,8 +336,11 @@ class SessionRegistry:
     """Live sessions by WebRTC connection id, plus recently ended ones (for downloads)."""
 
     def __init__(self, loader: ModelLoader | None = None, live_dir: Path | None = None, idle_s: float = 30.0,
-                 keep_s: float = 1800.0):
+                 keep_s: float = 1800.0, max_active: int | None = None):
         self.loader = loader or ModelLoader()
+        self.max_active = max_active  # analysed streams at once (None: no limit); see admit()
+        self.waiting: dict[str, float] = {}  # connections turned away as busy -> last frame (monotonic)
+        self.refused = 0  # connections that were told "server busy" at least once
         self.live_dir = Path(live_dir) if live_dir else None
         self.idle_s = idle_s
         self.keep_s = keep_s
@@ -370,9 +373,54 @@ class SessionRegistry:
             s.close()
         return other
 
+    def admit(self, session_id: str) -> LiveSession | None:
+        """The connection's session, a new one if there is room, or None when ``max_active`` streams run.
+
+        A connection turned away is remembered in :attr:`waiting`; it is admitted on a later frame
+        as soon as a stream ends (so the user's stream starts by itself).
+        """
+        with self._lock:
+            s = self.active.get(session_id)
+            if s is not None:
+                return s
+            if self._full_locked(session_id):
+                return None
+        s = LiveSession(session_id, self.loader, self.live_dir, {"source": "live"})
+        with self._lock:
+            other = self.active.get(session_id)
+            if other is None:
+                if self._full_locked(session_id):  # another connection took the last slot meanwhile
+                    other = None
+                else:
+                    self.active[session_id] = other = s
+                    self.waiting.pop(session_id, None)
+                    self.opened += 1
+        if other is not s:
+            s.close()
+        return other
+
+    def _full_locked(self, session_id: str) -> bool:
+        if self.max_active is None or len(self.active) < self.max_active:
+            return False
+        if session_id not in self.waiting:
+            self.refused += 1
+        self.waiting[session_id] = time.monotonic()
+        return True
+
+    def is_waiting(self, session_id: str | None) -> bool:
+        with self._lock:
+            return bool(session_id) and session_id in self.waiting
+
+    def busy_message(self) -> str:
+        with self._lock:
+            n = len(self.active)
+        return (f"Server busy: {n} live stream{'s' if n != 1 else ''} already running (the limit is "
+                f"{self.max_active}). Try again later - your stream starts by itself when one ends.")
+
     def release(self, session_id: str) -> bool:
         """End a connection's session (idempotent). Its files stay for ``keep_s``."""
         with self._lock:
+            self.waiting.pop(session_id, None)
             s = self.active.pop(session_id, None)
         if s is None:
             return False
@@ -389,6 +437,8 @@ class SessionRegistry:
         now = time.monotonic()
         with self._lock:
             idle = [k for k, s in self.active.items() if now - s.last_seen > self.idle_s]
+            for k in [k for k, t in self.waiting.items() if now - t > self.idle_s]:
+                del self.waiting[k]
         for k in idle:
             log.info("releasing idle live session %s", k)
             self.release(k)
@@ -423,9 +473,12 @@ class SessionRegistry:
 class LiveHandler:
     """``fn(frame_bgr, model, detector, half_life_s, min_face, min_score) -> frame_bgr`` for fastrtc."""
 
-    def __init__(self, registry: SessionRegistry, session_id: Callable[[], str] | None = None):
+    def __init__(self, registry: SessionRegistry, session_id: Callable[[], str] | None = None,
+                 warn: Callable[[str], None] | None = None):
         self.registry = registry
         self._session_id = session_id or _fastrtc_connection_id
+        self._warn = warn or _fastrtc_warning
+        self._warned: deque[str] = deque(maxlen=256)  # connections already told "busy" (toast once)
         self.calls = 0
 
     def __call__(self, frame, *controls):
@@ -434,7 +487,10 @@ class LiveHandler:
             return frame
         try:
             settings = LiveSettings.from_inputs(*controls)
-            sess = self.registry.get_or_create(self._session_id())
+            sid = self._session_id()
+            sess = self.registry.admit(sid)
+            if sess is None:
+                return self._busy(frame, sid)
             return sess.step(frame, settings)
         except Exception as exc:  # never kill the stream: show the problem on the frame
             log.exception("live frame failed")
@@ -444,6 +500,45 @@ class LiveHandler:
                 return out
             except Exception:
                 return frame
+
+
+    def _busy(self, frame: np.ndarray, sid: str) -> np.ndarray:
+        """The user's own frame, dimmed, with the "server busy" message (no analysis: costs ~1 ms)."""
+        msg = self.registry.busy_message()
+        if sid not in self._warned:
+            self._warned.append(sid)
+            try:
+                self._warn(msg)
+            except Exception:  # pragma: no cover - the frame still carries the message
+                pass
+        return busy_frame(frame, msg)
+
+
+def busy_frame(frame: np.ndarray, message: str) -> np.ndarray:
+    out = (np.ascontiguousarray(frame) // 3).astype(np.uint8)
+    h, w = out.shape[:2]
+    scale = max(0.4, min(1.0, w / 900))
+    words, lines, cur = message.split(), [], ""
+    for word in words:  # wrap to the frame width
+        trial = f"{cur} {word}".strip()
+        if cv2.getTextSize(trial, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)[0][0] > w - 20 and cur:
+            lines.append(cur)
+            cur = word
+        else:
+            cur = trial
+    lines.append(cur)
+    y = max(30, h // 2 - 15 * len(lines))
+    for line in lines:
+        cv2.putText(out, line, (10, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 2, cv2.LINE_AA)
+        y += int(36 * scale) + 6
+    return out
+
+
+def _fastrtc_warning(message: str) -> None:
+    """A warning toast in the user's page (fastrtc sends it over the connection's data channel)."""
+    from fastrtc.utils import Warning as rtc_warning
+
+    rtc_warning(message)
 
 
 def _fastrtc_connection_id() -> str:

@@ -8,9 +8,11 @@ turns it into ``gr.Error``.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 import uuid
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -20,9 +22,14 @@ import numpy as np
 from pipeline import InvalidFrame, PipelineConfig, analyze_image
 from pipeline.annotate import draw
 
+from . import settings as S
+
 log = logging.getLogger(__name__)
 
-IMAGE_MAX_PIXELS = 50_000_000  # 50 MP: anything bigger is refused before decoding
+#: Images with more pixels than this are refused from their header, before decoding
+#: (``IMAGE_MAX_PIXELS``; a 50 MP RGB image needs 150 MB decoded).
+IMAGE_MAX_PIXELS = S.IMAGE_MAX_PIXELS
+SUPPORTED_IMAGES = "JPEG, PNG, WebP, BMP, TIFF, GIF"
 
 
 class UserInputError(ValueError):
@@ -31,7 +38,7 @@ class UserInputError(ValueError):
 
 def _path_of(file) -> Path:
     if file is None:
-        raise UserInputError("No file was given. Upload an image (JPEG, PNG, WebP, BMP, TIFF).")
+        raise UserInputError(f"No file was given. Upload an image ({SUPPORTED_IMAGES}).")
     if isinstance(file, dict):  # FileData-like
         file = file.get("path") or file.get("name")
     p = Path(str(getattr(file, "name", file)))
@@ -40,34 +47,73 @@ def _path_of(file) -> Path:
     return p
 
 
-def read_image(file) -> np.ndarray:
-    """An uploaded image file as RGB uint8, or :class:`UserInputError`."""
+def _looks_like_video(head: bytes) -> bool:
+    return (head[4:8] == b"ftyp" or head[:4] == b"\x1aE\xdf\xa3"  # MP4/MOV, Matroska/WebM
+            or (head[:4] == b"RIFF" and head[8:12] == b"AVI "))
+
+
+def _mp(n: int) -> str:
+    return f"{n / 1e6:.0f} megapixels" if n >= 1e6 else f"{n:,} pixels"
+
+
+def image_size(p: Path, max_pixels: int | None = None) -> tuple[int, int]:
+    """(width, height) from the file's header only, or :class:`UserInputError`.
+
+    Nothing is decoded here, so a decompression bomb (a tiny PNG that expands
+    to gigabytes) is refused before it costs memory.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    limit = max_pixels or IMAGE_MAX_PIXELS
+    with open(p, "rb") as fh:
+        head = fh.read(16)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(p) as im:
+                w, h = im.size
+    except Image.DecompressionBombError:
+        raise UserInputError(f"{p.name} is too large (over {_mp(limit)}); the limit is {_mp(limit)}.") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
+        if _looks_like_video(head):
+            raise UserInputError(f"{p.name} is a video, not an image: use the Video tab or /analyze_video.") from None
+        raise UserInputError(f"{p.name} is not an image that can be read (supported: {SUPPORTED_IMAGES}).") from None
+    if w <= 0 or h <= 0:
+        raise UserInputError(f"{p.name} has no pixels ({w}x{h}).")
+    if w * h > limit:
+        raise UserInputError(f"{p.name} is too large ({w}x{h} = {_mp(w * h)}); the limit is {_mp(limit)} "
+                             "(IMAGE_MAX_PIXELS). Scale it down and upload it again.")
+    return w, h
+
+
+def read_image(file, max_pixels: int | None = None) -> np.ndarray:
+    """An uploaded image file as RGB uint8, or :class:`UserInputError`.
+
+    The size is checked from the header first (:func:`image_size`); grey,
+    RGBA and 16-bit images come out as 8-bit RGB; the extension is ignored
+    (a PNG named .jpg is read as the PNG it is).
+    """
     p = _path_of(file)
-    data = np.fromfile(str(p), dtype=np.uint8)
-    if data.size == 0:
+    if p.stat().st_size == 0:
         raise UserInputError(f"{p.name} is empty (0 bytes).")
+    w, h = image_size(p, max_pixels)
+    data = np.fromfile(str(p), dtype=np.uint8)
     img = None
     try:
-        img = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        img = cv2.imdecode(data, cv2.IMREAD_COLOR)  # EXIF orientation applied; 16-bit scaled to 8
     except cv2.error:
         img = None
-    if img is None:
-        try:  # formats OpenCV lacks (GIF, some TIFFs): try Pillow
-            from PIL import Image
+    if img is not None and img.shape[0] * img.shape[1] <= (max_pixels or IMAGE_MAX_PIXELS):
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    try:  # formats OpenCV lacks (GIF, some TIFFs), and truncated files: try Pillow
+        from PIL import Image
 
-            with Image.open(p) as im:
-                if im.width * im.height > IMAGE_MAX_PIXELS:
-                    raise UserInputError(f"{p.name} is too large ({im.width}x{im.height}); the limit is 50 megapixels.")
-                return np.asarray(im.convert("RGB"))
-        except UserInputError:
-            raise
-        except Exception:
-            raise UserInputError(
-                f"{p.name} is not an image that can be read (supported: JPEG, PNG, WebP, BMP, TIFF, GIF)."
-            ) from None
-    if img.shape[0] * img.shape[1] > IMAGE_MAX_PIXELS:
-        raise UserInputError(f"{p.name} is too large ({img.shape[1]}x{img.shape[0]}); the limit is 50 megapixels.")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+        with Image.open(p) as im:
+            return np.asarray(im.convert("RGB"))
+    except OSError as exc:
+        raise UserInputError(f"{p.name} is truncated or corrupt ({exc}); upload the complete file.") from None
+    except Exception:
+        raise UserInputError(f"{p.name} is not an image that can be read (supported: {SUPPORTED_IMAGES}).") from None
 
 
 _IMAGE_LOCK = threading.Semaphore(2)  # at most two images at once (2 cores)
@@ -95,8 +141,9 @@ def _give_back(key, det) -> None:
     det.close()
 
 
-def analyze_rgb(rgb: np.ndarray, model: str | None = None, min_score: float | None = None) -> tuple[np.ndarray, dict]:
-    """Annotated image and the ``FrameResult.to_dict()`` JSON for one RGB image."""
+def analyze_rgb(rgb: np.ndarray, model: str | None = None, min_score: float | None = None,
+                annotate: bool = True) -> tuple[np.ndarray | None, dict]:
+    """Annotated image (None if not ``annotate``) and the ``FrameResult.to_dict()`` JSON for one RGB image."""
     cfg = PipelineConfig(detector="full", tiles="auto")
     changes = {}
     if model:
@@ -118,11 +165,11 @@ def analyze_rgb(rgb: np.ndarray, model: str | None = None, min_score: float | No
         raise UserInputError(f"Not a usable image: {exc}") from None
     except KeyError as exc:  # unknown model name
         raise UserInputError(str(exc).strip("'\"")) from None
-    return draw(rgb, res, bars=True), res.to_dict()
+    return (draw(rgb, res, bars=True) if annotate else None), res.to_dict()
 
 
-def analyze_image_file(file, model: str | None = None) -> tuple[np.ndarray, dict]:
-    return analyze_rgb(read_image(file), model)
+def analyze_image_file(file, model: str | None = None, annotate: bool = True) -> tuple[np.ndarray | None, dict]:
+    return analyze_rgb(read_image(file), model, annotate=annotate)
 
 
 # -- video -------------------------------------------------------------------
@@ -134,10 +181,26 @@ def _export_video():
     return video
 
 
+#: Videos whose frames have more pixels than this are refused from the header (``VIDEO_MAX_PIXELS``).
+VIDEO_MAX_PIXELS = S.VIDEO_MAX_PIXELS
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def safe_name(name: str, default: str = "video", limit: int = 60) -> str:
+    """A user's file name reduced to ``[A-Za-z0-9_-]`` (no dots, slashes or spaces), for output names."""
+    s = _UNSAFE.sub("_", Path(str(name)).name).strip("_")[:limit]
+    return s or default
+
+
 def process_video_file(file, out_root: Path, frame_step: int = 1, model: str | None = None,
                        detector: str | None = None, max_seconds: float | None = None,
-                       progress: Callable[[int, int], None] | None = None):
-    """Run :func:`export.video.process_video` on an upload; returns its ``VideoResult``."""
+                       progress: Callable[[int, int], None] | None = None,
+                       max_pixels: int | None = None):
+    """Run :func:`export.video.process_video` on an upload; returns its ``VideoResult``.
+
+    Outputs go to a new folder ``out_root/<time>-<random>/`` named by us; the
+    user's file name only contributes a sanitized stem (:func:`safe_name`).
+    """
     video = _export_video()
     if file is None:
         raise UserInputError("No video was given. Upload a video file (MP4, MOV, WebM, AVI, MKV).")
@@ -159,14 +222,25 @@ def process_video_file(file, out_root: Path, frame_step: int = 1, model: str | N
     out_dir = Path(out_root) / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        return video.process_video(str(p), str(out_dir), config=cfg, frame_step=step, progress=progress,
-                                   max_seconds=max_seconds, stem=p.stem[:60] or "video")
+        try:
+            return video.process_video(str(p), str(out_dir), config=cfg, frame_step=step, progress=progress,
+                                       max_seconds=max_seconds, max_pixels=max_pixels or VIDEO_MAX_PIXELS,
+                                       stem=safe_name(p.stem))
+        except BaseException:
+            _rmdir_quiet(out_dir)  # nothing half-written stays behind
+            raise
     except video.VideoError as exc:
         raise UserInputError(str(exc)) from None
     except KeyError as exc:
         raise UserInputError(str(exc).strip("'\"")) from None
     except InvalidFrame as exc:
         raise UserInputError(f"The video has frames that cannot be used: {exc}") from None
+
+
+def _rmdir_quiet(d: Path) -> None:
+    import shutil
+
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def cleanup_outputs(root: Path, max_age_s: float) -> int:

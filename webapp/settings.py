@@ -50,3 +50,15 @@ OUTPUT_DIR = Path(os.environ.get("OUTPUT_DIR", "") or Path(tempfile.gettempdir()
 VIDEO_MAX_SECONDS = _float("VIDEO_MAX_SECONDS", 600.0)
 #: Upload size limit passed to Gradio.
 MAX_UPLOAD_MB = _int("MAX_UPLOAD_MB", 200)
+#: Images with more pixels than this are refused from their header, before decoding.
+IMAGE_MAX_PIXELS = _int("IMAGE_MAX_PIXELS", 50_000_000)
+#: Videos whose frames have more pixels than this are refused from their header (default: 4096x2160).
+VIDEO_MAX_PIXELS = _int("VIDEO_MAX_PIXELS", 4096 * 2160)
+#: Requests waiting in the Gradio queue (all events together); one more gets "queue is full".
+QUEUE_MAX_SIZE = _int("QUEUE_MAX_SIZE", 16)
+#: Connections accepted beyond LIVE_MAX_STREAMS only to tell their users the server is busy
+#: (a notice drawn on their own video, no analysis); beyond that fastrtc refuses the connection.
+LIVE_BUSY_SLOTS = _int("LIVE_BUSY_SLOTS", 2)
+#: Results of uploaded videos (OUTPUT_DIR) and Gradio's file cache (uploads, returned files) are
+#: deleted after this many seconds.
+OUTPUT_KEEP_S = _float("OUTPUT_KEEP_S", 3600.0) or 3600.0
