@@ -60,6 +60,7 @@ class LiveRecorder:
         self._buf: deque = deque(maxlen=int(max_buffer_rows))  # (time_s, track_id, label, probs tuple)
         self._tracks: dict[int, dict] = {}
         self.frames = 0
+        self.last_time_s: float | None = None  # time of the last frame added (with or without faces)
         self.closed = False
         self.final: dict | None = None
         _ACTIVE.add(self)
@@ -77,6 +78,7 @@ class LiveRecorder:
             if self.closed:
                 raise ValueError("the recorder is closed")
             self._writer.write_rows(rows, time_s=t)
+            self.last_time_s = t
             self._summary.add_result(result)
             self.frames += 1
             C = len(self.classes)
@@ -93,15 +95,16 @@ class LiveRecorder:
                 self._buf.popleft()
 
     def recent(self, seconds: float = 30.0):
-        """The last ``seconds`` of rows (at most ``buffer_s``): time_s, track_id, label, p_<class>..."""
+        """Rows of the last ``seconds`` before the latest frame (at most ``buffer_s``):
+        time_s, track_id, label, p_<class>...  Empty when no face was seen in that window."""
         import pandas as pd
 
         with self._lock:
             rows = list(self._buf)
+            t_end = self.last_time_s
         cols = ["time_s", "track_id", "label"] + [f"p_{c}" for c in self.classes]
         if rows:
-            t_end = rows[-1][0]
-            rows = [r for r in rows if r[0] >= t_end - seconds]
+            rows = [r for r in rows if r[0] >= t_end - seconds - 1e-9]
         df = pd.DataFrame([(t, tid, lab, *p) for t, tid, lab, p in rows], columns=cols)
         return df.astype({"time_s": "float64", "track_id": "int64", "label": str,
                           **{c: "float64" for c in cols[3:]}})

@@ -533,6 +533,10 @@ def test_live_recorder_bounded_and_snapshots(tmp_path):
     assert recent["time_s"].min() >= (n - 1) / 10 - 30 - 1e-6 and len(recent) <= 30 * 10 * 2 + 2
     assert recent["track_id"].dtype == np.int64 and len(recent) > 250
     assert [t["track_id"] for t in rec.tracks()] == [1, 2] or [t["track_id"] for t in rec.tracks()] == [1]
+    # frames without faces move the window on: after 40 s without faces the chart is empty
+    for k in range(400):
+        rec.add(make_result(n + k, (n + k) / 10, []))
+    assert len(rec.recent(30)) == 0 and rec.tracks() == []
 
     # the snapshot taken half-way is complete and readable
     sdir = tmp_path / "snap"
