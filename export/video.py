@@ -136,7 +136,8 @@ def process_video(src_path, out_dir, config=None, frame_step: int = 1, progress=
 
     container = _open_input(src)
     out = writer = pipe = None
-    ok = False
+    ok = timeline_done = False
+    moved: list[str] = []
     try:
         vin = container.streams.video[0]
         cc = vin.codec_context
@@ -323,6 +324,7 @@ def process_video(src_path, out_dir, config=None, frame_step: int = 1, progress=
         container.close()
 
         paths = writer.close()
+        timeline_done = True
         summary = builder.result()
         summary["source"] = src.name
         summary["frames_read"] = frames_read
@@ -333,6 +335,7 @@ def process_video(src_path, out_dir, config=None, frame_step: int = 1, progress=
         write_summary_csv(summary, tmp["summary_csv"])
         for k in ("video", "summary", "summary_csv"):
             os.replace(tmp[k], final[k])
+            moved.append(k)
         ok = True
         last_t = builder.last_t
         dur = duration if duration else ((last_t + (1 / fps if fps else 0)) if last_t is not None else None)
@@ -358,6 +361,11 @@ def process_video(src_path, out_dir, config=None, frame_step: int = 1, progress=
             pipe.close()
         if not ok:
             if writer is not None:
+                if writer.closed and timeline_done:  # failed after the timeline got its final names
+                    for p in writer.paths.values():
+                        p.unlink(missing_ok=True)
                 writer.abort()
-            for p in tmp.values():  # final names are only created on success
+            for p in tmp.values():
                 p.unlink(missing_ok=True)
+            for k in moved:  # outputs renamed before the failure
+                final[k].unlink(missing_ok=True)

@@ -469,6 +469,18 @@ def test_corrupt_middle_goes_on_after_the_damage(data, tmp_path):
     assert listing(out) == sorted(p.name for p in r.paths.values())
 
 
+def test_failure_at_the_end_leaves_nothing(data, tmp_path, monkeypatch):
+    import export.video as ev
+
+    def disk_full(*a, **k):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(ev, "write_summary_csv", disk_full)  # fails after the timeline is final
+    with pytest.raises(OSError, match="disk full"):
+        process_video(data / "single_face.mp4", tmp_path, frame_step=6)
+    assert listing(tmp_path) == []
+
+
 def test_limits_checked_before_decoding(data, tmp_path, monkeypatch):
     import pipeline
 
