@@ -305,7 +305,7 @@ def process_video(src_path, out_dir, config=None, frame_step: int = 1, progress=
         if stop_error is not None:
             warnings.append(f"decoding stopped after {frames_read} frames ({_short(stop_error)}); "
                             "the results cover the part that could be read")
-        elif total and vin.frames and frames_read < 0.97 * total:
+        elif total and vin.frames and frames_read < total - max(5, 0.03 * total):  # header counts can be off a bit
             warnings.append(f"only {frames_read} of {total} frames could be decoded "
                             "(the file seems truncated or corrupt); the results cover that part")
 

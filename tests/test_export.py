@@ -325,6 +325,21 @@ def test_frame_step_keeps_every_frame(single, data, tmp_path):
         process_video(data / "single_face.mp4", tmp_path / "x", frame_step=0)
 
 
+def test_video_without_faces(data, tmp_path):
+    r = process_video(data / "no_face.mp4", tmp_path, frame_step=4)
+    n = len(decoded_frames(data / "no_face.mp4"))  # 95 (the header says 98)
+    assert r.frames_read == n and r.frames_processed == math.ceil(n / 4) and r.warnings == []
+    assert r.summary["tracks"] == [] and r.summary["session"]["frames"] == r.frames_processed
+    for p in (r.timeline_csv, r.timeline_json):
+        df = read_timeline(p)
+        assert len(df) == 0 and list(df.columns) == columns_for(CLASSES7) and df["track_id"].dtype == np.int64
+    doc = json.loads(r.timeline_json.read_text())
+    validate_timeline_json(doc)
+    assert doc["frames_processed"] == r.frames_processed
+    assert len(decoded_frames(r.annotated_mp4)) == n
+    assert pd.read_csv(r.summary_csv).empty
+
+
 def test_variable_frame_rate_uses_pts(data, tmp_path):
     src = data / "face_noface.mov"  # iPhone HEVC, frame intervals from 14 to 42 ms
     src_times = np.array(decoded_frames(src))
