@@ -72,8 +72,10 @@ def image_size(p: Path, max_pixels: int | None = None) -> tuple[int, int]:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(p) as im:
                 w, h = im.size
-    except Image.DecompressionBombError:
-        raise UserInputError(f"{p.name} is too large (over {_mp(limit)}); the limit is {_mp(limit)}.") from None
+    except Image.DecompressionBombError as exc:  # Pillow's own guard (over 2x Image.MAX_IMAGE_PIXELS)
+        m = re.search(r"\((\d+) pixels\)", str(exc))
+        size = _mp(int(m.group(1))) if m else f"over {_mp(limit)}"
+        raise UserInputError(f"{p.name} is too large ({size}); the limit is {_mp(limit)}.") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
         if _looks_like_video(head):
             raise UserInputError(f"{p.name} is a video, not an image: use the Video tab or /analyze_video.") from None
