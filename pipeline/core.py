@@ -43,6 +43,15 @@ class PipelineConfig:
         return asdict(self)
 
 
+def _cap_faces(res: FrameResult, max_faces: int) -> tuple[FrameResult, str | None]:
+    """Keep the ``max_faces`` largest faces (in frame order); say so if any were dropped."""
+    if len(res) <= max_faces:
+        return res, None
+    area = (res.boxes[:, 2] - res.boxes[:, 0]) * (res.boxes[:, 3] - res.boxes[:, 1])
+    kept = res.subset(np.sort(np.argsort(-area)[:max_faces]))
+    return kept, f"more than {max_faces} faces; the largest {max_faces} are analysed"
+
+
 class Pipeline:
     def __init__(self, config: PipelineConfig | None = None, **overrides):
         self.config = replace(config or PipelineConfig(), **overrides)
@@ -137,10 +146,9 @@ class Pipeline:
         t0 = time.perf_counter()
         det = self.detector.detect(rgb)
         res.boxes, res.scores, res.keypoints = det.boxes, det.scores, det.keypoints
-        if len(res) > self.config.max_faces:
-            area = (res.boxes[:, 2] - res.boxes[:, 0]) * (res.boxes[:, 3] - res.boxes[:, 1])
-            res = res.subset(np.sort(np.argsort(-area)[: self.config.max_faces]))
-            res.warnings = (f"more than {self.config.max_faces} faces; the largest {self.config.max_faces} are analysed",)
+        res, capped = _cap_faces(res, self.config.max_faces)
+        if capped:
+            res.warnings = (capped,)
         t1 = time.perf_counter()
         timings["detect"] = (t1 - t0) * 1000
 
@@ -194,11 +202,8 @@ def analyze_image(frame, config: PipelineConfig | None = None, detector: FaceDet
         t0 = time.perf_counter()
         d = det_model.detect(rgb)
         res.boxes, res.scores, res.keypoints = d.boxes, d.scores, d.keypoints
-        warnings = [warn] if warn else []
-        if len(res) > cfg.max_faces:
-            area = (res.boxes[:, 2] - res.boxes[:, 0]) * (res.boxes[:, 3] - res.boxes[:, 1])
-            res = res.subset(np.sort(np.argsort(-area)[: cfg.max_faces]))
-            warnings.append(f"more than {cfg.max_faces} faces; the largest {cfg.max_faces} are analysed")
+        res, capped = _cap_faces(res, cfg.max_faces)
+        warnings = [w for w in (warn, capped) if w]
         t1 = time.perf_counter()
         res.track_ids = np.arange(1, len(res) + 1, dtype=np.int64)
         res.raw = clf.predict(rgb, res.boxes)
