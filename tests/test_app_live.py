@@ -164,3 +164,23 @@ def test_rtc_configuration_from_env():
 
 def test_export_recorder_present():
     assert live_mod._export_live is not None, "export.live is missing: live timelines cannot be recorded"
+
+
+def test_live_timeline_header_has_model_and_settings(tmp_path):
+    """The live JSON timeline says which model and settings made it."""
+    import json
+
+    from skimage import data
+
+    from webapp.live import LiveSession, ModelLoader
+
+    sess = LiveSession("conn-meta", ModelLoader(), tmp_path, {"source": "live"})
+    for i in range(4):  # the session's own pipeline and recorder, as step() uses them
+        sess.recorder.add(sess.pipeline.process(data.astronaut(), i / 30))
+    paths = sess.recorder.snapshot()
+    head = json.loads(open(paths["json"]).read())
+    assert head["model"]["id"] == "fer-mini-xception"
+    assert head["settings"]["half_life_s"] == sess.pipeline.config.half_life_s
+    assert head["smoothing"]["half_life_s"] == sess.pipeline.config.half_life_s
+    assert len(head["rows"]) >= 3
+    sess.close()

@@ -34,10 +34,8 @@ from pipeline.annotate import draw
 
 log = logging.getLogger(__name__)
 
-try:  # the timeline recorder (export/) may be missing in a partial checkout
-    from export import live as _export_live
-except Exception:  # pragma: no cover - depends on the checkout
-    _export_live = None
+from export import live as _export_live
+from export import timeline as _export_timeline
 
 
 # -- controls ------------------------------------------------------------
@@ -157,12 +155,13 @@ class LiveSession:
 
     # recorder ---------------------------------------------------------
     def _new_recorder(self) -> None:
-        if _export_live is None or self.live_dir is None:
+        if self.live_dir is None:
             return
         part = len(self.recorders) + 1
         base = re.sub(r"[^A-Za-z0-9_-]", "_", self.id)[:100] or "live"
         sid = f"{base}-{int(time.time())}" + ("" if part == 1 else f"-part{part}")
-        meta = {**self.meta, "model": self.pipeline.model_id, "detector": self.pipeline.config.detector}
+        # model (id, source, repo, revision), the full settings and smoothing go into the JSON header
+        meta = {**self.meta, **_export_timeline.timeline_meta(self.pipeline, source="webcam")}
         self._rec_classes = tuple(self.pipeline.classes)
         try:
             self.recorders.append(_export_live.LiveRecorder(self.live_dir, sid, list(self.pipeline.classes), meta))
