@@ -1,8 +1,10 @@
 """Speed of the pipeline: ``python -m benchmarks.pipeline [--seconds 4] [--out FILE]``.
 
 Prints per-stage and total milliseconds per frame (median and p95) at 640x480
-with 1, 5 and 10 real faces (benchmarks/synth.py crowds of real face crops on
-real backgrounds, pre-rendered so drawing them is not timed), the
+with 1, 5 and 10 real faces, in two layouts: ``grid`` (exactly that many real
+face crops on a real background, jittered a few pixels per frame) and
+``crowd`` (benchmarks/synth.py crowds moving in and out of view; fewer are in
+view at once), pre-rendered so drawing them is not timed, the
 classification cost per face against batch size, and peak memory (RSS).
 Results go to ``benchmarks/results/pipeline.json``.
 """
@@ -29,9 +31,44 @@ def stats(values) -> dict:
     return {"median": round(float(np.median(a)), 3), "p95": round(float(np.percentile(a, 95)), 3)}
 
 
-def bench_pipeline(n_faces: int, seconds: float, detector: str) -> dict:
-    seq = make_sequence("crowd", fps=30, seconds=seconds, size=(640, 480), seed=n_faces, n=n_faces)
-    frames = list(seq.frames)
+def grid_frames(n_faces: int, n_frames: int, seed: int = 0):
+    """Exactly ``n_faces`` real face crops in a grid on a real background at
+    640x480, shifted by a few pixels every frame (hand-held jitter)."""
+    import cv2
+
+    from benchmarks.synth import backgrounds, face_sources
+
+    src = face_sources()
+    bg = cv2.resize(backgrounds()[0], (640 + 16, 480 + 16))
+    cols = int(np.ceil(np.sqrt(n_faces * 640 / 480)))  # fill the 4:3 frame
+    rows = -(-n_faces // cols)
+    cw, ch = 640 // cols, 480 // rows
+    side = int(min(cw, ch) * 0.85)
+    canvas = bg.copy()
+    for k in range(n_faces):
+        r, c = divmod(k, cols)
+        s = src[k % len(src)]
+        crop = cv2.resize(s.rgb, (side, side))
+        a = cv2.resize(s.alpha, (side, side))[..., None]
+        y, x = 8 + r * ch + (ch - side) // 2, 8 + c * cw + (cw - side) // 2
+        roi = canvas[y:y + side, x:x + side].astype(np.float32)
+        canvas[y:y + side, x:x + side] = (a * crop + (1 - a) * roi).astype(np.uint8)
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n_frames):
+        dx, dy = rng.integers(0, 16, 2)
+        out.append(np.ascontiguousarray(canvas[dy:dy + 480, dx:dx + 640]))
+    return out
+
+
+def bench_pipeline(n_faces: int, seconds: float, detector: str, layout: str = "crowd") -> dict:
+    if layout == "grid":
+        frames = grid_frames(n_faces, int(seconds * 30), seed=n_faces)
+        seq = type("Seq", (), {"timestamps": [i / 30 for i in range(len(frames))],
+                               "gt": [[None] * n_faces for _ in frames]})()
+    else:
+        seq = make_sequence("crowd", fps=30, seconds=seconds, size=(640, 480), seed=n_faces, n=n_faces)
+        frames = list(seq.frames)
     with Pipeline(detector=detector) as p:
         for f, t in zip(frames[:5], seq.timestamps[:5]):  # warm-up (sessions, caches)
             p.process(f, t)
@@ -53,6 +90,7 @@ def bench_pipeline(n_faces: int, seconds: float, detector: str) -> dict:
         "faces_tracked": round(float(np.mean(faces[10:])), 2),
         "frames": len(frames),
         "detector": detector,
+        "layout": layout,
         **{s: stats(v) for s, v in timings.items()},
         "wall": stats(wall),
     }
@@ -89,9 +127,10 @@ def main(argv=None) -> dict:
     import onnxruntime
 
     cases = []
-    for det in ("short", "full"):
-        for n in [int(x) for x in args.faces.split(",")]:
-            cases.append(bench_pipeline(n, args.seconds, det))
+    for layout in ("grid", "crowd"):
+        for det in ("short", "full"):
+            for n in [int(x) for x in args.faces.split(",")]:
+                cases.append(bench_pipeline(n, args.seconds, det, layout))
     batch = bench_batch()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     res = {
@@ -106,10 +145,10 @@ def main(argv=None) -> dict:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=2))
 
-    print("| detector | faces (in view / tracked) | detect | track | classify | smooth | total median | total p95 |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| layout | detector | faces (in view / tracked) | detect | track | classify | smooth | total median | total p95 |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for c in cases:
-        print(f"| {c['detector']} | {c['faces_in_gt']:.0f} / {c['faces_tracked']:.1f} | {c['detect']['median']:.2f} "
+        print(f"| {c['layout']} | {c['detector']} | {c['faces_in_gt']:.0f} / {c['faces_tracked']:.1f} | {c['detect']['median']:.2f} "
               f"| {c['track']['median']:.2f} | {c['classify']['median']:.2f} | {c['smooth']['median']:.2f} "
               f"| **{c['total']['median']:.2f}** | {c['total']['p95']:.2f} |")
     print("\n| batch | classify ms | ms per face |\n|---|---|---|")
