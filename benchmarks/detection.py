@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 from skimage import data
 
 from benchmarks.assets import feat_data, read_rgb

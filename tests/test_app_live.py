@@ -7,24 +7,16 @@ from __future__ import annotations
 import gc
 import weakref
 
-import av
 import numpy as np
 import pytest
 
-from benchmarks.assets import feat_data
 from webapp import live as live_mod
 from webapp.live import LiveHandler, LiveSettings, ModelLoader, SessionRegistry, hook_cleanup, stable_handler
 
 
 @pytest.fixture(scope="module")
-def frames():
-    out = []
-    with av.open(str(feat_data() / "WolfgangLanger_Pexels.mp4")) as c:
-        for fr in c.decode(video=0):
-            out.append(fr.to_ndarray(format="bgr24"))
-            if len(out) >= 40:
-                break
-    return out
+def frames(face_video_bgr):
+    return face_video_bgr[:40]
 
 
 def test_handler_annotates_bgr_frames_per_connection(tmp_path, frames):

