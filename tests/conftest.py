@@ -24,3 +24,22 @@ def face_video_bgr():
             if len(out) >= 40:
                 break
     return out
+
+
+@pytest.fixture(scope="session")
+def crowd_of_42():
+    """42 real face crops in a 7x6 grid, 1500x1200 RGB (for 30+ face tests)."""
+    import cv2
+    import numpy as np
+
+    from benchmarks.synth import face_sources
+
+    src = face_sources()
+    canvas = np.full((1200, 1500, 3), 200, np.uint8)
+    for k in range(42):
+        r, c = divmod(k, 7)
+        s = src[k % len(src)]
+        crop = cv2.resize(s.rgb, (150, int(150 * s.rgb.shape[0] / s.rgb.shape[1])))
+        h = min(crop.shape[0], 195)
+        canvas[r * 200:r * 200 + h, c * 210 + 20:c * 210 + 170] = crop[:h]
+    return canvas

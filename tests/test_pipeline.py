@@ -155,21 +155,10 @@ def test_annotation_draws_and_colours_are_stable():
     assert track_color(3) == track_color(3) and track_color(1) != track_color(2)
 
 
-def test_thirty_plus_faces_in_one_frame():
+def test_thirty_plus_faces_in_one_frame(crowd_of_42):
     """42 real face crops in a 1500x1200 frame: image and stream modes both
     analyse 30+ of them, each with a full probability vector, in one batch."""
-    import cv2
-
-    from benchmarks.synth import face_sources
-
-    src = face_sources()
-    canvas = np.full((1200, 1500, 3), 200, np.uint8)
-    for k in range(42):
-        r, c = divmod(k, 7)
-        s = src[k % len(src)]
-        crop = cv2.resize(s.rgb, (150, int(150 * s.rgb.shape[0] / s.rgb.shape[1])))
-        h = min(crop.shape[0], 195)
-        canvas[r * 200:r * 200 + h, c * 210 + 20:c * 210 + 170] = crop[:h]
+    canvas = crowd_of_42
     res = analyze_image(canvas)
     assert len(res) >= 30
     assert res.raw.shape == (len(res), 7) and np.allclose(res.raw.sum(axis=1), 1, atol=1e-4)

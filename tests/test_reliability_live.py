@@ -88,9 +88,7 @@ def test_frame_size_changes_mid_stream(tmp_path, frames):
     reg.release("resize")
 
 
-def test_zero_and_thirty_plus_faces_through_the_handler(tmp_path):
-    from benchmarks.synth import face_sources
-
+def test_zero_and_thirty_plus_faces_through_the_handler(tmp_path, crowd_of_42):
     reg = SessionRegistry(live_dir=tmp_path)
     cur = {"id": "empty"}
     h = _handler(reg, cur)
@@ -99,15 +97,7 @@ def test_zero_and_thirty_plus_faces_through_the_handler(tmp_path):
         out = h(grey, "fer-mini-xception", "full", 0.1, 20, 0.5)
     s = reg.get("empty")
     assert out.shape == grey.shape and len(s.last_result) == 0 and s.stats.frames >= 1
-    src = face_sources()
-    canvas = np.full((1200, 1500, 3), 200, np.uint8)
-    for k in range(42):
-        r, c = divmod(k, 7)
-        sf = src[k % len(src)]
-        crop = cv2.resize(sf.rgb, (150, int(150 * sf.rgb.shape[0] / sf.rgb.shape[1])))
-        hh = min(crop.shape[0], 195)
-        canvas[r * 200:r * 200 + hh, c * 210 + 20:c * 210 + 170] = crop[:hh]
-    bgr = cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR)
+    bgr = cv2.cvtColor(crowd_of_42, cv2.COLOR_RGB2BGR)
     cur["id"] = "crowd"
     for i in range(4):
         f = bgr.copy()
