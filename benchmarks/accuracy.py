@@ -7,7 +7,7 @@
 crops, classified as they are), a folder per class (photos: the largest face
 is detected first; images with no face are counted and left out), or a named
 set: ``emopy`` (CK+ peaks), ``emopy-neutral``, ``emopy-csv``, ``feat-ph``
-(see ``benchmarks/labelled.py``; fetched from PyPI wheels at run time and
+(see ``testkit/labelled.py``; fetched from PyPI wheels at run time and
 never committed).  ``--model``: spec ids or spec .json paths (default: the
 embedded ``fer-mini-xception``); a model that cannot be loaded (e.g. a Hub
 model without network) is reported as unavailable, not replaced.
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .labelled import NAMED, LargestFace, load_dataset
+from testkit.labelled import NAMED, LargestFace, load_dataset
 from .metrics import classification_report
 
 RESULTS = Path(__file__).resolve().parent / "results"

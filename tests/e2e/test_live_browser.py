@@ -84,7 +84,7 @@ def _wait(pred, timeout, step=0.25):
 def test_live_stream_in_headless_chromium(live_app, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    from benchmarks.assets import feat_data
+    from testkit.assets import feat_data
 
     app, url = live_app
     y4m = make_y4m(feat_data() / "WolfgangLanger_Pexels.mp4", tmp_path / "face.y4m")

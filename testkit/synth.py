@@ -26,7 +26,7 @@ API::
 Scenarios: ``static``, ``two_cross``, ``occlude`` (``hide_s`` param, 0.5-2 s),
 ``enter_leave``, ``jitter``, ``scale``, ``crowd`` (``n`` param, 1..8).
 
-``python -m benchmarks.synth`` checks the real detector's recall on every
+``python -m testkit.synth`` checks the real detector's recall on every
 scenario and writes a contact sheet PNG to ``.cache/synth/``.
 """
 from __future__ import annotations

