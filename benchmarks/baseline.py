@@ -94,7 +94,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     t0 = time.time()
     import pipeline
-    from pipeline import Pipeline, PipelineConfig
+    from pipeline import Pipeline
 
     from testkit.assets import fer_data
 
@@ -111,7 +111,7 @@ def main(argv=None) -> int:
         np.savez(npz, frames=frames)
         res = {"faces": n, "size": f"{size[0]}x{size[1]}", "gt_faces_per_frame": float(np.mean([len(g) for g in gts]))}
         for det in ("short", "full"):
-            pl = Pipeline(PipelineConfig(detector=det))
+            pl = Pipeline(detector=det, tiles=0)
             times = []
             for i, (fr, t) in enumerate(zip(frames, seq.timestamps)):
                 s = time.perf_counter()

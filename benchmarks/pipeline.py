@@ -69,7 +69,7 @@ def bench_pipeline(n_faces: int, seconds: float, detector: str, layout: str = "c
     else:
         seq = make_sequence("crowd", fps=30, seconds=seconds, size=(640, 480), seed=n_faces, n=n_faces)
         frames = list(seq.frames)
-    with Pipeline(detector=detector) as p:
+    with Pipeline(detector=detector, tiles=0) as p:
         for f, t in zip(frames[:5], seq.timestamps[:5]):  # warm-up (sessions, caches)
             p.process(f, t)
         p.reset()

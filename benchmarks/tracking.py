@@ -86,7 +86,7 @@ def prepare(quick: bool, fps_list, seeds, log=print) -> list[dict]:
     from tracker.detect import FaceDetector
     from tracker.embed import embed
 
-    dets = {m: FaceDetector(m, min_score=0.5, min_face=20) for m in ("short", "full")}
+    dets = {m: FaceDetector(m, tiles=0) for m in ("short", "full")}
     fer = _FerFeatures()
     out = []
     emb_ms = {k: [] for k in EMBEDDERS}

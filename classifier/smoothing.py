@@ -17,6 +17,17 @@ from dataclasses import dataclass
 import numpy as np
 
 
+@dataclass(frozen=True)
+class SmoothingConfig:
+    """Smoothing settings (validated by ``pipeline.config``); times in seconds.
+
+    Defaults chosen with benchmarks/smoothing.py (flicker against lag on real model outputs).
+    """
+
+    half_life_s: float = 0.1  # EMA half-life in seconds; 0 turns smoothing off
+    margin: float = 0.2  # a new label must lead the shown one by this much probability
+
+
 @dataclass
 class _State:
     probs: np.ndarray
@@ -25,7 +36,7 @@ class _State:
 
 
 class ProbabilitySmoother:
-    def __init__(self, half_life_s: float = 0.1, margin: float = 0.2):
+    def __init__(self, half_life_s: float = SmoothingConfig.half_life_s, margin: float = SmoothingConfig.margin):
         if half_life_s < 0 or margin < 0:
             raise ValueError("half_life_s and margin must be >= 0")
         self.half_life_s = float(half_life_s)

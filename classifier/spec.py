@@ -109,6 +109,14 @@ def builtin_specs() -> dict[str, ModelSpec]:
 DEFAULT_MODEL = "fer-mini-xception"
 
 
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """Classification settings (validated by ``pipeline.config``)."""
+
+    model: str = DEFAULT_MODEL  # a built-in spec id (classifier/specs) or a spec .json path
+    max_faces: int = 64  # classify at most this many faces per frame (the largest)
+
+
 def get_spec(name_or_path: str | None = None) -> ModelSpec:
     """A built-in spec by id, or a spec JSON file by path (None: the default)."""
     name = name_or_path or DEFAULT_MODEL

@@ -30,6 +30,8 @@ import weakref
 from collections import deque
 from pathlib import Path
 
+from pipeline.results import prob_columns
+
 from .summary import SummaryBuilder, write_summary, write_summary_csv
 from .timeline import TimelineWriter, result_rows
 
@@ -102,7 +104,7 @@ class LiveRecorder:
         with self._lock:
             rows = list(self._buf)
             t_end = self.last_time_s
-        cols = ["time_s", "track_id", "label"] + [f"p_{c}" for c in self.classes]
+        cols = ["time_s", "track_id", "label"] + prob_columns(self.classes)
         if rows:
             rows = [r for r in rows if r[0] >= t_end - seconds - 1e-9]
         df = pd.DataFrame([(t, tid, lab, *p) for t, tid, lab, p in rows], columns=cols)

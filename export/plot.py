@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.results import prob_columns
+
 CLASS_COLORS = {
     "neutral": "#8c8c8c", "happiness": "#f2b701", "surprise": "#e68310", "sadness": "#3969ac",
     "anger": "#cf1c90", "disgust": "#11a579", "fear": "#7f3c8d", "contempt": "#80ba5a",
@@ -40,7 +42,7 @@ def timeline_frame(df, classes, max_points: int | None = 5000):
     cols = ["time_s", "track", "emotion", "prob", "series"]
     if df is None or not len(df):
         return pd.DataFrame({c: pd.Series(dtype="float64" if c in ("time_s", "prob") else "object") for c in cols})
-    pcols = [f"p_{c}" for c in classes]
+    pcols = prob_columns(classes)
     d = df[["time_s", "track_id", *pcols]]
     if max_points:
         per_row = len(classes)
@@ -48,7 +50,7 @@ def timeline_frame(df, classes, max_points: int | None = 5000):
         if len(d) > limit:
             d = d.iloc[np.unique(np.linspace(0, len(d) - 1, limit).round().astype(int))]
     long = d.melt(id_vars=["time_s", "track_id"], value_vars=pcols, var_name="emotion", value_name="prob")
-    long["emotion"] = long["emotion"].str.slice(2)
+    long["emotion"] = long["emotion"].map(dict(zip(pcols, classes)))
     long["track"] = "#" + long["track_id"].astype(int).astype(str)
     long["series"] = long["track"] + " " + long["emotion"]
     long = long.sort_values(["track_id", "emotion", "time_s"], kind="stable")
@@ -80,8 +82,8 @@ def plot_timeline(df, classes, path_png, title: str | None = None, max_tracks: i
         t = g["time_s"].to_numpy()
         # break lines where the face was not seen (gap > 1 s)
         gaps = np.flatnonzero(np.diff(t) > 1.0) + 1
-        for c in classes:
-            y = g[f"p_{c}"].to_numpy(dtype=float)
+        for c, col in zip(classes, prob_columns(classes)):
+            y = g[col].to_numpy(dtype=float)
             ts, ys = np.insert(t, gaps, np.nan), np.insert(y, gaps, np.nan)
             ax.plot(ts, ys, color=colors[c], lw=1.4, label=c)
         ax.set_ylim(-0.02, 1.02)

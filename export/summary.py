@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.results import prob_columns
+
 SUMMARY_SCHEMA = "emotion-summary"
 SUMMARY_VERSION = "1.0"
 
@@ -255,7 +257,7 @@ def summarize(df, classes, bin_s: float = 1.0, step_s: float | None = None,
     :func:`export.video.process_video` and :class:`export.live.LiveRecorder` see them).
     """
     classes = tuple(classes)
-    pcols = [f"p_{c}" for c in classes]
+    pcols = prob_columns(classes)
     missing = [c for c in ["time_s", "track_id", *pcols] if c not in df.columns]
     if missing:
         raise ValueError(f"timeline lacks columns {missing}")
@@ -306,7 +308,7 @@ def write_summary(summary: dict, path_json) -> Path:
 
 def summary_csv_columns(classes) -> list[str]:
     return (["track_id", "first_seen_s", "last_seen_s", "visible_s", "frames", "dominant"]
-            + [f"mean_p_{c}" for c in classes] + [f"share_{c}" for c in classes])
+            + prob_columns(classes, "mean_p") + prob_columns(classes, "share"))
 
 
 def write_summary_csv(summary: dict, path_csv) -> Path:

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.results import prob_columns
+
 from . import APP_VERSION
 
 SCHEMA_NAME = "emotion-timeline"
@@ -55,7 +57,7 @@ def safe_stem(stem: str) -> str:
 
 def columns_for(classes) -> list[str]:
     classes = list(classes)
-    return BASE_COLUMNS + [f"p_{c}" for c in classes] + [f"raw_{c}" for c in classes]
+    return BASE_COLUMNS + prob_columns(classes) + prob_columns(classes, "raw")
 
 
 def temp_path(final: Path) -> Path:
@@ -173,8 +175,7 @@ class TimelineWriter:
             model = {"id": model, "source": None, "repo_id": None, "revision": None}
         model = {k: model.get(k) for k in ("id", "source", "repo_id", "revision")}
         settings = m.pop("settings", None) or {}
-        smoothing = m.pop("smoothing", None) or {"half_life_s": settings.get("half_life_s"),
-                                                 "margin": settings.get("margin")}
+        smoothing = m.pop("smoothing", None) or settings.get("smoothing") or {}
         fps = m.pop("fps", None)
         source = m.pop("source", None)
         return {

@@ -1,21 +1,17 @@
-"""The frame-by-frame pipeline and its typed per-frame result.
+"""The frame-by-frame pipeline, its configuration and presets, and its typed per-frame result.
 
-Imports are lazy so that ``tracker`` and ``classifier`` can use
-``pipeline.results`` without importing the whole pipeline (no import cycle).
+    from pipeline import Pipeline, analyze_image
+
+    with Pipeline() as p:                        # the default preset; Pipeline("webcam") for near faces
+        result = p.process(frame_rgb, t_seconds)   # FrameResult: boxes, track_ids, probabilities...
+        for face in result:
+            print(face.track_id, face.label, face.smoothed)
+    photo = analyze_image(image_rgb)             # stills: every face numbered 1..N
 """
-from __future__ import annotations
+from .config import DEFAULT_PRESET, PRESETS, ConfigError, PipelineConfig, preset
+from .core import Pipeline, analyze_image
+from .frames import InvalidFrame, to_rgb_uint8
+from .results import FaceView, FrameResult, prob_columns
 
-import importlib
-
-_EXPORTS = {
-    "Pipeline": "core", "PipelineConfig": "core", "analyze_image": "core",
-    "InvalidFrame": "frames", "to_rgb_uint8": "frames",
-    "FaceView": "results", "FrameResult": "results",
-}
-__all__ = list(_EXPORTS)
-
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(name)
+__all__ = ["DEFAULT_PRESET", "PRESETS", "ConfigError", "FaceView", "FrameResult", "InvalidFrame", "Pipeline",
+           "PipelineConfig", "analyze_image", "preset", "prob_columns", "to_rgb_uint8"]

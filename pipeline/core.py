@@ -9,38 +9,21 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
 from classifier.hub import load_classifier
 from classifier.smoothing import ProbabilitySmoother
 from tracker.detect import FaceDetector
-from tracker.track import FaceTracker, TrackerConfig
+from tracker.embed import embed
+from tracker.track import FaceTracker
 
+from .config import PipelineConfig, preset
 from .frames import to_rgb_uint8
 from .results import FrameResult
 
-
-@dataclass(frozen=True)
-class PipelineConfig:
-    model: str = "fer-mini-xception"  # spec id or spec .json path
-    detector: str = "short"  # "short" (webcam) or "full" (farther faces, groups)
-    tiles: int | str = 0  # 0 off, N for an N x N grid, "auto" for big frames
-    min_score: float = 0.5  # detection threshold
-    min_face: int = 20  # smallest face side in pixels
-    # Defaults chosen from benchmarks/smoothing.py and benchmarks/tracking.py (see README).
-    half_life_s: float = 0.1  # probability smoothing half-life in seconds (0 = off)
-    margin: float = 0.2  # label hysteresis: a new label must lead the shown one by this
-    max_hidden_s: float = 3.0  # keep a hidden face's ID this long (seconds)
-    n_init: int = 2  # frames before a new face gets an ID
-    max_iou_distance: float = 0.9  # DeepSORT IoU gate (1 - IoU) for the fallback matching
-    reid_distance: float = 0.4  # appearance distance to give a hidden face its old ID back (0 = off)
-    embedder: str = "colorhist"  # appearance embedding for DeepSORT
-    max_faces: int = 64  # classify at most this many faces per frame (largest first)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+#: Tracking settings a running tracker takes over without starting afresh.
+_LIVE_TRACKING = ("max_hidden_s", "reid_distance", "reid_radius")
 
 
 def _cap_faces(res: FrameResult, max_faces: int) -> tuple[FrameResult, str | None]:
@@ -52,11 +35,23 @@ def _cap_faces(res: FrameResult, max_faces: int) -> tuple[FrameResult, str | Non
     return kept, f"more than {max_faces} faces; the largest {max_faces} are analysed"
 
 
+def _config(config: PipelineConfig | str | None, overrides: dict) -> PipelineConfig:
+    base = preset(config) if config is None or isinstance(config, str) else config
+    return base.replace(**overrides)
+
+
 class Pipeline:
-    def __init__(self, config: PipelineConfig | None = None, **overrides):
-        self.config = replace(config or PipelineConfig(), **overrides)
+    """detect -> track -> classify -> smooth, one per stream.
+
+    ``Pipeline()`` uses the default preset; ``Pipeline("webcam")``,
+    ``Pipeline(config)`` or ``Pipeline(half_life_s=0.3)`` choose others
+    (see :mod:`pipeline.config`).
+    """
+
+    def __init__(self, config: PipelineConfig | str | None = None, **overrides):
+        self.config = _config(config, overrides)
         self._lock = threading.Lock()
-        self._pending: dict = {}
+        self._pending: PipelineConfig | None = None
         self.warnings: list[str] = []
         self.frame_index = 0
         self._last_t: float | None = None
@@ -65,54 +60,50 @@ class Pipeline:
 
     # -- configuration -------------------------------------------------
     def _build(self, new: PipelineConfig, old: PipelineConfig | None) -> None:
-        if old is None or (new.detector, new.min_score, new.min_face, new.tiles) != (
-            old.detector, old.min_score, old.min_face, old.tiles
-        ):
-            det = FaceDetector(new.detector, min_score=new.min_score, min_face=new.min_face, tiles=new.tiles)
+        if old is None or new.detection != old.detection:
+            det = FaceDetector(new.detection)
             if old is not None:
                 self.detector.close()
             self.detector = det
-        if old is None or new.model != old.model:
-            clf, warn = load_classifier(new.model)
+        if old is None or new.classification.model != old.classification.model:
+            clf, warn = load_classifier(new.classification.model)
             if warn:
                 self.warnings.append(warn)
             old_classes = getattr(self, "classifier", None) and self.classifier.classes
             self.classifier = clf
             if old is not None and old_classes != clf.classes:
                 self.smoother.reset()
-        tc = TrackerConfig(max_hidden_s=new.max_hidden_s, n_init=new.n_init, embedder=new.embedder,
-                           max_iou_distance=new.max_iou_distance, reid_distance=new.reid_distance)
-        if old is None or (new.n_init, new.embedder, new.max_iou_distance) != (
-            old.n_init, old.embedder, old.max_iou_distance
-        ):
-            self.tracker = FaceTracker(tc)  # a different tracker setup starts fresh
+        fixed = {k: v for k, v in new.to_dict()["tracking"].items() if k not in _LIVE_TRACKING}
+        if old is None or fixed != {k: v for k, v in old.to_dict()["tracking"].items() if k not in _LIVE_TRACKING}:
+            self.tracker = FaceTracker(new.tracking)  # a different tracker setup starts fresh
             if old is not None:
                 self.smoother.reset()
         else:
-            self.tracker.config.max_hidden_s = new.max_hidden_s
-            self.tracker.config.reid_distance = new.reid_distance
+            self.tracker.config = new.tracking
         if old is None:
-            self.smoother = ProbabilitySmoother(new.half_life_s, new.margin)
+            self.smoother = ProbabilitySmoother(new.smoothing.half_life_s, new.smoothing.margin)
         else:
-            self.smoother.half_life_s = new.half_life_s
-            self.smoother.margin = new.margin
+            self.smoother.half_life_s = new.smoothing.half_life_s
+            self.smoother.margin = new.smoothing.margin
         self.config = new
 
-    def update_config(self, **changes) -> None:
-        """Change settings without losing the stream; applied before the next frame."""
-        unknown = set(changes) - set(PipelineConfig.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown pipeline settings: {sorted(unknown)}")
+    def update_config(self, config: PipelineConfig | str | None = None, **changes) -> None:
+        """Change settings without losing the stream; applied before the next frame.
+
+        ``config`` (a config or preset name) replaces the whole configuration;
+        ``changes`` change fields by name.  Raises ``ConfigError`` at once for a bad value.
+        """
         with self._lock:
-            self._pending.update(changes)
+            base = self._pending or self.config
+            if config is not None:
+                base = preset(config) if isinstance(config, str) else config
+            self._pending = base.replace(**changes)
 
     def _apply_pending(self) -> None:
         with self._lock:
-            changes, self._pending = self._pending, {}
-        if changes:
-            new = replace(self.config, **changes)
-            if new != self.config:
-                self._build(new, self.config)
+            new, self._pending = self._pending, None
+        if new is not None and new != self.config:
+            self._build(new, self.config)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -146,13 +137,17 @@ class Pipeline:
         t0 = time.perf_counter()
         det = self.detector.detect(rgb)
         res.boxes, res.scores, res.keypoints = det.boxes, det.scores, det.keypoints
-        res, capped = _cap_faces(res, self.config.max_faces)
+        res, capped = _cap_faces(res, self.config.classification.max_faces)
         if capped:
             res.warnings = (capped,)
         t1 = time.perf_counter()
         timings["detect"] = (t1 - t0) * 1000
 
-        res = self.tracker.update(rgb, res)
+        emb = embed(rgb, res.boxes, self.config.tracking.embedder)
+        upd = self.tracker.update(res.boxes, res.scores, emb, t)
+        seen = upd.ids > 0  # faces without a confirmed track (yet) are not reported
+        res = res.subset(np.flatnonzero(seen))
+        res.track_ids, res.ended_tracks = upd.ids[seen], upd.ended
         t2 = time.perf_counter()
         timings["track"] = (t2 - t1) * 1000
 
@@ -184,25 +179,27 @@ class Pipeline:
         self.close()
 
 
-def analyze_image(frame, config: PipelineConfig | None = None, detector: FaceDetector | None = None) -> FrameResult:
+def analyze_image(frame, config: PipelineConfig | str | None = None,
+                  detector: FaceDetector | None = None) -> FrameResult:
     """Analyse one still image: every face, numbered 1..N left to right, no tracking or smoothing.
 
-    Defaults suit photos: the full-range detector with automatic tiling, so
-    small faces in group photos are found.
+    ``config`` is a config or a preset name (None: the default preset).
+    ``detector`` may be a ready :class:`FaceDetector` built from
+    ``config.detection`` (pooled by the app to save its ~200 ms start-up).
     """
-    cfg = config or PipelineConfig(detector="full", tiles="auto")
+    cfg = _config(config, {})
     t_start = time.perf_counter()
     rgb = to_rgb_uint8(frame)
     own = detector is None
-    det_model = detector or FaceDetector(cfg.detector, min_score=cfg.min_score, min_face=cfg.min_face, tiles=cfg.tiles)
+    det_model = detector or FaceDetector(cfg.detection)
     try:
-        clf, warn = load_classifier(cfg.model)
+        clf, warn = load_classifier(cfg.classification.model)
         h, w = rgb.shape[:2]
         res = FrameResult(index=0, timestamp=0.0, width=w, height=h, classes=clf.classes, model_id=clf.spec.id)
         t0 = time.perf_counter()
         d = det_model.detect(rgb)
         res.boxes, res.scores, res.keypoints = d.boxes, d.scores, d.keypoints
-        res, capped = _cap_faces(res, cfg.max_faces)
+        res, capped = _cap_faces(res, cfg.classification.max_faces)
         warnings = [w for w in (warn, capped) if w]
         t1 = time.perf_counter()
         res.track_ids = np.arange(1, len(res) + 1, dtype=np.int64)

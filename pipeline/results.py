@@ -23,6 +23,11 @@ import numpy as np
 _EMPTY_F = np.zeros((0,), np.float32)
 
 
+def prob_columns(classes, kind: str = "p") -> list[str]:
+    """Column names of a probability vector in tables: ``p_<class>`` (smoothed) or ``raw_<class>``."""
+    return [f"{kind}_{c}" for c in classes]
+
+
 @dataclass
 class FaceView:
     """One face of a :class:`FrameResult` (a read-only view for convenience)."""

@@ -113,7 +113,7 @@ class LargestFace:
         import pipeline  # noqa: F401
         from tracker.detect import FaceDetector
 
-        self.dets = [FaceDetector("short", min_score=0.5), FaceDetector("full", min_score=0.5)]
+        self.dets = [FaceDetector("short", tiles=0), FaceDetector("full", tiles=0)]
 
     def __call__(self, rgb: np.ndarray):
         for d in self.dets:

@@ -96,7 +96,7 @@ def _detector(model: str):
     import pipeline  # noqa: F401  (import order: tracker <-> pipeline)
     from tracker.detect import FaceDetector
 
-    return FaceDetector(model, min_score=0.5, min_face=10)
+    return FaceDetector(model, tiles=0, min_face=10)
 
 
 @functools.lru_cache(maxsize=1)

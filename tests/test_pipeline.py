@@ -104,12 +104,12 @@ def test_two_pipelines_are_isolated():
 
 
 def test_live_config_changes_keep_the_stream():
-    with Pipeline() as p:
+    with Pipeline("webcam") as p:
         for i in range(4):
             p.process(ASTRO, i / 30)
         p.update_config(detector="full", half_life_s=1.0, min_score=0.6, min_face=30)
         r = p.process(ASTRO, 4 / 30)
-        assert p.config.detector == "full" and p.smoother.half_life_s == 1.0
+        assert p.config.detection.detector == "full" and p.smoother.half_life_s == 1.0
         assert r.track_ids.tolist() == [1]  # same track, same ID
         p.update_config(model="ferplus-8")  # a Hub model that can't be downloaded here
         r = p.process(ASTRO, 5 / 30)
@@ -117,6 +117,11 @@ def test_live_config_changes_keep_the_stream():
         assert p.warnings and "embedded default" in p.warnings[-1]
         with pytest.raises(ValueError, match="unknown"):
             p.update_config(colour="red")
+        with pytest.raises(ValueError, match=r"smoothing.half_life_s must be a number from 0.0 to 60.0"):
+            p.update_config(half_life_s=-1)
+        p.update_config("webcam")  # a whole preset
+        p.process(ASTRO, 6 / 30)
+        assert p.config.detection.detector == "short" and p.smoother.half_life_s == 0.1
 
 
 def test_state_is_released_when_faces_leave():
@@ -137,9 +142,9 @@ def test_many_faces_are_capped_with_a_warning():
     tile = np.kron(np.ones((4, 4, 1), np.uint8), ASTRO[50:200, 150:300])  # 16 faces in a grid
     r = analyze_image(tile)
     assert len(r) >= 12
-    from pipeline import PipelineConfig
+    from pipeline import preset
 
-    capped = analyze_image(tile, PipelineConfig(detector="full", tiles="auto", max_faces=5))
+    capped = analyze_image(tile, preset("groups", max_faces=5))
     assert len(capped) == 5 and "largest 5" in capped.warnings[0]
 
 
@@ -162,7 +167,7 @@ def test_thirty_plus_faces_in_one_frame(crowd_of_42):
     res = analyze_image(canvas)
     assert len(res) >= 30
     assert res.raw.shape == (len(res), 7) and np.allclose(res.raw.sum(axis=1), 1, atol=1e-4)
-    with Pipeline(detector="full", tiles="auto") as p:
+    with Pipeline("groups") as p:
         for i in range(4):
             r = p.process(canvas, i / 10)
     assert len(r) >= 30 and len(set(r.track_ids.tolist())) == len(r)

@@ -1,5 +1,15 @@
-"""Face detection (MediaPipe) and tracking (DeepSORT)."""
-from .detect import Detections, FaceDetector
-from .track import FaceTracker, TrackerConfig
+"""Face detection (MediaPipe), appearance embeddings and tracking (DeepSORT).
 
-__all__ = ["Detections", "FaceDetector", "FaceTracker", "TrackerConfig"]
+Plain array interfaces, no knowledge of the pipeline's result type::
+
+    det = FaceDetector(DetectionConfig(detector="full"))
+    found = det.detect(rgb)                                   # Detections: boxes, scores, keypoints
+    emb = embed(rgb, found.boxes, "colorhist")                # (N, D) appearance vectors
+    upd = FaceTracker().update(found.boxes, found.scores, emb, t)   # TrackUpdate: ids per box, ended
+"""
+from .detect import DetectionConfig, Detections, FaceDetector
+from .embed import EMBEDDERS, embed
+from .track import FaceTracker, TrackerConfig, TrackUpdate
+
+__all__ = ["EMBEDDERS", "DetectionConfig", "Detections", "FaceDetector", "FaceTracker", "TrackUpdate",
+           "TrackerConfig", "embed"]

@@ -20,7 +20,7 @@ import atexit
 import os
 import threading
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 os.environ.setdefault("GLOG_minloglevel", "2")  # MediaPipe/LiteRT are chatty on stderr
@@ -39,6 +39,18 @@ OFFICIAL_MODEL_URL = (
     "https://storage.googleapis.com/mediapipe-models/face_detector/"
     "blaze_face_short_range/float16/latest/blaze_face_short_range.tflite"
 )
+
+
+@dataclass(frozen=True)
+class DetectionConfig:
+    """Face detection settings (validated by ``pipeline.config``)."""
+
+    detector: str = "full"  # "short" (faces near a webcam), "full" (any distance) or a .tflite path
+    tiles: int | str = "auto"  # 0 off, N for an N x N grid of tiles, "auto": tiles for frames >= auto_tile_px
+    min_score: float = 0.5  # detection threshold (0-1)
+    min_face: int = 20  # faces smaller than this many pixels are dropped
+    max_side: int = 1920  # the whole-frame pass sees the frame downscaled to this long side (pixels)
+    auto_tile_px: int = 1000  # tiles="auto" tiles frames whose long side is at least this (pixels)
 
 
 @dataclass(frozen=True)
@@ -90,39 +102,29 @@ def _close_all() -> None:
 class FaceDetector:
     """MediaPipe face detection on RGB uint8 frames.
 
-    Parameters
-    ----------
-    model: ``"short"``, ``"full"`` or a path to another BlazeFace ``.tflite``.
-    min_score: detection threshold (0-1).
-    min_face: faces whose box is smaller than this many pixels are dropped.
-    tiles: 0/1 (off), N (N x N grid plus the whole frame) or ``"auto"``.
-    max_side: frames are downscaled so the long side is at most this for the
-        whole-frame pass (tiles still see full resolution).
+    ``FaceDetector()`` uses :class:`DetectionConfig`'s defaults;
+    ``FaceDetector("short", tiles=2)`` or ``FaceDetector(DetectionConfig(...))``
+    choose others.
     """
 
-    def __init__(
-        self,
-        model: str | os.PathLike = "short",
-        min_score: float = 0.5,
-        min_face: int = 20,
-        tiles: int | str = 0,
-        max_side: int = 1920,
-        auto_tile_px: int = 1000,
-    ):
+    def __init__(self, config: DetectionConfig | str | None = None, **overrides):
         from mediapipe.tasks.python import BaseOptions, vision
 
-        path = Path(MODELS.get(str(model), model))
+        if isinstance(config, (str, os.PathLike)):
+            config = DetectionConfig(detector=str(config))
+        self.config = c = replace(config or DetectionConfig(), **overrides)
+        path = Path(MODELS.get(str(c.detector), c.detector))
         if not path.is_file():
             raise FileNotFoundError(
                 f"face detector model {path} not found; use 'short', 'full' or a .tflite path "
                 f"(official models: {OFFICIAL_MODEL_URL})"
             )
-        self.model = str(model)
-        self.min_score = float(min_score)
-        self.min_face = int(min_face)
-        self.tiles = tiles
-        self.max_side = int(max_side)
-        self.auto_tile_px = int(auto_tile_px)
+        self.model = str(c.detector)
+        self.min_score = float(c.min_score)
+        self.min_face = int(c.min_face)
+        self.tiles = c.tiles
+        self.max_side = int(c.max_side)
+        self.auto_tile_px = int(c.auto_tile_px)
         opts = vision.FaceDetectorOptions(
             base_options=BaseOptions(model_asset_path=str(path)),
             running_mode=vision.RunningMode.IMAGE,

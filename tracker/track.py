@@ -20,15 +20,11 @@ Adds to DeepSORT what a face stream needs:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from deep_sort_realtime.deep_sort.kalman_filter import KalmanFilter
 from deep_sort_realtime.deepsort_tracker import DeepSort
-
-from pipeline.results import FrameResult
-
-from .embed import embed
 
 
 class _FastGatingKalman(KalmanFilter):
@@ -49,9 +45,13 @@ class _FastGatingKalman(KalmanFilter):
         return np.einsum("ij,ij->i", d, np.linalg.solve(covariance, d.T).T)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrackerConfig:
-    # Defaults chosen with benchmarks/tracking.py (motmetrics on synthetic real-face sequences).
+    """Tracking settings (validated by ``pipeline.config``).
+
+    Defaults chosen with benchmarks/tracking.py (CLEAR-MOT/IDF1 on synthetic real-face sequences).
+    """
+
     max_hidden_s: float = 3.0  # keep a lost track this long (seconds)
     n_init: int = 2  # detections needed before a track is confirmed
     max_cosine_distance: float = 0.3  # appearance gate
@@ -59,7 +59,15 @@ class TrackerConfig:
     reid_distance: float = 0.4  # cosine distance to give a hidden face its old ID back (0 = off)
     reid_radius: float = 3.0  # ... if it reappears within this many face widths of where it was lost
     nn_budget: int = 30  # appearance samples kept per track
-    embedder: str = "colorhist"
+    embedder: str = "colorhist"  # appearance embedding (tracker.embed.EMBEDDERS)
+
+
+@dataclass
+class TrackUpdate:
+    """What one :meth:`FaceTracker.update` says about the frame's detections."""
+
+    ids: np.ndarray  # (N,) int64, one per detection: its track's ID, or 0 if it has no confirmed track
+    ended: tuple[int, ...] = field(default_factory=tuple)  # IDs of tracks that ended in this frame
 
 
 class FaceTracker:
@@ -87,14 +95,15 @@ class FaceTracker:
     def _max_age_frames(self) -> int:
         return max(1, int(np.ceil(self.config.max_hidden_s / max(self._dt, 1e-3))))
 
-    def update(self, rgb: np.ndarray, frame: FrameResult) -> FrameResult:
-        """Assign track IDs; returns the faces of confirmed, currently seen tracks.
+    def update(self, boxes: np.ndarray, scores: np.ndarray, embeddings: np.ndarray, t: float) -> TrackUpdate:
+        """Match this frame's detections to tracks.
 
-        ``frame`` carries this frame's detections (boxes, scores, keypoints).
-        The result keeps only faces matched to a confirmed track, with
-        ``track_ids`` filled and ``ended_tracks`` listing IDs that ended now.
+        ``boxes`` (N, 4) x1, y1, x2, y2 pixels, ``scores`` (N,), ``embeddings``
+        (N, D) appearance vectors (:func:`tracker.embed.embed`), ``t`` the
+        frame's time in seconds.  Call it for every frame, even with no
+        detections, so hidden tracks age.  Returns the track ID of each
+        detection (0 while it has no confirmed track) and the IDs that ended.
         """
-        t = frame.timestamp
         if self._last_t is not None and t > self._last_t:
             # a smoothed frame interval, robust to a single late frame
             self._dt = 0.8 * self._dt + 0.2 * min(t - self._last_t, 2.0)
@@ -103,12 +112,11 @@ class FaceTracker:
         for tr in self._ds.tracker.tracks:
             tr._max_age = max_age
 
-        boxes = frame.boxes
         raw = [
             ([float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])], float(s), "face")
-            for b, s in zip(boxes, frame.scores)
+            for b, s in zip(boxes, scores)
         ]
-        feats = embed(rgb, boxes, self.config.embedder) if len(boxes) else []
+        feats = list(embeddings) if len(boxes) else []
         tracks = self._ds.update_tracks(raw, embeds=feats, others=list(range(len(boxes))))
 
         ended = []
@@ -118,7 +126,7 @@ class FaceTracker:
                 self._last_box.pop(gone, None)
                 ended.append(gone)
 
-        keep, ids = [], []
+        ids = np.zeros(len(boxes), np.int64)
         for tr in list(tracks):
             if not tr.is_confirmed():
                 continue
@@ -130,13 +138,9 @@ class FaceTracker:
                     self._next_id += 1
                 self._ids[tr.track_id] = old
             if tr.time_since_update == 0 and tr.others is not None:
-                keep.append(int(tr.others))
-                ids.append(self._ids[tr.track_id])
-                self._last_box[self._ids[tr.track_id]] = boxes[int(tr.others)].copy()
-        out = frame.subset(keep)
-        out.track_ids = np.asarray(ids, dtype=np.int64)
-        out.ended_tracks = tuple(sorted(ended))
-        return out
+                ids[int(tr.others)] = self._ids[tr.track_id]
+                self._last_box[self._ids[tr.track_id]] = np.asarray(boxes[int(tr.others)], np.float32).copy()
+        return TrackUpdate(ids, tuple(sorted(ended)))
 
     def _reidentify(self, new, box) -> int | None:
         """The ID of a hidden confirmed track that ``new`` looks like, or None."""

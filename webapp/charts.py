@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from export.plot import timeline_frame
+
 COLUMNS = ["time_s", "series", "prob", "track", "emotion"]
 
 
@@ -13,18 +15,7 @@ def empty_timeline() -> pd.DataFrame:
 
 
 def _long(df: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
-    try:
-        from export.plot import timeline_frame
-
-        out = timeline_frame(df, classes)
-        if {"time_s", "track", "emotion", "prob"} <= set(out.columns):
-            return out[["time_s", "track", "emotion", "prob"]].copy()
-    except Exception:
-        pass
-    cols = [f"p_{c}" for c in classes if f"p_{c}" in df.columns]
-    out = df.melt(id_vars=["time_s", "track_id"], value_vars=cols, var_name="emotion", value_name="prob")
-    out["emotion"] = out["emotion"].str[2:]
-    return out.rename(columns={"track_id": "track"})
+    return timeline_frame(df, classes)[["time_s", "track", "emotion", "prob"]].copy()
 
 
 def timeline_plot_frame(df: pd.DataFrame | None, classes: list[str], min_peak: float = 0.2,
