@@ -1,0 +1,34 @@
+"""The layer contracts in .importlinter hold (import-linter, run as `lint-imports`).
+
+Data flows one way: webapp > export > pipeline > tracker | classifier; the product
+never imports the test kit, benchmarks or tools.  The second test shows the check
+bites: the same contracts on a copy of the tree with one upward import fail.
+"""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+LINT = Path(sys.executable).with_name("lint-imports")
+PACKAGES = ("webapp", "export", "pipeline", "tracker", "classifier", "testkit", "benchmarks", "tools")
+
+
+def lint(cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(LINT), "--no-cache"], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_layer_contracts_are_kept():
+    r = lint(REPO)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "0 broken" in r.stdout
+
+
+def test_an_upward_import_breaks_the_contract(tmp_path):
+    for pkg in PACKAGES:
+        shutil.copytree(REPO / pkg, tmp_path / pkg, ignore=shutil.ignore_patterns("*.onnx", "*.tflite", "results"))
+    shutil.copy(REPO / ".importlinter", tmp_path)
+    (tmp_path / "tracker" / "upward.py").write_text("from pipeline.results import FrameResult\n")
+    r = lint(tmp_path)
+    assert r.returncode != 0
+    assert "BROKEN" in r.stdout and "tracker.upward -> pipeline.results" in r.stdout
