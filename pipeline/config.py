@@ -70,7 +70,7 @@ def _tiles(v):
 
 #: The allowed values of every field, by "section.field".
 RULES = {
-    "detection.detector": _choice("short", "full", path_ok=".tflite"),
+    "detection.detector": _choice("auto", "short", "full", path_ok=".tflite"),
     "detection.tiles": _tiles,
     "detection.min_score": _range(0.05, 0.99),
     "detection.min_face": _range(2, 4096, numbers.Integral),

@@ -14,7 +14,7 @@ import numpy as np
 
 from classifier.hub import load_classifier
 from classifier.smoothing import ProbabilitySmoother
-from tracker.detect import FaceDetector
+from tracker.detect import FaceDetector, make_detector
 from tracker.embed import embed
 from tracker.track import FaceTracker
 
@@ -55,16 +55,18 @@ class Pipeline:
         self.warnings: list[str] = []
         self.frame_index = 0
         self._last_t: float | None = None
+        self._hints: np.ndarray | None = None  # last frame's face boxes, for the "auto" detector (None: scan all)
         self._t0 = time.monotonic()
         self._build(self.config, None)
 
     # -- configuration -------------------------------------------------
     def _build(self, new: PipelineConfig, old: PipelineConfig | None) -> None:
         if old is None or new.detection != old.detection:
-            det = FaceDetector(new.detection)
+            det = make_detector(new.detection)
             if old is not None:
                 self.detector.close()
             self.detector = det
+            self._hints = None
         if old is None or new.classification.model != old.classification.model:
             clf, warn = load_classifier(new.classification.model)
             if warn:
@@ -135,11 +137,12 @@ class Pipeline:
         timings = res.timings_ms
 
         t0 = time.perf_counter()
-        det = self.detector.detect(rgb)
+        det = self.detector.detect(rgb, hints=self._hints, scan_all=self._hints is None)
         res.boxes, res.scores, res.keypoints = det.boxes, det.scores, det.keypoints
         res, capped = _cap_faces(res, self.config.classification.max_faces)
         if capped:
             res.warnings = (capped,)
+        self._hints = res.boxes  # every face found, tracked yet or not: the next frame looks for them again
         t1 = time.perf_counter()
         timings["detect"] = (t1 - t0) * 1000
 
@@ -168,6 +171,7 @@ class Pipeline:
         self.smoother.reset()
         self.frame_index = 0
         self._last_t = None
+        self._hints = None
 
     def close(self) -> None:
         self.detector.close()
@@ -191,13 +195,13 @@ def analyze_image(frame, config: PipelineConfig | str | None = None,
     t_start = time.perf_counter()
     rgb = to_rgb_uint8(frame)
     own = detector is None
-    det_model = detector or FaceDetector(cfg.detection)
+    det_model = detector or make_detector(cfg.detection)
     try:
         clf, warn = load_classifier(cfg.classification.model)
         h, w = rgb.shape[:2]
         res = FrameResult(index=0, timestamp=0.0, width=w, height=h, classes=clf.classes, model_id=clf.spec.id)
         t0 = time.perf_counter()
-        d = det_model.detect(rgb)
+        d = det_model.detect(rgb, scan_all=True)
         res.boxes, res.scores, res.keypoints = d.boxes, d.scores, d.keypoints
         res, capped = _cap_faces(res, cfg.classification.max_faces)
         warnings = [w for w in (warn, capped) if w]

@@ -45,8 +45,10 @@ OFFICIAL_MODEL_URL = (
 class DetectionConfig:
     """Face detection settings (validated by ``pipeline.config``)."""
 
-    detector: str = "full"  # "short" (faces near a webcam), "full" (any distance) or a .tflite path
-    tiles: int | str = "auto"  # 0 off, N for an N x N grid of tiles, "auto": tiles for frames >= auto_tile_px
+    # "auto": faces at every distance (tracker.autodetect); experts: "short" (faces near a webcam),
+    # "full" (farther faces) or a BlazeFace .tflite path, with ``tiles``.
+    detector: str = "auto"
+    tiles: int | str = "auto"  # short/full only: 0 off, N for an N x N grid, "auto": tiles for frames >= auto_tile_px
     min_score: float = 0.5  # detection threshold (0-1)
     min_face: int = 20  # faces smaller than this many pixels are dropped
     max_side: int = 1920  # the whole-frame pass sees the frame downscaled to this long side (pixels)
@@ -112,7 +114,7 @@ class FaceDetector:
 
         if isinstance(config, (str, os.PathLike)):
             config = DetectionConfig(detector=str(config))
-        self.config = c = replace(config or DetectionConfig(), **overrides)
+        self.config = c = replace(config or DetectionConfig(detector="full"), **overrides)
         path = Path(MODELS.get(str(c.detector), c.detector))
         if not path.is_file():
             raise FileNotFoundError(
@@ -179,29 +181,22 @@ class FaceDetector:
             return 0 if side < self.auto_tile_px else int(min(4, max(2, np.ceil(side / 800))))
         return int(self.tiles or 0)
 
-    def detect(self, rgb: np.ndarray) -> Detections:
-        """Detect faces in an RGB uint8 frame (use ``pipeline.frames.to_rgb_uint8`` first)."""
-        h, w = rgb.shape[:2]
+    def run_window(self, rgb: np.ndarray, x0: int = 0, y0: int = 0, x1: int | None = None,
+                   y1: int | None = None) -> list:
+        """Raw detections (box, score, keypoints) in the window [x0:x1, y0:y1], in frame pixels.
+
+        The window is downscaled to ``max_side`` first when larger.
+        """
+        win = rgb[y0:y1, x0:x1]
         scale = 1.0
-        small = rgb
-        if max(h, w) > self.max_side:
-            scale = max(h, w) / self.max_side
-            small = cv2.resize(rgb, (max(1, round(w / scale)), max(1, round(h / scale))), interpolation=cv2.INTER_AREA)
-        found = self._run(small, scale=scale)
-        n = self._grid(h, w)
-        if n >= 2:
-            th, tw = int(np.ceil(h / n * 1.25)), int(np.ceil(w / n * 1.25))
-            for gy in range(n):
-                for gx in range(n):
-                    y0 = min(int(gy * h / n - (th - h / n) / 2), h - th) if n > 1 else 0
-                    x0 = min(int(gx * w / n - (tw - w / n) / 2), w - tw) if n > 1 else 0
-                    y0, x0 = max(y0, 0), max(x0, 0)
-                    tile = rgb[y0 : y0 + th, x0 : x0 + tw]
-                    ts = 1.0
-                    if max(tile.shape[:2]) > self.max_side:
-                        ts = max(tile.shape[:2]) / self.max_side
-                        tile = cv2.resize(tile, (round(tile.shape[1] / ts), round(tile.shape[0] / ts)), interpolation=cv2.INTER_AREA)
-                    found += self._run(tile, ox=x0, oy=y0, scale=ts)
+        if max(win.shape[:2]) > self.max_side:
+            scale = max(win.shape[:2]) / self.max_side
+            win = cv2.resize(win, (max(1, round(win.shape[1] / scale)), max(1, round(win.shape[0] / scale))),
+                             interpolation=cv2.INTER_AREA)
+        return self._run(win, ox=x0, oy=y0, scale=scale)
+
+    def merge(self, found: list, h: int, w: int) -> Detections:
+        """Raw detections of one frame's passes -> thresholded, clipped, size-filtered, NMS-merged."""
         found = [f for f in found if f[1] >= self.min_score]
         if not found:
             return Detections.empty()
@@ -219,3 +214,40 @@ class FaceDetector:
         # Stable order: left to right, so image-mode face numbers read naturally.
         order = np.argsort(boxes[:, 0], kind="stable")
         return Detections(boxes[order], scores[order], kps[order])
+
+    def detect(self, rgb: np.ndarray, hints: np.ndarray | None = None, scan_all: bool = False) -> Detections:
+        """Detect faces in an RGB uint8 frame (use ``pipeline.frames.to_rgb_uint8`` first).
+
+        ``hints`` and ``scan_all`` are for the ``"auto"`` detector's interface; ignored here.
+        """
+        h, w = rgb.shape[:2]
+        found = self.run_window(rgb)
+        for x0, y0, x1, y1 in grid_windows(h, w, self._grid(h, w)):
+            found += self.run_window(rgb, x0, y0, x1, y1)
+        return self.merge(found, h, w)
+
+
+def grid_windows(h: int, w: int, nx: int, ny: int | None = None, overlap: float = 1.25) -> list[tuple]:
+    """An ``nx`` x ``ny`` grid of windows (x0, y0, x1, y1) that overlap by ``overlap`` (none if nx < 2)."""
+    ny = nx if ny is None else ny
+    if max(nx, ny) < 2:
+        return []
+    th, tw = min(h, int(np.ceil(h / ny * overlap))), min(w, int(np.ceil(w / nx * overlap)))
+    out = []
+    for gy in range(ny):
+        for gx in range(nx):
+            y0 = max(min(int(gy * h / ny - (th - h / ny) / 2), h - th), 0)
+            x0 = max(min(int(gx * w / nx - (tw - w / nx) / 2), w - tw), 0)
+            out.append((x0, y0, x0 + tw, y0 + th))
+    return out
+
+
+def make_detector(config: DetectionConfig | None = None):
+    """The detector ``config`` asks for: an :class:`~tracker.autodetect.AutoDetector` for ``"auto"``,
+    else a :class:`FaceDetector`.  Both answer ``detect(rgb, hints=None, scan_all=False)``."""
+    config = config or DetectionConfig()
+    if config.detector == "auto":
+        from .autodetect import AutoDetector
+
+        return AutoDetector(config)
+    return FaceDetector(config)

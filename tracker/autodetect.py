@@ -1,0 +1,154 @@
+"""Faces at every distance for about three detector passes a frame: the ``"auto"`` detector.
+
+BlazeFace sees a frame squeezed into 192 x 192 pixels (full range) and finds a
+face reliably once it is about 20 px tall there, i.e. about a tenth of the
+frame's long side (measured: 22/24 real faces at 20 px, 9/24 at 10 px).  A
+close-up is no problem; a person 24 px tall in a 1280x720 frame is.  Running
+the model on every tile of a fine grid finds them but costs ~2.4 ms a tile.
+So, per frame:
+
+1. **whole frame**, full-range model: every face larger than ~10% of the frame;
+2. **one discovery tile** of a grid fine enough for the smallest face wanted
+   (``min_face`` at 20 px model scale), in turn (round robin), so a new small
+   face is found within one sweep of the grid (a few tenths of a second);
+3. **known small faces again, in one mosaic**: each face the caller says it is
+   following (``hints``: last frame's boxes) that is too small for pass 1 is
+   cut out with margin, scaled so that it is ~45% of a cell, and up to
+   ``cells x cells`` of them are tiled into one image: one more pass re-finds
+   them all in every frame, whatever their number (one mosaic per 9 faces).
+
+A still image (``scan_all=True``) gets the whole grid at once.  All passes
+are merged by the detector's own NMS.  Stateful (the round robin): one per
+stream.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import cv2
+import numpy as np
+
+from .detect import DetectionConfig, Detections, FaceDetector, grid_windows
+
+#: A face this many pixels tall at the model's 192 px input is found reliably.
+MODEL_PX = 20.0
+#: The discovery grid is fine enough for faces this tall (pixels), or this share of the long side.
+SMALLEST_PX, SMALLEST_FRAC = 24.0, 0.015
+#: Cut-outs for the mosaic are this many face sides wide (room to move between frames).
+CONTEXT = 2.2
+
+
+class AutoDetector:
+    def __init__(self, config: DetectionConfig | None = None, cells: int = 3, cell_px: int = 128):
+        base = replace(config or DetectionConfig(), tiles=0)
+        self.config = config or DetectionConfig()
+        self.full = FaceDetector(base, detector="full")
+        self.cells, self.cell_px = int(cells), int(cell_px)
+        self._next_tile = 0
+        self.passes = 0  # model passes in the last call (for benchmarks)
+
+    def close(self) -> None:
+        self.full.close()
+
+    def reset(self) -> None:
+        self._next_tile = 0
+
+    # -- the three passes ----------------------------------------------------
+    def scan_grid(self, h: int, w: int) -> list[tuple]:
+        """Discovery windows: fine enough that the smallest face wanted is MODEL_PX tall in the model."""
+        smallest = max(self.config.min_face, SMALLEST_PX, SMALLEST_FRAC * max(h, w))
+        side = smallest * 192.0 / MODEL_PX  # window side (pixels)
+        nx, ny = math.ceil(w * 1.25 / side), math.ceil(h * 1.25 / side)
+        if max(nx, ny) < 2:
+            return []
+        return grid_windows(h, w, max(nx, 1), max(ny, 1))
+
+    def _small(self, hints: np.ndarray, h: int, w: int) -> np.ndarray:
+        """The hints too small for the whole-frame pass."""
+        if hints is None or not len(hints):
+            return np.zeros((0, 4), np.float32)
+        return np.asarray([b for b in hints if self._is_small(b, h, w)], np.float32).reshape(-1, 4)
+
+    def _mosaic(self, rgb: np.ndarray, boxes: np.ndarray) -> list:
+        """Re-find ``boxes`` (up to cells**2) in one pass over a mosaic of their surroundings."""
+        c, n = self.cell_px, self.cells
+        grid = max(1, min(n, math.ceil(math.sqrt(len(boxes)))))
+        canvas = np.full((grid * c, grid * c, 3), 114, np.uint8)
+        places = []
+        for k, b in enumerate(boxes):
+            side = max(b[2] - b[0], b[3] - b[1]) * CONTEXT
+            cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+            x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
+            s = int(round(side))
+            crop = _crop_padded(rgb, x0, y0, s)
+            gy, gx = divmod(k, grid)
+            canvas[gy * c:(gy + 1) * c, gx * c:(gx + 1) * c] = cv2.resize(crop, (c, c), interpolation=cv2.INTER_AREA)
+            places.append((gx * c, gy * c, x0, y0, s / c))
+        out = []
+        for box, score, kp in self.full.run_window(canvas):
+            cxm, cym = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+            k = int(cym // c) * grid + int(cxm // c)
+            if not (0 <= cxm < grid * c and 0 <= cym < grid * c) or k >= len(places):
+                continue
+            ox, oy, x0, y0, f = places[k]
+            box = (np.asarray(box, np.float32) - (ox, oy, ox, oy)) * f + (x0, y0, x0, y0)
+            kp = (np.asarray(kp, np.float32) - (ox, oy)) * f + (x0, y0)
+            out.append((box.astype(np.float32), score, kp.astype(np.float32)))
+        return out
+
+    # -- one frame -------------------------------------------------------------
+    def detect(self, rgb: np.ndarray, hints: np.ndarray | None = None, scan_all: bool = False) -> Detections:
+        """Faces in ``rgb``; ``hints`` are boxes of faces seen in the previous frame (or None).
+
+        A tile finds faces the whole-frame pass can't see; a face it finds that
+        is big enough for the whole-frame pass but was not found there is a
+        false alarm (a tile shows textures out of context), so tiles only add
+        small faces.  With ``scan_all`` (stills) each of those is checked
+        once more in the mosaic and kept only if found again; in a stream the
+        next frame's mosaic does that check, and the tracker's confirmation.
+        """
+        h, w = rgb.shape[:2]
+        found = self.full.run_window(rgb)
+        windows = self.scan_grid(h, w)
+        todo = windows if scan_all else windows[self._next_tile % len(windows):][:1] if windows else []
+        if windows and not scan_all:
+            self._next_tile = (self._next_tile + 1) % len(windows)
+        from_tiles = [f for win in todo for f in self.full.run_window(rgb, *win)
+                      if f[1] >= self.config.min_score and self._is_small(f[0], h, w)]
+        self.passes = 1 + len(todo)
+        if scan_all:
+            new = [f for f in from_tiles if not any(_iou(f[0], g[0]) > 0.3 for g in found)]
+            found += self._mosaics(rgb, np.array([f[0] for f in new], np.float32).reshape(-1, 4))
+        else:
+            found += from_tiles
+        found += self._mosaics(rgb, self._small(hints, h, w))
+        return self.full.merge(found, h, w)
+
+    def _is_small(self, box, h: int, w: int) -> bool:
+        return max(box[2] - box[0], box[3] - box[1]) * 192.0 / max(h, w) < 1.5 * MODEL_PX
+
+    def _mosaics(self, rgb: np.ndarray, boxes: np.ndarray) -> list:
+        out, per = [], self.cells ** 2
+        for i in range(0, len(boxes), per):
+            out += self._mosaic(rgb, boxes[i:i + per])
+            self.passes += 1
+        return out
+
+
+def _iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / max((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter, 1e-9)
+
+
+def _crop_padded(rgb: np.ndarray, x0: int, y0: int, s: int) -> np.ndarray:
+    """The square [x0, x0+s) x [y0, y0+s) of ``rgb``, grey where it leaves the frame."""
+    h, w = rgb.shape[:2]
+    s = max(s, 2)
+    out = np.full((s, s, 3), 114, np.uint8)
+    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + s, w), min(y0 + s, h)
+    if sx1 > sx0 and sy1 > sy0:
+        out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = rgb[sy0:sy1, sx0:sx1]
+    return out
