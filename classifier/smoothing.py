@@ -82,6 +82,16 @@ class ProbabilitySmoother:
             sm[i], labels[i] = self.update(int(tid), raw[i], t)
         return sm, labels
 
+    def hold(self, track_ids, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+        """The current (smoothed, labels) of ``track_ids`` without a new measurement (NaN/-1 if unknown)."""
+        sm = np.full((len(track_ids), n_classes), np.nan, np.float32)
+        labels = np.full(len(track_ids), -1, np.int64)
+        for i, tid in enumerate(track_ids):
+            st = self._state.get(int(tid))
+            if st is not None and st.probs.shape == (n_classes,):
+                sm[i], labels[i] = st.probs, st.label
+        return sm, labels
+
     def drop(self, track_ids) -> None:
         for tid in track_ids:
             self._state.pop(int(tid), None)

@@ -40,13 +40,15 @@ def draw(frame_rgb: np.ndarray, result: FrameResult, bars: bool = True, copy: bo
     for f in result:
         x1, y1, x2, y2 = [int(round(v)) for v in f.box]
         col = track_color(f.track_id)
-        cv2.rectangle(img, (x1, y1), (x2, y2), col, max(2, thick + 1))
+        if f.predicted:  # not detected in this frame: dimmed, thin box, no chart
+            col = tuple(c // 2 for c in col)
+        cv2.rectangle(img, (x1, y1), (x2, y2), col, 1 if f.predicted else max(2, thick + 1))
         label = f"#{f.track_id} {f.label} {f.label_prob * 100:.0f}%"
         (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
         ty = y1 - 6 if y1 - th - 8 > 0 else y2 + th + 6
         cv2.rectangle(img, (x1, ty - th - 4), (x1 + tw + 6, ty + 4), (0, 0, 0), -1)
         _text(img, label, (x1 + 3, ty), scale, col, thick)
-        if bars and f.smoothed:
+        if bars and f.smoothed and not f.predicted:
             _bars(img, f.smoothed, f.label, (x1, y1, x2, y2), col, base)
     if status:
         _text(img, status, (8, int(22 * base) + 8), scale, (255, 255, 255), thick)

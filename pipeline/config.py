@@ -83,6 +83,7 @@ RULES = {
     "tracking.reid_distance": _range(0.0, 2.0),
     "tracking.reid_radius": _range(0.0, 100.0),
     "tracking.nn_budget": _range(1, 1000, numbers.Integral),
+    "tracking.hold_s": _range(0.0, 10.0),
     "tracking.embedder": _choice(*EMBEDDERS),
     "classification.model": lambda v: None if isinstance(v, str) and v else "a model id or a spec .json path",
     "classification.max_faces": _range(1, 1024, numbers.Integral),

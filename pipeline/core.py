@@ -20,6 +20,7 @@ from tracker.track import FaceTracker
 
 from .config import PipelineConfig, preset
 from .frames import to_rgb_uint8
+from .predicted import add_predicted
 from .results import FrameResult
 
 #: Tracking settings a running tracker takes over without starting afresh.
@@ -158,8 +159,10 @@ class Pipeline:
         t3 = time.perf_counter()
         timings["classify"] = (t3 - t2) * 1000
 
-        self.smoother.drop(res.ended_tracks)
+        self.smoother.drop(res.ended_tracks + upd.restarted)  # a re-assigned face starts afresh
         res.smoothed, res.labels = self.smoother.update_many(res.track_ids, res.raw, t)
+        res = add_predicted(res, upd.predicted_ids, upd.predicted_boxes, self.smoother)
+        self._hints = np.concatenate([self._hints, upd.predicted_boxes])  # look where missed faces should be
         t4 = time.perf_counter()
         timings["smooth"] = (t4 - t3) * 1000
         timings["total"] = (t4 - t_start) * 1000

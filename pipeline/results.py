@@ -11,7 +11,11 @@ Stage by stage:
 * tracking keeps the faces that belong to a confirmed track, in the same order,
   and fills ``track_ids`` (small integers from 1, per stream);
 * classification fills ``raw`` (N, C): this frame's class probabilities;
-* smoothing fills ``smoothed`` (N, C) and ``labels`` (index into ``classes``).
+* smoothing fills ``smoothed`` (N, C) and ``labels`` (index into ``classes``);
+* a confirmed face the detector missed in this frame is still reported for a
+  moment (``tracking.hold_s``) at the box its track predicts, with
+  ``predicted`` True, NaN ``raw`` (nothing was measured) and its smoothed
+  probabilities held as they were (:mod:`pipeline.predicted`).
 """
 from __future__ import annotations
 
@@ -39,16 +43,18 @@ class FaceView:
     smoothed: dict[str, float]
     label: str
     label_prob: float
+    predicted: bool = False  # not detected in this frame: the box is the track's prediction
 
     def to_dict(self) -> dict:
         return {
             "track_id": self.track_id,
+            "predicted": self.predicted,
             "box": [round(float(v), 1) for v in self.box],
             "score": round(float(self.score), 4),
             "label": self.label,
             "label_prob": round(float(self.label_prob), 4),
             "probs": {k: round(v, 4) for k, v in self.smoothed.items()},
-            "raw_probs": {k: round(v, 4) for k, v in self.raw.items()},
+            "raw_probs": {k: (round(v, 4) if np.isfinite(v) else None) for k, v in self.raw.items()},
         }
 
 
@@ -65,6 +71,7 @@ class FrameResult:
     scores: np.ndarray = field(default_factory=lambda: _EMPTY_F.copy())
     keypoints: np.ndarray = field(default_factory=lambda: np.zeros((0, 6, 2), np.float32))
     track_ids: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
+    predicted: np.ndarray = field(default_factory=lambda: np.zeros((0,), bool))
     raw: np.ndarray | None = None
     smoothed: np.ndarray | None = None
     labels: np.ndarray | None = None
@@ -88,6 +95,7 @@ class FrameResult:
             boxes=self.boxes[idx],
             scores=self.scores[idx],
             keypoints=self.keypoints[idx],
+            predicted=self.predicted[idx] if len(self.predicted) == len(self) else self.predicted,
             track_ids=self.track_ids[idx] if len(self.track_ids) == len(self) else self.track_ids,
             raw=take(self.raw),
             smoothed=take(self.smoothed),
@@ -110,6 +118,7 @@ class FrameResult:
             smoothed={c: float(p) for c, p in zip(classes, sm)},
             label=classes[li] if li >= 0 else "",
             label_prob=float(sm[li]) if li >= 0 else 0.0,
+            predicted=bool(self.predicted[i]) if len(self.predicted) > i else False,
         )
 
     def __getitem__(self, i: int) -> FaceView:

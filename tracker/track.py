@@ -36,13 +36,20 @@ class _FastGatingKalman(KalmanFilter):
     several faces.  Same squared Mahalanobis distance, computed in NumPy.
     """
 
+    #: A detection more than this many face heights from where the track is expected cannot be it,
+    #: whatever the (after missed frames, wide) Kalman uncertainty says.
+    max_jump = 1.0
+
     def gating_distance(self, mean, covariance, measurements, only_position=False):
         mean, covariance = self.project(mean, covariance)
+        meas = np.asarray(measurements, float)
+        jump = np.hypot(meas[:, 0] - mean[0], meas[:, 1] - mean[1]) / max(float(mean[3]), 1.0)
         if only_position:
             mean, covariance = mean[:2], covariance[:2, :2]
-            measurements = measurements[:, :2]
-        d = np.asarray(measurements, float) - mean
-        return np.einsum("ij,ij->i", d, np.linalg.solve(covariance, d.T).T)
+            meas = meas[:, :2]
+        d = meas - mean
+        dist = np.einsum("ij,ij->i", d, np.linalg.solve(covariance, d.T).T)
+        return np.where(jump > self.max_jump, 1e6, dist)  # 1e6: beyond any chi-square gate
 
 
 @dataclass(frozen=True)
@@ -57,7 +64,8 @@ class TrackerConfig:
     max_cosine_distance: float = 0.3  # appearance gate
     max_iou_distance: float = 0.9  # IoU gate (1 - IoU) for the fallback matching
     reid_distance: float = 0.4  # cosine distance to give a hidden face its old ID back (0 = off)
-    reid_radius: float = 3.0  # ... if it reappears within this many face widths of where it was lost
+    reid_radius: float = 3.0  # ... if it reappears within this many face widths of where it was expected
+    hold_s: float = 0.5  # a confirmed face not detected is reported at its predicted box this long (seconds)
     nn_budget: int = 30  # appearance samples kept per track
     embedder: str = "colorhist"  # appearance embedding (tracker.embed.EMBEDDERS)
 
@@ -68,6 +76,12 @@ class TrackUpdate:
 
     ids: np.ndarray  # (N,) int64, one per detection: its track's ID, or 0 if it has no confirmed track
     ended: tuple[int, ...] = field(default_factory=tuple)  # IDs of tracks that ended in this frame
+    # confirmed tracks not detected in this frame but seen less than ``hold_s`` ago: ID and predicted box
+    predicted_ids: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int64))
+    predicted_boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    # IDs whose track took up a detection after a gap without a confident appearance match:
+    # whatever was learnt about that face (smoothing) should start afresh
+    restarted: tuple[int, ...] = field(default_factory=tuple)
 
 
 class FaceTracker:
@@ -117,13 +131,15 @@ class FaceTracker:
             for b, s in zip(boxes, scores)
         ]
         feats = list(embeddings) if len(boxes) else []
+        missed = {tr.track_id: tr.time_since_update for tr in self._ds.tracker.tracks if tr.is_confirmed()}
         tracks = self._ds.update_tracks(raw, embeds=feats, others=list(range(len(boxes))))
 
-        ended = []
+        ended, restarted = [], []
         for dead in self._ds.tracker.del_tracks_ids:
             if dead in self._ids:
                 gone = self._ids.pop(dead)
                 self._last_box.pop(gone, None)
+                self._last_seen.pop(gone, None)
                 ended.append(gone)
 
         ids = np.zeros(len(boxes), np.int64)
@@ -137,10 +153,39 @@ class FaceTracker:
                     old = self._next_id
                     self._next_id += 1
                 self._ids[tr.track_id] = old
+            our = self._ids[tr.track_id]
             if tr.time_since_update == 0 and tr.others is not None:
-                ids[int(tr.others)] = self._ids[tr.track_id]
-                self._last_box[self._ids[tr.track_id]] = np.asarray(boxes[int(tr.others)], np.float32).copy()
-        return TrackUpdate(ids, tuple(sorted(ended)))
+                k = int(tr.others)
+                ids[k] = our
+                self._last_box[our] = np.asarray(boxes[k], np.float32).copy()
+                self._last_seen[our] = t
+                if missed.get(tr.track_id, 0) > 1 and not self._looks_like(tr, feats[k]):
+                    restarted.append(our)
+        p_ids, p_boxes = self._predicted(t)
+        return TrackUpdate(ids, tuple(sorted(ended)), p_ids, p_boxes, tuple(restarted))
+
+    def _looks_like(self, tr, feat) -> bool:
+        """Whether ``feat`` is within ``reid_distance`` of the track's earlier appearance."""
+        c = self.config
+        gallery = self._ds.tracker.metric.samples.get(tr.track_id) or []
+        if c.embedder == "none" or len(gallery) < 2:
+            return True
+        g = np.asarray(gallery[:-1], np.float32)  # the samples before this frame's
+        g /= np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-9)
+        f = np.asarray(feat, np.float32) / max(float(np.linalg.norm(feat)), 1e-9)
+        return float(1.0 - (g @ f).max()) < max(c.reid_distance, c.max_cosine_distance)
+
+    def _predicted(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """Confirmed tracks missed in this frame but seen within ``hold_s``: (ids, predicted boxes)."""
+        ids, boxes = [], []
+        for tr in self._ds.tracker.tracks:
+            our = self._ids.get(tr.track_id)
+            if our is None or not tr.is_confirmed() or tr.time_since_update == 0:
+                continue
+            if t - self._last_seen.get(our, -1e9) <= self.config.hold_s:
+                ids.append(our)
+                boxes.append(np.asarray(tr.to_tlbr(), np.float32))
+        return (np.asarray(ids, np.int64), np.asarray(boxes, np.float32).reshape(-1, 4))
 
     def _reidentify(self, new, box) -> int | None:
         """The ID of a hidden confirmed track that ``new`` looks like, or None."""
@@ -159,7 +204,11 @@ class FaceTracker:
             if last is None:
                 continue
             w = max(last[2] - last[0], box[2] - box[0], 1.0)
-            if np.hypot(cx - (last[0] + last[2]) / 2, cy - (last[1] + last[3]) / 2) > c.reid_radius * w:
+            ratio = (box[2] - box[0]) / max(last[2] - last[0], 1.0)
+            if not 0.67 <= ratio <= 1.5:  # a face does not change size that much while hidden
+                continue
+            near = min(np.hypot(cx - (b[0] + b[2]) / 2, cy - (b[1] + b[3]) / 2) for b in (last, old.to_tlbr()))
+            if near > c.reid_radius * w:  # far from where it was lost and from where it was heading
                 continue
             gallery = samples.get(old.track_id)
             if not gallery:
@@ -180,6 +229,7 @@ class FaceTracker:
         self._ds = self._make()
         self._ids: dict[str, int] = {}  # DeepSORT id -> our id (confirmed tracks only)
         self._last_box: dict[int, np.ndarray] = {}  # our id -> box where it was last seen
+        self._last_seen: dict[int, float] = {}  # our id -> time it was last detected (seconds)
         self._next_id = 1
         self._last_t: float | None = None
         self._dt = 1 / 30

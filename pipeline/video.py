@@ -1,0 +1,348 @@
+"""Video files through the pipeline: a frame reader and the frame loop, beside ``analyze_image``.
+
+    from pipeline import Pipeline
+    from pipeline.video import VideoReader, run_video
+
+    with VideoReader("clip.mp4", max_seconds=600) as reader, Pipeline("webcam") as p:
+        stats = run_video(reader, p, sinks, frame_step=2)   # sinks: see FrameSink
+    # then close the sinks (export/ has the file sinks; export.video.process_video does all this)
+
+* :class:`VideoReader` (PyAV) opens a file, checks it (:class:`VideoError`, a
+  ``ValueError`` whose message is for the user) and yields
+  ``(frame_index, timestamp_s, rgb)`` for every decoded frame.  Timestamps come
+  from each frame's pts (variable frame rate safe), in seconds from the start
+  of the file.  Limits (``max_seconds``, ``max_pixels``) are checked from the
+  header before any frame is decoded and again while decoding: every frame's
+  time and size (a stream may change resolution mid-file; a header may lack or
+  understate the duration).  Corrupt packets are skipped and decoding resumes;
+  a file that breaks off keeps what was decoded.  :attr:`VideoReader.warnings`
+  says what happened.
+* :meth:`VideoReader.audio` gives the source's audio as an :class:`AudioTrack`
+  (a second opening of the file), read in step with the video by whoever
+  writes an output video.
+* :func:`run_video` is the loop: every frame goes to every sink, every
+  ``frame_step``-th frame through the pipeline first.
+* :class:`FrameSink` is what a sink must offer; the sinks that write files
+  live in ``export/`` (this package imports nothing from there).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Protocol
+
+import av
+import numpy as np
+
+from .results import FrameResult
+
+
+class VideoError(ValueError):
+    """The input cannot be processed; the message is meant for the user."""
+
+
+def short_error(e: Exception) -> str:
+    """A one-line reason from a PyAV/OS error (long FFmpeg messages keep their last part)."""
+    s = getattr(e, "strerror", None) or str(e)
+    return s.split(":")[-1].strip() if ":" in s and len(s) > 80 else s
+
+
+def _stream_duration(container, stream) -> float | None:
+    if stream.duration is not None and stream.time_base is not None:
+        d = float(stream.duration * stream.time_base)
+        if d > 0:
+            return d
+    if container.duration:
+        return container.duration / av.time_base
+    return None
+
+
+def _start_s(stream) -> float:
+    if stream is None or stream.start_time is None or not stream.time_base:
+        return 0.0
+    return float(stream.start_time * stream.time_base)
+
+
+def _open_container(src: Path):
+    if not src.exists():
+        raise VideoError(f"{src.name}: file not found")
+    if src.is_dir():
+        raise VideoError(f"{src.name}: is a folder, not a video file")
+    if src.stat().st_size == 0:
+        raise VideoError(f"{src.name}: the file is empty")
+    try:
+        container = av.open(str(src), mode="r", metadata_errors="ignore")
+    except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
+        raise VideoError(f"{src.name}: not a readable video file ({short_error(e)})") from None
+    if not container.streams.video:
+        container.close()
+        raise VideoError(f"{src.name}: the file has no video stream")
+    return container
+
+
+class AudioTrack:
+    """The source's first audio stream, from a second opening of the file.
+
+    :meth:`packets_until` gives the demuxed packets up to a time on the
+    reader's clock (seconds from :attr:`start_s`), so a writer can interleave
+    them with the video frames as those arrive.  Unreadable packets end the
+    track (:attr:`errors` counts them).
+    """
+
+    def __init__(self, path: Path, start_s: float):
+        self._container = av.open(str(path), mode="r", metadata_errors="ignore")
+        self.stream = self._container.streams.audio[0]
+        self.codec = self.stream.codec_context.name
+        self.sample_rate = int(self.stream.codec_context.sample_rate or 48000)
+        self.start_s = start_s
+        self.errors = 0
+        self._packets = self._container.demux(self.stream)
+        self._next = None
+        self._done = False
+
+    def packets_until(self, t: float | None = None) -> Iterator[av.Packet]:
+        """Packets whose time (from :attr:`start_s`) is at most ``t`` seconds; None: all the rest."""
+        while not self._done:
+            if self._next is None:
+                try:
+                    self._next = next(self._packets)
+                except StopIteration:
+                    self._done = True
+                    return
+                except (av.FFmpegError, EOFError):
+                    self.errors += 1
+                    self._done = True
+                    return
+            pkt = self._next
+            if t is not None and pkt.pts is not None and pkt.time_base is not None \
+                    and float(pkt.pts * pkt.time_base) - self.start_s > t:
+                return
+            self._next = None
+            yield pkt
+
+    def close(self) -> None:
+        self._done = True
+        self._container.close()
+
+
+class VideoReader:
+    """Decoded frames of a video file, checked against limits (see the module doc).
+
+    After construction (which decodes the first frame) it knows :attr:`fps`,
+    :attr:`rate` (a Fraction, for encoders), :attr:`time_base` (the source
+    video's), :attr:`width` x :attr:`height` (as displayed, i.e. after rotation),
+    :attr:`duration_s` (header; None if unknown), :attr:`total_frames` (header
+    count or an estimate, 0 if unknown), :attr:`rotation` (degrees
+    counter-clockwise from the display matrix, as PyAV's
+    ``VideoFrame.rotation``; frames are rotated upright before they are
+    yielded; flips are ignored) and :attr:`start_s` (the source time that
+    becomes 0: the earliest start of the video and audio streams, so audio
+    stays in sync).  Iterate it once.
+    """
+
+    def __init__(self, path, max_seconds: float | None = None, max_pixels: int | None = None):
+        self.path = Path(path)
+        self.name = self.path.name
+        self.max_seconds, self.max_pixels = max_seconds, max_pixels
+        self.warnings: list[str] = []
+        self.frames_read = 0
+        self.bad_packets = 0
+        self._stop_error: Exception | None = None
+        self._container = _open_container(self.path)
+        try:
+            self._read_header()
+            self._frames = self._decode()
+            self._first = next(self._frames, None)
+            if self._first is None:
+                why = f" ({short_error(self._stop_error)})" if self._stop_error else ""
+                raise VideoError(f"{self.name}: no video frame could be decoded - the file is empty, "
+                                 f"truncated or corrupt{why}")
+        except BaseException:
+            self.close()
+            raise
+        self.height, self.width = self._first[2].shape[:2]
+
+    # -- header ------------------------------------------------------------
+    def _read_header(self) -> None:
+        c = self._container
+        vin = self._vin = c.streams.video[0]
+        w, h = int(vin.codec_context.width or 0), int(vin.codec_context.height or 0)
+        self.duration_s = _stream_duration(c, vin)
+        self.rate = vin.average_rate or vin.guessed_rate or vin.base_rate or None
+        self.fps = float(self.rate) if self.rate else None
+        self.time_base = vin.time_base
+        if self.max_seconds is not None and self.duration_s is not None and self.duration_s > self.max_seconds:
+            raise VideoError(f"{self.name}: the video is {self.duration_s:.1f} s long; "
+                             f"the limit is {self.max_seconds:g} s")
+        self._check_size(w, h, None)
+        self._header_frames = int(vin.frames or 0)
+        self.total_frames = self._header_frames
+        if not self.total_frames and self.duration_s and self.fps:
+            self.total_frames = int(round(self.duration_s * self.fps))
+        ain = c.streams.audio[0] if c.streams.audio else None
+        self.has_audio = ain is not None
+        self.start_s = min(_start_s(vin), _start_s(ain)) if ain is not None else _start_s(vin)
+        self.rotation = 0
+        vin.thread_type = "AUTO"
+
+    def _check_size(self, w: int, h: int, index: int | None) -> None:
+        where = "the video" if index is None else f"frame {index}"
+        if self.max_pixels is not None and w * h > self.max_pixels:
+            raise VideoError(f"{self.name}: {where} is {w}x{h} ({w * h:,} pixels per frame); "
+                             f"the limit is {self.max_pixels:,} pixels")
+        if w <= 0 or h <= 0:
+            raise VideoError(f"{self.name}: the video stream has no picture size (broken header)")
+        if w < 16 or h < 16:
+            raise VideoError(f"{self.name}: {where} is only {w}x{h} pixels")
+
+    def _check_time(self, t: float, index: int) -> None:
+        limit = self.max_seconds
+        if limit is None:
+            return
+        if t > limit:
+            raise VideoError(f"{self.name}: the video is longer than the limit of {limit:g} s "
+                             f"(frame {index} is at {t:.1f} s)")
+        if self.fps and index + 1 > 2 * limit * self.fps + 10:  # timestamps that do not advance
+            raise VideoError(f"{self.name}: the video is longer than the limit of {limit:g} s "
+                             f"({index + 1} frames at {self.fps:g} frames/s)")
+
+    # -- frames --------------------------------------------------------------
+    def _decode(self) -> Iterator[tuple[int, float, np.ndarray]]:
+        demux = self._container.demux(self._vin)
+        while True:
+            try:
+                packet = next(demux)
+            except StopIteration:
+                break
+            except (av.FFmpegError, EOFError) as e:  # the container cannot be read further
+                self._stop_error = e
+                break
+            try:
+                frames = packet.decode()
+            except (av.FFmpegError, EOFError):  # a corrupt packet: skip it, decoding resumes
+                self.bad_packets += 1           # at the next intact keyframe
+                continue
+            for frame in frames:
+                yield self._convert(frame)
+        self._finish()
+
+    def _convert(self, frame: av.VideoFrame) -> tuple[int, float, np.ndarray]:
+        i = self.frames_read
+        self._check_size(frame.width, frame.height, i)
+        t = frame.time
+        t = max((t - self.start_s) if t is not None else i / (self.fps or 30.0), 0.0)
+        self._check_time(t, i)
+        rgb = frame.to_ndarray(format="rgb24")
+        k = round(frame.rotation / 90) % 4
+        if k:
+            rgb = np.ascontiguousarray(np.rot90(rgb, k))
+        if i == 0:
+            self.rotation = int(frame.rotation)
+        self.frames_read += 1
+        return i, t, rgb
+
+    def _finish(self) -> None:
+        n = self.frames_read
+        if self.bad_packets:
+            self.warnings.append(f"{self.bad_packets} corrupt video packets were skipped")
+        if self._stop_error is not None:
+            self.warnings.append(f"decoding stopped after {n} frames ({short_error(self._stop_error)}); "
+                                 "the results cover the part that could be read")
+        elif self._header_frames and n < self._header_frames - max(5, 0.03 * self._header_frames):
+            self.warnings.append(f"only {n} of {self._header_frames} frames could be decoded "
+                                 "(the file seems truncated or corrupt); the results cover that part")
+
+    def __iter__(self) -> Iterator[tuple[int, float, np.ndarray]]:
+        if self._first is None:
+            raise ValueError("a VideoReader can be iterated only once")
+        first, self._first = self._first, None
+        yield first
+        yield from self._frames
+
+    def audio(self) -> AudioTrack | None:
+        """The source's first audio stream (None if it has none or it cannot be opened; then a warning)."""
+        if not self.has_audio:
+            return None
+        try:
+            return AudioTrack(self.path, self.start_s)
+        except (av.FFmpegError, OSError, IndexError) as e:
+            self.warnings.append(f"the audio track could not be read ({short_error(e)})")
+            return None
+
+    def close(self) -> None:
+        try:
+            self._container.close()
+        except Exception:
+            pass
+
+    def __enter__(self) -> "VideoReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class FrameSink(Protocol):
+    """Where :func:`run_video` puts frames: one :meth:`write` per decoded frame, then :meth:`close`.
+
+    ``result`` is the latest analysis (None before the first one);
+    ``analysed`` is True when it was made from this very frame.  Sinks that
+    only record analyses ignore the other frames.  :meth:`close` finishes the
+    output and returns it (files, data); :meth:`abort` drops it after a failure.
+    """
+
+    def write(self, frame_index: int, t: float, rgb: np.ndarray, result: FrameResult | None,
+              analysed: bool) -> None: ...
+
+    def close(self) -> Any: ...
+
+    def abort(self) -> None: ...
+
+
+@dataclass
+class RunStats:
+    frames_read: int = 0
+    frames_processed: int = 0
+    last: FrameResult | None = None  # the last analysis
+
+
+def run_video(reader, pipeline, sinks, frame_step: int = 1,
+              progress: Callable[[int, int], None] | None = None) -> RunStats:
+    """Feed every frame of ``reader`` to every sink, every ``frame_step``-th through ``pipeline`` first.
+
+    ``reader`` yields ``(frame_index, t, rgb)`` (a :class:`VideoReader`);
+    ``pipeline`` has ``process(rgb, t) -> FrameResult``.  ``progress(done,
+    total)`` is called at most every 0.1 s and once at the end (``total`` is
+    the reader's ``total_frames``, at least ``done``).  The caller closes the
+    sinks (what they write may depend on how the run went); on any error every
+    sink is aborted and the error is raised.
+    """
+    frame_step = int(frame_step)
+    if frame_step < 1:
+        raise ValueError("frame_step must be >= 1")
+    stats = RunStats()
+    total = int(getattr(reader, "total_frames", 0) or 0)
+    reported = 0.0
+    try:
+        for i, t, rgb in reader:
+            analysed = i % frame_step == 0
+            if analysed:
+                stats.last = pipeline.process(rgb, t)
+                stats.frames_processed += 1
+            for sink in sinks:
+                sink.write(i, t, rgb, stats.last, analysed)
+            stats.frames_read += 1
+            if progress is not None and time.perf_counter() - reported >= 0.1:
+                reported = time.perf_counter()
+                progress(stats.frames_read, max(total, stats.frames_read))
+    except BaseException:
+        for sink in sinks:
+            try:
+                sink.abort()
+            except Exception:
+                pass
+        raise
+    if progress is not None:
+        progress(stats.frames_read, stats.frames_read)
+    return stats
