@@ -11,9 +11,11 @@
   the current state of each visible track, :meth:`tracks`.
 * :meth:`snapshot` writes a complete, consistent copy of everything recorded so
   far (``<session_id>_snapshot_timeline.csv/.json`` and
-  ``<session_id>_snapshot_summary.json``) while recording continues.
+  ``<session_id>_snapshot_summary.json``) while recording continues, and
+  returns them as :class:`~export.files.OutputFiles` (``.paths()`` lists them).
 * :meth:`close` finalizes the timeline files and writes the summary
-  (``<session_id>_summary.json/.csv``).  The folder stays until
+  (``<session_id>_summary.json/.csv``); it returns them as
+  :class:`~export.files.OutputFiles`.  The folder stays until
   :func:`cleanup_old` removes it.
 
 All methods are thread-safe (frames arrive on one thread, the UI asks for
@@ -28,10 +30,12 @@ import threading
 import time
 import weakref
 from collections import deque
+from dataclasses import replace
 from pathlib import Path
 
 from pipeline.results import prob_columns
 
+from .files import OutputFiles
 from .summary import SummaryBuilder, write_summary, write_summary_csv
 from .timeline import TimelineWriter, result_rows
 
@@ -64,12 +68,13 @@ class LiveRecorder:
         self.frames = 0
         self.last_time_s: float | None = None  # time of the last frame added (with or without faces)
         self.closed = False
-        self.final: dict | None = None
+        self.final: OutputFiles | None = None
         _ACTIVE.add(self)
 
     @property
-    def paths(self) -> dict:
-        return dict(self._writer.paths)
+    def paths(self) -> OutputFiles:
+        """The final timeline names (they exist after :meth:`close`)."""
+        return self._writer.paths
 
     # -- recording -----------------------------------------------------------
     def add(self, result) -> None:
@@ -123,37 +128,36 @@ class LiveRecorder:
         return s
 
     # -- files -----------------------------------------------------------------
-    def snapshot(self) -> dict:
-        """A complete copy of everything so far: dict(csv=path, json=path, summary=path).
+    def snapshot(self) -> OutputFiles:
+        """A complete copy of everything so far: timeline CSV/JSON and summary JSON.
 
         Recording goes on; each call replaces the previous snapshot files
         (atomically).  After :meth:`close` it returns the final files.
         """
         with self._lock:
             if self.closed and self.final is not None:
-                return {k: self.final[k] for k in ("csv", "json", "summary")}
+                return replace(self.final, summary_csv=None)
             stem = f"{self.session_id}_snapshot"
-            paths = self._writer.checkpoint(self.dir / f"{stem}_timeline.csv", self.dir / f"{stem}_timeline.json")
+            files = self._writer.checkpoint(self.dir / f"{stem}_timeline.csv", self.dir / f"{stem}_timeline.json")
             s = self.summary()
             s["snapshot"] = True
-            paths["summary"] = write_summary(s, self.dir / f"{stem}_summary.json")
-            return paths
+            return replace(files, summary_json=write_summary(s, self.dir / f"{stem}_summary.json"))
 
-    def close(self) -> dict:
-        """Finalize: dict(csv, json, summary, summary_csv) with the final paths."""
+    def close(self) -> OutputFiles:
+        """Finalize: the timeline CSV/JSON and summary JSON/CSV under their final names."""
         with self._lock:
             if self.closed:
-                return dict(self.final or {})
-            paths = dict(self._writer.close())
+                return self.final or OutputFiles()
+            files = self._writer.close()
             s = self.summary()
-            paths["summary"] = write_summary(s, self.dir / f"{self.session_id}_summary.json")
-            paths["summary_csv"] = write_summary_csv(s, self.dir / f"{self.session_id}_summary.csv")
+            files = replace(files, summary_json=write_summary(s, self.dir / f"{self.session_id}_summary.json"),
+                            summary_csv=write_summary_csv(s, self.dir / f"{self.session_id}_summary.csv"))
             for p in self.dir.glob(f"{self.session_id}_snapshot_*"):
                 p.unlink(missing_ok=True)
             self.closed = True
-            self.final = paths
+            self.final = files
             self._buf.clear()
-            return dict(paths)
+            return files
 
     def abort(self) -> None:
         """Stop without keeping anything (removes the session folder)."""

@@ -11,6 +11,8 @@ import numpy as np
 
 from pipeline.results import prob_columns
 
+from .files import AtomicFiles
+
 CLASS_COLORS = {
     "neutral": "#8c8c8c", "happiness": "#f2b701", "surprise": "#e68310", "sadness": "#3969ac",
     "anger": "#cf1c90", "disgust": "#11a579", "fear": "#7f3c8d", "contempt": "#80ba5a",
@@ -62,7 +64,6 @@ def plot_timeline(df, classes, path_png, title: str | None = None, max_tracks: i
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure  # no pyplot: no global state, thread-safe
 
-
     classes = list(classes)
     colors = class_colors(classes)
     path_png = Path(path_png)
@@ -96,12 +97,6 @@ def plot_timeline(df, classes, path_png, title: str | None = None, max_tracks: i
     if title:
         fig.suptitle(title, fontsize=10)
     path_png.parent.mkdir(parents=True, exist_ok=True)
-    from .timeline import temp_path
-
-    tmp = temp_path(path_png)
-    try:
-        fig.savefig(tmp, format="png")
-        tmp.replace(path_png)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with AtomicFiles() as files:
+        fig.savefig(files.temp(path_png), format="png")
     return path_png

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from array import array
 from collections import deque
 from pathlib import Path
@@ -38,6 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.results import prob_columns
+
+from .files import AtomicFiles
 
 SUMMARY_SCHEMA = "emotion-summary"
 SUMMARY_VERSION = "1.0"
@@ -182,6 +183,27 @@ class SummaryBuilder:
         self._bin_acc = {}
 
     # -- output --------------------------------------------------------------
+    def _track_dict(self, tid: int, step: float) -> tuple[dict, np.ndarray]:
+        """One track's summary, and the time it spent under each label."""
+        tr, classes = self.tracks[tid], self.classes
+        label_t = tr.label_t.copy()
+        if tr.last_label >= 0:
+            label_t[tr.last_label] += step
+        visible = tr.visible + step
+        mean_p = tr.sum_p / max(tr.frames, 1)
+        share = label_t / visible if visible > 0 else np.zeros(self.C)
+        dom = max(range(self.C), key=lambda i: (round(share[i], 9), mean_p[i]))
+        return {
+            "track_id": tid,
+            "first_seen_s": _r(tr.first, 4),
+            "last_seen_s": _r(tr.last, 4),
+            "visible_s": _r(visible, 4),
+            "frames": tr.frames,
+            "dominant": classes[dom],
+            "mean_probs": {c: _r(v) for c, v in zip(classes, mean_p)},
+            "label_share": {c: _r(v) for c, v in zip(classes, share)},
+        }, label_t
+
     def result(self) -> dict:
         """The summary so far (does not change the builder; more frames may follow)."""
         self._step_cache = None  # exact median now
@@ -190,25 +212,9 @@ class SummaryBuilder:
         tracks = []
         total_label_t = np.zeros(self.C)
         for tid in sorted(self.tracks):
-            tr = self.tracks[tid]
-            label_t = tr.label_t.copy()
-            if tr.last_label >= 0:
-                label_t[tr.last_label] += step
-            visible = tr.visible + step
+            track, label_t = self._track_dict(tid, step)
+            tracks.append(track)
             total_label_t += label_t
-            mean_p = tr.sum_p / max(tr.frames, 1)
-            share = label_t / visible if visible > 0 else np.zeros(self.C)
-            dom = max(range(self.C), key=lambda i: (round(share[i], 9), mean_p[i]))
-            tracks.append({
-                "track_id": tid,
-                "first_seen_s": _r(tr.first, 4),
-                "last_seen_s": _r(tr.last, 4),
-                "visible_s": _r(visible, 4),
-                "frames": tr.frames,
-                "dominant": classes[dom],
-                "mean_probs": {c: _r(v) for c, v in zip(classes, mean_p)},
-                "label_share": {c: _r(v) for c, v in zip(classes, share)},
-            })
         face_s = float(total_label_t.sum())
         means = np.frombuffer(self._bin_means, np.float32).reshape(-1, self.C).astype(np.float64)
         bins = [self._bin_dict(b, f, m) for b, f, m in zip(self._bin_ids, self._bin_faces, means)]
@@ -288,16 +294,10 @@ def summarize(df, classes, bin_s: float = 1.0, step_s: float | None = None,
 
 
 def _atomic_write_text(path: Path, text: str) -> Path:
-    from .timeline import temp_path
-
     path = Path(path)
-    tmp = temp_path(path)
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
+    with AtomicFiles() as files:
+        with open(files.temp(path), "w", encoding="utf-8", newline="") as f:
             f.write(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

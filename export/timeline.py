@@ -3,17 +3,19 @@
 :class:`TimelineWriter` streams: every :meth:`~TimelineWriter.write` appends
 the frame's rows to both files and nothing is kept in memory, so a two-hour
 session costs the same memory as a two-second one.  Both files are written
-under temporary names (``.<name>.<random>.part`` in the same folder) and only
-renamed to their final names by :meth:`~TimelineWriter.close`; an error (or
-:meth:`~TimelineWriter.abort`) deletes them, so a final name never holds a
-half-written file.
+under temporary names (``.<name>.<random>.part`` in the same folder, an
+:class:`~export.files.AtomicFiles` set) and only renamed to their final names
+by :meth:`~TimelineWriter.close` - or, when the writer is given a shared
+``atomic`` set, by that set's commit together with the other outputs of the
+run; an error (or :meth:`~TimelineWriter.abort`) deletes them, so a final name
+never holds a half-written file.
 
 Columns (see ``export/SCHEMA.md``)::
 
     time_s, frame, track_id, x1, y1, x2, y2, score, label, label_prob,
     p_<class> ... (smoothed probabilities), raw_<class> ... (raw probabilities)
 
-The JSON file is ``{"schema": "emotion-timeline", "schema_version": "1.0", ...,
+The JSON file is ``{"schema": "emotion-timeline", "schema_version": "1.1", ...,
 "columns": [...], "rows": [[...], ...], "frames_processed": N, ...}``: the header
 is written first, rows are streamed as arrays in ``columns`` order, and a small
 footer closes the document.
@@ -22,9 +24,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import secrets
 import shutil
 import threading
 from datetime import datetime, timezone
@@ -35,9 +35,12 @@ import numpy as np
 from pipeline.results import prob_columns
 
 from . import APP_VERSION
+from .files import AtomicFiles, OutputFiles
 
 SCHEMA_NAME = "emotion-timeline"
-SCHEMA_VERSION = "1.0"
+#: 1.1: ``settings`` is the nested ``PipelineConfig.to_dict()`` (one object per section);
+#: ``smoothing`` is always ``{"half_life_s", "margin"}`` copied from ``settings["smoothing"]``.
+SCHEMA_VERSION = "1.1"
 
 BASE_COLUMNS = ["time_s", "frame", "track_id", "x1", "y1", "x2", "y2", "score", "label", "label_prob"]
 INT_COLUMNS = ("frame", "track_id")
@@ -60,16 +63,14 @@ def columns_for(classes) -> list[str]:
     return BASE_COLUMNS + prob_columns(classes) + prob_columns(classes, "raw")
 
 
-def temp_path(final: Path) -> Path:
-    """A hidden temporary name next to ``final`` (same folder, so the rename is atomic)."""
-    return final.with_name(f".{final.name}.{secrets.token_hex(4)}.part")
-
-
 def timeline_meta(pipeline=None, fps: float | None = None, source: str | None = None, **extra) -> dict:
     """The ``meta`` dict for :class:`TimelineWriter` from a :class:`pipeline.Pipeline`.
 
     Fills ``model`` (id, source, repo_id, revision), ``settings`` (the pipeline
-    config), ``smoothing``, ``fps`` and ``source`` (e.g. the input file name).
+    config as a nested dict, ``pipeline.config.to_dict()``: one dict per section,
+    detection / tracking / classification / smoothing), ``fps`` and ``source``
+    (e.g. the input file name).  The header's ``smoothing`` is taken from
+    ``settings["smoothing"]``.
     """
     meta: dict = {"fps": fps}
     if pipeline is not None:
@@ -134,12 +135,16 @@ class TimelineWriter:
     """Streams timeline rows to ``<stem>_timeline.csv`` and ``<stem>_timeline.json`` in ``out_dir``.
 
     ``meta`` (see :func:`timeline_meta`) may hold ``model`` (dict or id string),
-    ``fps``, ``settings`` (the pipeline config dict), ``smoothing``, ``source``
-    and anything else (kept under ``"meta"``).  Thread-safe: :meth:`write` and
-    :meth:`checkpoint` may be called from different threads.
+    ``fps``, ``settings`` (the nested pipeline config dict), ``source`` and
+    anything else (kept under ``"meta"``).  ``atomic``: an
+    :class:`~export.files.AtomicFiles` set shared with other outputs; then
+    :meth:`close` finishes the files and the set's commit gives them their
+    final names (all outputs of a run appear together or not at all).
+    Thread-safe: :meth:`write` and :meth:`checkpoint` may be called from
+    different threads.
     """
 
-    def __init__(self, out_dir, stem: str, classes, meta: dict | None = None):
+    def __init__(self, out_dir, stem: str, classes, meta: dict | None = None, atomic: AtomicFiles | None = None):
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.stem = safe_stem(stem)
@@ -148,9 +153,12 @@ class TimelineWriter:
             raise ValueError("classes must not be empty")
         self.columns = columns_for(self.classes)
         self.meta = dict(meta or {})
-        self.paths = {"csv": self.out_dir / f"{self.stem}_timeline.csv",
-                      "json": self.out_dir / f"{self.stem}_timeline.json"}
-        self._tmp = {k: temp_path(p) for k, p in self.paths.items()}
+        #: The final names (they exist once the files are committed).
+        self.paths = OutputFiles(timeline_csv=self.out_dir / f"{self.stem}_timeline.csv",
+                                 timeline_json=self.out_dir / f"{self.stem}_timeline.json")
+        self._own_files = atomic is None  # then close() commits; else the owner of ``atomic`` does
+        self._files = AtomicFiles() if atomic is None else atomic
+        self._tmp = (self._files.temp(self.paths.timeline_csv), self._files.temp(self.paths.timeline_json))
         self._lock = threading.Lock()
         self.rows_written = 0
         self.frames_written = 0
@@ -159,8 +167,8 @@ class TimelineWriter:
         self.closed = False
         self._csv = self._json = None
         try:
-            self._csv = open(self._tmp["csv"], "w", encoding="utf-8", newline="")
-            self._json = open(self._tmp["json"], "w", encoding="utf-8")
+            self._csv = open(self._tmp[0], "w", encoding="utf-8", newline="")
+            self._json = open(self._tmp[1], "w", encoding="utf-8")
             self._csv.write(",".join(self.columns) + "\n")
             self._json.write(self._header_text())
         except BaseException:
@@ -187,7 +195,7 @@ class TimelineWriter:
             "model": model,
             "classes": list(self.classes),
             "fps": None if fps is None else float(fps),
-            "smoothing": smoothing,
+            "smoothing": {k: smoothing.get(k) for k in ("half_life_s", "margin")},
             "settings": settings,
             "meta": m,
             "columns": self.columns,
@@ -238,35 +246,33 @@ class TimelineWriter:
                 self._csv.flush()
                 self._json.flush()
 
-    def checkpoint(self, csv_path, json_path) -> dict:
+    def checkpoint(self, csv_path, json_path) -> OutputFiles:
         """Write a complete, valid copy of everything written so far to the given paths.
 
-        Writing continues afterwards.  Each copy goes to a temporary name first
-        and is renamed, so the destination is never half-written.
+        Writing continues afterwards.  The copies are written all-or-nothing
+        (temporary names, then renamed), so a destination is never half-written.
         """
-        csv_path, json_path = Path(csv_path), Path(json_path)
-        with self._lock:
+        with AtomicFiles() as files, self._lock:
+            tc, tj = files.temp(csv_path), files.temp(json_path)
             if self.closed:
-                shutil.copyfile(self.paths["csv"], csv_path)
-                shutil.copyfile(self.paths["json"], json_path)
-                return {"csv": csv_path, "json": json_path}
-            self._csv.flush()
-            self._json.flush()
-            tc, tj = temp_path(csv_path), temp_path(json_path)
-            try:
-                shutil.copyfile(self._tmp["csv"], tc)
-                shutil.copyfile(self._tmp["json"], tj)
+                src = self.paths if self._files.committed else OutputFiles(*self._tmp)
+                shutil.copyfile(src.timeline_csv, tc)
+                shutil.copyfile(src.timeline_json, tj)
+            else:
+                self._csv.flush()
+                self._json.flush()
+                shutil.copyfile(self._tmp[0], tc)
+                shutil.copyfile(self._tmp[1], tj)
                 with open(tj, "a", encoding="utf-8") as f:
                     f.write(self._footer_text())
-                os.replace(tc, csv_path)
-                os.replace(tj, json_path)
-            finally:
-                for p in (tc, tj):
-                    p.unlink(missing_ok=True)
-        return {"csv": csv_path, "json": json_path}
+        return OutputFiles(timeline_csv=Path(csv_path), timeline_json=Path(json_path))
 
-    def close(self) -> dict:
-        """Finish both files and give them their final names; returns :attr:`paths`."""
+    def close(self) -> OutputFiles:
+        """Finish both files; returns :attr:`paths`.
+
+        With its own file set the files get their final names now; with a
+        shared ``atomic`` set, when that set is committed.
+        """
         with self._lock:
             if self.closed:
                 return self.paths
@@ -274,8 +280,8 @@ class TimelineWriter:
                 self._json.write(self._footer_text())
                 self._csv.close()
                 self._json.close()
-                for k in ("csv", "json"):
-                    os.replace(self._tmp[k], self.paths[k])
+                if self._own_files:
+                    self._files.commit()
             except BaseException:
                 self._abort_locked()
                 raise
@@ -294,7 +300,7 @@ class TimelineWriter:
                     f.close()
                 except OSError:
                     pass
-        for p in self._tmp.values():
+        for p in self._tmp:
             p.unlink(missing_ok=True)
         self.closed = True
 
