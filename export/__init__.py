@@ -1,37 +1,44 @@
-"""Export of analysis results: timelines (CSV/JSON), summaries, annotated videos, plots.
+"""Export of analysis results: timelines (CSV/JSON), summaries, annotated videos, chart data.
 
-* :mod:`export.timeline` - :class:`TimelineWriter` (streaming CSV + JSON) and :func:`read_timeline`.
-* :mod:`export.summary` - :func:`summarize` per track and for the group over time.
-* :mod:`export.video` - :func:`process_video`: a video file in, annotated MP4 + timeline + summary out.
+    from export import process_video, LiveRecorder
+
+    r = process_video("clip.mp4", "out/", config="webcam", frame_step=2)   # VideoResult
+    r.files.paths()            # the files written (OutputFiles)
+    r.summary, r.chart         # summary dict, chart DataFrame for gr.LinePlot
+
+* :mod:`export.timeline` - :class:`TimelineWriter` (streaming CSV + JSON), :func:`read_timeline`.
+* :mod:`export.summary` - :class:`SummaryBuilder`, :func:`summarize` per track and for the group over time.
+* :mod:`export.video` - :func:`process_video`: a video file in, every output out.
+* :mod:`export.sinks`, :mod:`export.mp4` - the sinks ``process_video`` feeds through
+  :func:`pipeline.video.run_video`: timeline, summary, chart data, annotated MP4.
 * :mod:`export.live` - :class:`LiveRecorder` for a live session (bounded memory, snapshots).
-* :mod:`export.plot` - data for ``gr.LinePlot`` and a matplotlib PNG.
+* :mod:`export.files` - :class:`OutputFiles` (what was written) and :class:`AtomicFiles` (all or nothing).
+* :mod:`export.plot` - chart data for ``gr.LinePlot`` and a matplotlib PNG.
 
-``python -m export VIDEO|FOLDER --out DIR`` is the command line.  See ``export/README.md``
-and ``export/SCHEMA.md``.
-
-Names are imported lazily, so ``import export`` stays cheap (no model, no PyAV).
+``python -m export VIDEO|FOLDER --out DIR`` is the command line.  See
+``export/README.md`` and ``export/SCHEMA.md``.  Importing this package loads
+no model (it imports PyAV and the pipeline's code, not its weights).
 """
 from __future__ import annotations
 
-import importlib
+APP_VERSION = "0.1.0"  # before the imports: export.timeline reads it
 
-APP_VERSION = "0.1.0"
+from .files import AtomicFiles, OutputFiles
+from .live import LiveRecorder, cleanup_old
+from .plot import plot_timeline, timeline_frame
+from .summary import SummaryBuilder, summarize, write_summary, write_summary_csv
+from .timeline import (
+    SCHEMA_NAME,
+    SCHEMA_VERSION,
+    TimelineWriter,
+    read_timeline,
+    timeline_meta,
+)
+from .video import VideoError, VideoResult, h264_available, process_video
 
-_LAZY = {
-    "TimelineWriter": "timeline", "read_timeline": "timeline", "timeline_meta": "timeline",
-    "SCHEMA_NAME": "timeline", "SCHEMA_VERSION": "timeline",
-    "summarize": "summary", "write_summary": "summary", "write_summary_csv": "summary",
-    "SummaryBuilder": "summary",
-    "process_video": "video", "VideoResult": "video", "VideoError": "video", "h264_available": "video",
-    "LiveRecorder": "live", "cleanup_old": "live",
-    "timeline_frame": "plot", "plot_timeline": "plot",
-}
-
-__all__ = ["APP_VERSION", *sorted(_LAZY)]  # noqa: PLE0604 (names, resolved lazily)
-
-
-def __getattr__(name):
-    mod = _LAZY.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'export' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{mod}"), name)
+__all__ = [
+    "APP_VERSION", "SCHEMA_NAME", "SCHEMA_VERSION", "AtomicFiles", "LiveRecorder", "OutputFiles",
+    "SummaryBuilder", "TimelineWriter", "VideoError", "VideoResult", "cleanup_old", "h264_available",
+    "plot_timeline", "process_video", "read_timeline", "summarize", "timeline_frame", "timeline_meta",
+    "write_summary", "write_summary_csv",
+]

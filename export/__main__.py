@@ -1,7 +1,10 @@
 """Command line: analyse video files into annotated MP4s, timelines and summaries.
 
-    python -m export VIDEO_OR_FOLDER [...] --out DIR [--frame-step N] [--model ID]
-                     [--detector short|full] [--png]
+    python -m export VIDEO_OR_FOLDER [...] --out DIR [--preset NAME] [--frame-step N]
+                     [--detector short|full] [--model ID] [--png] [--max-seconds S] [--quiet]
+
+The settings are a preset of :mod:`pipeline.config` (default: its default
+preset); ``--detector`` and ``--model`` are expert overrides on top of it.
 
 A folder means every video file in it (by extension, sorted, not recursive).
 A file that cannot be processed gets a one-line error on stderr and the
@@ -10,10 +13,16 @@ others go on; the exit code is 1 if any file failed.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
+
+from pipeline.config import DEFAULT_PRESET, PRESETS, ConfigError, preset
+
+from .plot import plot_timeline
+from .timeline import read_timeline
+from .video import VideoError, process_video
 
 VIDEO_EXTS = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv",
               ".3gp", ".ts", ".mts", ".m2ts", ".ogv"}
@@ -66,13 +75,47 @@ class _Progress:
             print(file=sys.stderr)
 
 
+def _one(f: Path, out: Path, config, args) -> bool:
+    """Process one file and print what was done; False (and a line on stderr) if it failed."""
+    bar = _Progress(f.name, quiet=args.quiet)
+    try:
+        r = process_video(f, out, config=config, frame_step=args.frame_step, progress=bar,
+                          max_seconds=args.max_seconds)
+    except VideoError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return False
+    except Exception as e:  # one bad file must not stop the batch
+        print(f"error: {f.name}: {type(e).__name__}: {e}", file=sys.stderr)
+        return False
+    finally:
+        bar.close()
+    written = r.files
+    if args.png:
+        png = out / f"{r.timeline_csv.name[:-len('_timeline.csv')]}_timeline.png"
+        plot_timeline(read_timeline(r.timeline_csv), r.summary["classes"], png, title=f.name)
+        written = replace(written, chart_png=png)
+    fps = r.frames_read / r.elapsed_s if r.elapsed_s else 0
+    print(f"{f.name}: {r.frames_read} frames ({r.frames_processed} analysed), "
+          f"{r.summary['session']['tracks']} face tracks, {fps:.0f} frames/s, video {r.video_codec}, "
+          f"audio {r.audio}")
+    for w in r.warnings:
+        print(f"  warning: {w}")
+    for p in written.paths():
+        print(f"  {p}")
+    return True
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m export", description=__doc__.split("\n\n")[0])
     ap.add_argument("inputs", nargs="+", help="video files and/or folders of videos")
     ap.add_argument("--out", required=True, help="output folder (created if needed)")
+    ap.add_argument("--preset", choices=list(PRESETS), default=DEFAULT_PRESET,
+                    help=f"settings preset (default {DEFAULT_PRESET}): "
+                         + "; ".join(f"{p.name}: {p.title}" for p in PRESETS.values()))
     ap.add_argument("--frame-step", type=int, default=1, help="analyse every Nth frame (default 1 = all)")
-    ap.add_argument("--model", default=None, help="emotion model spec id or spec .json path")
-    ap.add_argument("--detector", choices=["short", "full"], default=None, help="face detector range")
+    ap.add_argument("--detector", choices=["short", "full"], default=None,
+                    help="face detector range (overrides the preset)")
+    ap.add_argument("--model", default=None, help="emotion model spec id or spec .json path (overrides the preset)")
     ap.add_argument("--png", action="store_true", help="also write a PNG chart of the timeline per video")
     ap.add_argument("--max-seconds", type=float, default=None, help="refuse videos longer than this")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -80,52 +123,17 @@ def main(argv=None) -> int:
     if args.frame_step < 1:
         ap.error("--frame-step must be >= 1")
 
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from pipeline import PipelineConfig
-
-    from .video import VideoError, process_video
-
     overrides = {k: v for k, v in (("model", args.model), ("detector", args.detector)) if v is not None}
-    config = PipelineConfig(**overrides)
+    try:
+        config = preset(args.preset, **overrides)
+    except ConfigError as e:
+        ap.error(str(e))
     files = collect(args.inputs)
     if not files:
         print("error: no video files found", file=sys.stderr)
         return 1
     out = Path(args.out)
-    failed = 0
-    for f in files:
-        bar = _Progress(f.name, quiet=args.quiet)
-        try:
-            r = process_video(f, out, config=config, frame_step=args.frame_step, progress=bar,
-                              max_seconds=args.max_seconds)
-        except VideoError as e:
-            bar.close()
-            print(f"error: {e}", file=sys.stderr)
-            failed += 1
-            continue
-        except Exception as e:  # one bad file must not stop the batch
-            bar.close()
-            print(f"error: {f.name}: {type(e).__name__}: {e}", file=sys.stderr)
-            failed += 1
-            continue
-        bar.close()
-        written = [r.annotated_mp4, r.timeline_csv, r.timeline_json, r.summary_json, r.summary_csv]
-        if args.png:
-            from .plot import plot_timeline
-            from .timeline import read_timeline
-
-            png = out / f"{r.timeline_csv.name[:-len('_timeline.csv')]}_timeline.png"
-            plot_timeline(read_timeline(r.timeline_csv), r.summary["classes"], png, title=f.name)
-            written.append(png)
-        fps = r.frames_read / r.elapsed_s if r.elapsed_s else 0
-        print(f"{f.name}: {r.frames_read} frames ({r.frames_processed} analysed), "
-              f"{r.summary['session']['tracks']} face tracks, {fps:.0f} frames/s, video {r.video_codec}, "
-              f"audio {r.audio}")
-        for w in r.warnings:
-            print(f"  warning: {w}")
-        for p in written:
-            print(f"  {p}")
+    failed = sum(not _one(f, out, config, args) for f in files)
     if failed:
         print(f"{failed} of {len(files)} files failed", file=sys.stderr)
     return 1 if failed else 0

@@ -22,14 +22,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from testkit.assets import feat_data
 from export import APP_VERSION
+from export.files import OutputFiles
 from export.live import LiveRecorder, cleanup_old
 from export.plot import plot_timeline, timeline_frame
 from export.summary import summarize, write_summary, write_summary_csv
 from export.timeline import TimelineWriter, columns_for, read_timeline
 from export.video import VideoError, h264_available, process_video
-from pipeline.results import FrameResult
+from pipeline.config import preset
+from pipeline.results import FrameResult, prob_columns
+from testkit.assets import feat_data
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((REPO / "export" / "timeline.schema.json").read_text())
@@ -148,7 +150,11 @@ def test_roundtrip_real_video(single):
     doc = json.loads(r.timeline_json.read_text())
     validate_timeline_json(doc)
     assert doc["app_version"] == APP_VERSION and doc["columns"] == cols and doc["classes"] == list(CLASSES7)
-    assert doc["model"]["id"] == "fer-mini-xception" and doc["settings"]["detector"] == "short"
+    assert doc["model"]["id"] == "fer-mini-xception" and doc["schema_version"] == "1.1"
+    # settings: the whole config of the default preset, nested by section; smoothing is its section
+    assert doc["settings"] == json.loads(json.dumps(preset().to_dict()))
+    assert set(doc["settings"]) == {"detection", "tracking", "classification", "smoothing"}
+    assert doc["smoothing"] == doc["settings"]["smoothing"] and set(doc["smoothing"]) == {"half_life_s", "margin"}
     assert doc["fps"] == pytest.approx(30.0) and doc["frames_processed"] == 72
     assert doc["rows_count"] == len(doc["rows"]) == len(raw)
     js = pd.DataFrame(doc["rows"], columns=doc["columns"])
@@ -158,9 +164,9 @@ def test_roundtrip_real_video(single):
         else:
             np.testing.assert_allclose(js[c].to_numpy(float), raw[c].to_numpy(float), atol=1e-9, err_msg=c)
     # values make sense: probabilities sum to 1, label = stored label_prob, boxes inside the frame
-    p = raw[[f"p_{c}" for c in CLASSES7]].to_numpy()
+    p = raw[prob_columns(CLASSES7)].to_numpy()
     np.testing.assert_allclose(p.sum(1), 1.0, atol=2e-3)
-    np.testing.assert_allclose(raw[[f"raw_{c}" for c in CLASSES7]].sum(1), 1.0, atol=2e-3)
+    np.testing.assert_allclose(raw[prob_columns(CLASSES7, "raw")].sum(1), 1.0, atol=2e-3)
     lp = np.array([row[f"p_{row['label']}"] for _, row in raw.iterrows()])
     np.testing.assert_allclose(lp, raw["label_prob"])
     assert (raw.x1 >= -5).all() and (raw.x2 <= 645).all() and (raw.x1 < raw.x2).all()
@@ -175,7 +181,7 @@ def test_roundtrip_real_video(single):
 def test_writer_exact_values_and_atomic(tmp_path):
     classes = ("neutral", "happiness", "sadness")
     meta = {"model": {"id": "m", "source": "embedded", "repo_id": None, "revision": "main"},
-            "fps": 10.0, "settings": {"half_life_s": 0.5, "margin": 0.1}}
+            "fps": 10.0, "settings": {"smoothing": {"half_life_s": 0.5, "margin": 0.1}}}
     w = TimelineWriter(tmp_path, "clip one", classes, meta)
     assert listing(tmp_path) and all(n.endswith(".part") for n in listing(tmp_path))  # only temp names so far
     w.write(make_result(0, 0.0, [(3, (10, 20, 110.04, 140.06), 1, (0.2, 0.7, 0.1), (0.1, 0.85, 0.05))], classes))
@@ -183,17 +189,19 @@ def test_writer_exact_values_and_atomic(tmp_path):
     w.write(make_result(2, 0.2, [(3, (11, 21, 111, 141), 0, (0.5, 0.4, 0.1), (0.6, 0.3, 0.1)),
                                  (4, (200, 20, 260, 90), 2, (0.1, 0.1, 0.8), (0.1, 0.2, 0.7))], classes))
     paths = w.close()
-    assert paths == w.paths and paths["csv"].name == "clip_one_timeline.csv"
+    assert isinstance(paths, OutputFiles) and paths == w.paths
+    assert paths.timeline_csv.name == "clip_one_timeline.csv" and paths.summary_json is None
     assert listing(tmp_path) == ["clip_one_timeline.csv", "clip_one_timeline.json"]
-    lines = paths["csv"].read_text().splitlines()
+    assert paths.paths() == [tmp_path / "clip_one_timeline.csv", tmp_path / "clip_one_timeline.json"]
+    lines = paths.timeline_csv.read_text().splitlines()
     assert lines[1] == "0.0,0,3,10.0,20.0,110.0,140.1,0.9,happiness,0.7,0.2,0.7,0.1,0.1,0.85,0.05"
     assert len(lines) == 4 and lines[3].startswith("0.2,2,4,200.0,20.0,260.0,90.0,0.9,sadness,0.8,")
-    doc = json.loads(paths["json"].read_text())
+    doc = json.loads(paths.timeline_json.read_text())
     validate_timeline_json(doc)
     assert doc["frames_processed"] == 3 and doc["rows_count"] == 3 and doc["last_time_s"] == 0.2
     assert doc["smoothing"] == {"half_life_s": 0.5, "margin": 0.1}
     assert doc["rows"][0] == [0.0, 0, 3, 10.0, 20.0, 110.0, 140.1, 0.9, "happiness", 0.7, 0.2, 0.7, 0.1, 0.1, 0.85, 0.05]
-    df = read_timeline(paths["csv"])
+    df = read_timeline(paths.timeline_csv)
     assert list(df["track_id"]) == [3, 3, 4] and df["frame"].dtype == np.int64
 
     # an error inside the context manager leaves nothing behind
@@ -234,10 +242,10 @@ def _hand_timeline(step_every=1):
             neutral = k <= 5
             p = [0.7, 0.2, 0.1] if neutral else [0.2, 0.7, 0.1]
             rows.append(dict(time_s=t, track_id=1, label="neutral" if neutral else "happiness",
-                             **{f"p_{c}": v for c, v in zip(classes, p)}))
+                             **dict(zip(prob_columns(classes), p))))
         if 5 <= k <= 9 or 20 <= k <= 24:
             rows.append(dict(time_s=t, track_id=2, label="sadness",
-                             **{f"p_{c}": v for c, v in zip(classes, [0.1, 0.1, 0.8])}))
+                             **dict(zip(prob_columns(classes), [0.1, 0.1, 0.8]))))
     return pd.DataFrame(rows), classes
 
 
@@ -285,8 +293,12 @@ def test_process_video_single_face(single, data):
     r, out, calls = single
     assert r.frames_read == 72 and r.frames_processed == 72 and r.fps == pytest.approx(30.0)
     assert r.duration_s == pytest.approx(2.4, abs=0.05) and r.warnings == []
-    assert listing(out) == sorted(p.name for p in r.paths.values())  # no temporary files left
+    assert listing(out) == sorted(p.name for p in r.files.paths())  # no temporary files left
+    assert r.files.paths() == [r.timeline_csv, r.timeline_json, r.summary_json, r.summary_csv, r.annotated_mp4]
+    assert r.files.chart_png is None and not hasattr(r, "paths")
     assert calls and calls[-1] == (72, 72)
+    # the chart data is what the chart of the timeline file shows (short clip: nothing thinned)
+    pd.testing.assert_frame_equal(r.chart, timeline_frame(read_timeline(r.timeline_csv), CLASSES7))
     with av.open(str(r.annotated_mp4)) as c:
         v = c.streams.video[0]
         assert v.codec_context.name == ("h264" if h264_available() else "mpeg4")
@@ -326,7 +338,10 @@ def test_frame_step_keeps_every_frame(single, data, tmp_path):
 
 
 def test_video_without_faces(data, tmp_path):
-    r = process_video(data / "no_face.mp4", tmp_path, frame_step=4)
+    # the "webcam" preset (a preset name works as config): the default preset's full-range
+    # detector finds a 2-frame false face in this clip, which is not what this test is about
+    r = process_video(data / "no_face.mp4", tmp_path, config="webcam", frame_step=4)
+    assert json.loads(r.timeline_json.read_text())["settings"] == json.loads(json.dumps(preset("webcam").to_dict()))
     n = len(decoded_frames(data / "no_face.mp4"))  # 95 (the header says 98)
     assert r.frames_read == n and r.frames_processed == math.ceil(n / 4) and r.warnings == []
     assert r.summary["tracks"] == [] and r.summary["session"]["frames"] == r.frames_processed
@@ -465,7 +480,7 @@ def test_truncated_mid_file_keeps_what_decodes(data, tmp_path):
     assert len(decoded_frames(r.annotated_mp4)) == r.frames_read
     df = read_timeline(r.timeline_json)
     assert len(df) and df["frame"].max() < r.frames_read
-    assert listing(out) == sorted(p.name for p in r.paths.values())
+    assert listing(out) == sorted(p.name for p in r.files.paths())
 
 
 def test_corrupt_middle_goes_on_after_the_damage(data, tmp_path):
@@ -481,29 +496,29 @@ def test_corrupt_middle_goes_on_after_the_damage(data, tmp_path):
     assert 300 < r.frames_read < 472 and df["time_s"].max() > 15
     assert any("corrupt" in w for w in r.warnings)
     assert len(decoded_frames(r.annotated_mp4)) == r.frames_read
-    assert listing(out) == sorted(p.name for p in r.paths.values())
+    assert listing(out) == sorted(p.name for p in r.files.paths())
 
 
 def test_failure_at_the_end_leaves_nothing(data, tmp_path, monkeypatch):
-    import export.video as ev
+    from export import sinks
 
     def disk_full(*a, **k):
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(ev, "write_summary_csv", disk_full)  # fails after the timeline is final
+    monkeypatch.setattr(sinks, "write_summary_csv", disk_full)  # fails after the timeline is finished
     with pytest.raises(OSError, match="disk full"):
         process_video(data / "single_face.mp4", tmp_path, frame_step=6)
     assert listing(tmp_path) == []
 
 
 def test_limits_checked_before_decoding(data, tmp_path, monkeypatch):
-    import pipeline
+    import export.video as ev
 
     class NoPipeline:
         def __init__(self, *a, **k):
             raise AssertionError("a frame pipeline was started before the limits were checked")
 
-    monkeypatch.setattr(pipeline, "Pipeline", NoPipeline)
+    monkeypatch.setattr(ev, "Pipeline", NoPipeline)
     t = time.perf_counter()
     with pytest.raises(VideoError, match=r"2\.4 s long; the limit is 2 s"):
         process_video(data / "single_face.mp4", tmp_path / "o", max_seconds=2)
@@ -531,7 +546,7 @@ def _synthetic_stream(n_frames, fps=10.0):
 
 def test_live_recorder_bounded_and_snapshots(tmp_path):
     n = 20 * 60 * 10  # 20 minutes at 10 fps
-    meta = {"model": "synthetic", "settings": {"half_life_s": 0.5, "margin": 0.1}}
+    meta = {"model": "synthetic", "settings": {"smoothing": {"half_life_s": 0.5, "margin": 0.1}}}
     rec = LiveRecorder(tmp_path, "sess_1", CLASSES7, meta, buffer_s=60)
     rows_total = 0
     snap = None
@@ -546,7 +561,8 @@ def test_live_recorder_bounded_and_snapshots(tmp_path):
             snap = rec.snapshot()
             rows_at_snap = rows_total
             (tmp_path / "snap").mkdir()
-            for p in snap.values():  # keep this snapshot (the next one would replace it)
+            assert isinstance(snap, OutputFiles) and snap.summary_csv is None
+            for p in snap.paths():  # keep this snapshot (the next one would replace it)
                 shutil.copy(p, tmp_path / "snap")
     mem_20min = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
@@ -556,7 +572,7 @@ def test_live_recorder_bounded_and_snapshots(tmp_path):
     assert len(rec._buf) <= 60 * 10 * 2
     assert mem_20min - mem_5min < 500_000, (mem_5min, mem_20min)
     recent = rec.recent(30)
-    assert set(recent.columns) == {"time_s", "track_id", "label", *[f"p_{c}" for c in CLASSES7]}
+    assert set(recent.columns) == {"time_s", "track_id", "label", *prob_columns(CLASSES7)}
     assert recent["time_s"].min() >= (n - 1) / 10 - 30 - 1e-6 and len(recent) <= 30 * 10 * 2 + 2
     assert recent["track_id"].dtype == np.int64 and len(recent) > 250
     assert [t["track_id"] for t in rec.tracks()] == [1, 2] or [t["track_id"] for t in rec.tracks()] == [1]
@@ -575,17 +591,19 @@ def test_live_recorder_bounded_and_snapshots(tmp_path):
     assert ssum["session"]["frames"] == n // 2 + 1
 
     final = rec.close()
-    df = read_timeline(final["csv"])
+    assert isinstance(final, OutputFiles) and len(final.paths()) == 4
+    df = read_timeline(final.timeline_csv)
     assert len(df) == rows_total and df["time_s"].iloc[-1] == pytest.approx((n - 1) / 10)
-    assert len(json.loads(Path(final["json"]).read_text())["rows"]) == rows_total
-    s = json.loads(Path(final["summary"]).read_text())
+    assert len(json.loads(final.timeline_json.read_text())["rows"]) == rows_total
+    s = json.loads(final.summary_json.read_text())
     t1 = s["tracks"][0]
     assert t1["visible_s"] == pytest.approx(n / 10, rel=1e-6) and t1["frames"] == n
     t2 = s["tracks"][1]
     assert t2["visible_s"] == pytest.approx(n / 10 / 2, rel=1e-3)  # present half of the time
     assert sorted(os.listdir(rec.dir)) == ["sess_1_summary.csv", "sess_1_summary.json",
                                            "sess_1_timeline.csv", "sess_1_timeline.json"]
-    assert rec.snapshot()["csv"] == final["csv"]  # after close: the final files
+    assert rec.snapshot().timeline_csv == final.timeline_csv  # after close: the final files
+    assert rec.close() == final
     with pytest.raises(ValueError):
         rec.add(make_result(0, 9999.0, []))
 
@@ -607,14 +625,14 @@ def test_live_snapshot_while_another_thread_records(tmp_path):
     sizes = []
     while not done.is_set():
         snap = rec.snapshot()
-        doc = json.loads(Path(snap["json"]).read_text())  # always complete JSON
-        csv_rows = len(read_timeline(snap["csv"]))
+        doc = json.loads(snap.timeline_json.read_text())  # always complete JSON
+        csv_rows = len(read_timeline(snap.timeline_csv))
         assert csv_rows == len(doc["rows"]) == doc["rows_count"]  # both copies of the same moment
         sizes.append(csv_rows)
         rec.recent(10)
     th.join()
     assert len(sizes) >= 2 and sizes == sorted(sizes)
-    assert len(read_timeline(rec.close()["csv"])) == sum(len(r) for r in stream)
+    assert len(read_timeline(rec.close().timeline_csv)) == sum(len(r) for r in stream)
 
 
 @pytest.mark.parametrize("sid", ["../evil", "a/b", "..", ".", "", "a.b", "x" * 200, "a b", "c:\\x", None])
@@ -678,3 +696,25 @@ def test_cli_folder_with_good_and_bad(data, tmp_path):
                             "a_good_timeline.csv", "a_good_timeline.json", "a_good_timeline.png"]
     for name in listing(out):
         assert str(out / name) in p.stdout
+
+
+def test_cli_config_comes_from_a_preset(tmp_path, monkeypatch, capsys):
+    import export.__main__ as cli
+    from pipeline.config import DEFAULT_PRESET, PRESETS
+
+    seen = []
+
+    def fake_process_video(src, out, config=None, **kw):
+        seen.append(config)
+        raise VideoError(f"{Path(src).name}: stop here")
+
+    monkeypatch.setattr(cli, "process_video", fake_process_video)
+    (tmp_path / "v.mp4").write_bytes(b"x")
+    args = [str(tmp_path / "v.mp4"), "--out", str(tmp_path / "o"), "--quiet"]
+    assert cli.main(args) == 1 and cli.main([*args, "--preset", "webcam", "--detector", "full"]) == 1
+    assert seen[0] == preset(DEFAULT_PRESET)  # no flags: the default preset
+    assert seen[1] == preset("webcam", detector="full")  # an expert override on top of the preset
+    assert seen[1].detection.tiles == PRESETS["webcam"].config.detection.tiles
+    assert "error: v.mp4: stop here" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main([*args, "--preset", "nope"])
