@@ -223,3 +223,27 @@ def test_atomic_files_all_or_nothing(tmp_path):
         files.temp(d / "a.txt").write_text("A")
         files.temp(d / "never.txt")
     assert sorted(p.name for p in d.iterdir()) == ["c"]
+
+
+# -- chart data ------------------------------------------------------------------------
+def test_chart_sink_stays_bounded_over_a_long_video():
+    from export.sinks import ChartSink
+
+    classes = ("neutral", "happiness", "sadness")
+    sink = ChartSink(classes, max_points=3000)
+    rng = np.random.default_rng(0)
+    kept = []
+    for i in range(20_000):  # ~11 minutes at 30 fps, two faces
+        r = FrameResult(index=i, timestamp=i / 30, width=64, height=64, classes=classes)
+        r.boxes = np.zeros((2, 4), np.float32)
+        r.track_ids = np.array([1, 2])
+        r.smoothed = rng.dirichlet(np.ones(3), 2).astype(np.float32)
+        sink.write(i, i / 30, None, r, analysed=True)
+        sink.write(i, i / 30 + 0.01, None, r, analysed=False)  # repeats of the same result are ignored
+        kept.append(sink._rows)
+    assert max(kept) <= 2 * (3000 // 3) + 2  # memory: never more than twice the rows a chart needs
+    chart = sink.close()
+    assert list(chart.columns) == ["time_s", "track", "emotion", "prob", "series"]
+    assert 2000 < len(chart) <= 3000 and set(chart["track"]) == {"#1", "#2"}
+    assert chart["time_s"].min() == 0 and chart["time_s"].max() > 19_000 / 30  # the whole video is covered
+    assert len(ChartSink(classes).close()) == 0
