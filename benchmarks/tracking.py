@@ -3,10 +3,14 @@
     python -m benchmarks.tracking            # full run, writes benchmarks/results/tracking.json
     python -m benchmarks.tracking --quick    # fewer cases and settings
 
-The project's real detector (``tracker.FaceDetector``, short range; full range
-for the 8-face crowd with small faces) runs once per frame; its detections
-and the appearance embeddings are cached, then ``tracker.FaceTracker`` runs
-with every setting on the same detections.  Metrics with ``motmetrics``
+The project's real detector (the default ``"auto"`` detector; ``--detector short``
+or ``full`` for the plain BlazeFace models) runs once per frame, given the
+previous frame's detections as hints as the pipeline gives them (the pipeline
+also adds the tracker's predicted boxes, which this cache can't); its
+detections and the appearance embeddings are cached, then
+``tracker.FaceTracker`` runs with every setting on the same detections.  A
+track's predicted boxes (a face missed for up to ``hold_s``) count as its
+hypotheses, as the pipeline reports them.  Metrics with ``motmetrics``
 (IoU >= 0.5): MOTA, IDF1, ID switches, fragmentations.
 
 Embeddings compared: ``colorhist`` (default), ``thumb``, ``none`` (SORT-like,
@@ -16,15 +20,11 @@ Kalman + IoU only) and ``fer128`` (the emotion model's 128-d pooled
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import time
 from pathlib import Path
 
 import numpy as np
-
-import pipeline  # noqa: F401  (import order: pipeline before tracker)
-from pipeline.results import FrameResult
 
 from testkit import synth
 from .metrics import md_table, mot_metrics
@@ -38,23 +38,24 @@ FIRST = dict(embedder="colorhist", max_cosine_distance=0.3, n_init=3, max_hidden
              reid_distance=0.0)
 
 
-def cases(quick: bool = False) -> list[tuple[str, str, dict]]:
-    """(label, detector, scenario params)."""
+def cases(quick: bool = False) -> list[tuple[str, dict]]:
+    """(label, scenario params)."""
     c = [
-        ("static", "short", {"scenario": "static"}),
-        ("two_cross", "short", {"scenario": "two_cross"}),
-        ("occlude 0.5s", "short", {"scenario": "occlude", "hide_s": 0.5}),
-        ("occlude 1s", "short", {"scenario": "occlude", "hide_s": 1.0}),
-        ("occlude 2s", "short", {"scenario": "occlude", "hide_s": 2.0}),
-        ("enter_leave", "short", {"scenario": "enter_leave"}),
-        ("jitter", "short", {"scenario": "jitter"}),
-        ("scale", "short", {"scenario": "scale"}),
-        ("crowd 3", "short", {"scenario": "crowd", "n": 3}),
-        ("crowd 5", "short", {"scenario": "crowd", "n": 5}),
-        ("crowd 8 (full)", "full", {"scenario": "crowd", "n": 8}),
+        ("static", {"scenario": "static"}),
+        ("two_cross", {"scenario": "two_cross"}),
+        ("occlude 0.5s", {"scenario": "occlude", "hide_s": 0.5}),
+        ("occlude 1s", {"scenario": "occlude", "hide_s": 1.0}),
+        ("occlude 2s", {"scenario": "occlude", "hide_s": 2.0}),
+        ("enter_leave", {"scenario": "enter_leave"}),
+        ("jitter", {"scenario": "jitter"}),
+        ("scale", {"scenario": "scale"}),
+        ("crowd 3", {"scenario": "crowd", "n": 3}),
+        ("crowd 5", {"scenario": "crowd", "n": 5}),
+        ("crowd 8", {"scenario": "crowd", "n": 8}),
+        ("pan_group 6", {"scenario": "pan_group", "seconds": 6.0}),
     ]
     if quick:
-        c = [x for x in c if x[0] in ("two_cross", "occlude 1s", "crowd 5")]
+        c = [x for x in c if x[0] in ("two_cross", "occlude 1s", "crowd 5", "pan_group 6")]
     return c
 
 
@@ -81,24 +82,26 @@ class _FerFeatures:
         return f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-9)
 
 
-def prepare(quick: bool, fps_list, seeds, log=print) -> list[dict]:
+def prepare(quick: bool, fps_list, seeds, detector: str = "auto", log=print) -> list[dict]:
     """Render every sequence once; cache detections and all embeddings per frame."""
-    from tracker.detect import FaceDetector
+    from tracker.detect import DetectionConfig, make_detector
     from tracker.embed import embed
 
-    dets = {m: FaceDetector(m, tiles=0) for m in ("short", "full")}
     fer = _FerFeatures()
     out = []
     emb_ms = {k: [] for k in EMBEDDERS}
-    for label, det_name, p in cases(quick):
+    for label, p in cases(quick):
         p = dict(p)
         sc = p.pop("scenario")
         for fps in fps_list:
             for seed in seeds:
                 seq = synth.make_sequence(sc, fps=fps, seed=seed, **p)
                 frames = []
+                det = make_detector(DetectionConfig(detector=detector, tiles=0))
+                hints = None
                 for fr in seq.frames:
-                    d = dets[det_name].detect(fr)
+                    d = det.detect(fr, hints=hints, scan_all=hints is None)
+                    hints = d.boxes
                     feats = {}
                     for k in EMBEDDERS:
                         t0 = time.perf_counter()
@@ -106,45 +109,28 @@ def prepare(quick: bool, fps_list, seeds, log=print) -> list[dict]:
                         if len(d.boxes):
                             emb_ms[k].append((time.perf_counter() - t0) * 1000 / len(d.boxes))
                     frames.append((d, feats, fr.shape[:2]))
+                det.close()
                 out.append({"case": label, "fps": int(fps) if float(fps).is_integer() else fps, "seed": seed, "gt": seq.gt,
                             "timestamps": seq.timestamps, "frames": frames})
         log(f"  prepared {label}")
-    for d in dets.values():
-        d.close()
     prepare.embed_ms = {k: float(np.median(v)) if v else None for k, v in emb_ms.items()}
     return out
-
-
-@contextlib.contextmanager
-def _cached_embeddings():
-    """Make FaceTracker take the cached embedding of the current frame."""
-    import tracker.track as tt
-
-    box = {}
-    orig = tt.embed
-    tt.embed = lambda rgb, boxes, kind: box["feats"][kind]
-    try:
-        yield box
-    finally:
-        tt.embed = orig
 
 
 def run_config(data: list[dict], cfg: dict) -> list[dict]:
     from tracker.track import FaceTracker, TrackerConfig
 
     rows = []
-    with _cached_embeddings() as box:
-        for s in data:
-            trk = FaceTracker(TrackerConfig(**cfg))
-            hyp = []
-            for i, ((d, feats, (h, w)), t) in enumerate(zip(s["frames"], s["timestamps"])):
-                fr = FrameResult(index=i, timestamp=t, width=w, height=h, boxes=d.boxes, scores=d.scores,
-                                 keypoints=d.keypoints)
-                box["feats"] = feats
-                r = trk.update(None, fr)
-                hyp.append([(int(tid), *map(float, b)) for tid, b in zip(r.track_ids, r.boxes)])
-            m = mot_metrics(s["gt"], hyp)
-            rows.append({"case": s["case"], "fps": s["fps"], "seed": s["seed"], **m})
+    for s in data:
+        trk = FaceTracker(TrackerConfig(**cfg))
+        hyp = []
+        for (d, feats, _), t in zip(s["frames"], s["timestamps"]):
+            u = trk.update(d.boxes, d.scores, feats[cfg["embedder"]], t)
+            seen = u.ids > 0
+            hyp.append([(int(tid), *map(float, b)) for tid, b in zip(u.ids[seen], d.boxes[seen])]
+                       + [(int(tid), *map(float, b)) for tid, b in zip(u.predicted_ids, u.predicted_boxes)])
+        m = mot_metrics(s["gt"], hyp)
+        rows.append({"case": s["case"], "fps": s["fps"], "seed": s["seed"], **m})
     return rows
 
 
@@ -212,11 +198,12 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--fps", type=float, nargs="+", default=[5, 15, 30])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--detector", default="auto", help="auto (default), short or full")
     ap.add_argument("--out", default=str(RESULTS / "tracking.json"))
     a = ap.parse_args(argv)
     t0 = time.time()
     print(f"rendering and detecting ({len(cases(a.quick))} cases x {len(a.fps)} fps x {len(a.seeds)} seeds) ...")
-    data = prepare(a.quick, a.fps, a.seeds)
+    data = prepare(a.quick, a.fps, a.seeds, a.detector)
     n_frames = sum(len(s["frames"]) for s in data)
     print(f"  {n_frames} frames in {time.time() - t0:.0f} s; embedding ms/face (median): {prepare.embed_ms}")
     results = []
@@ -247,7 +234,9 @@ def main(argv=None) -> int:
     print(f"\nrecommended (no ID switch on two_cross at >= 15 fps, then best mean IDF1, then fewest ID switches): {best['name']}")
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps({
-        "command": "python -m benchmarks.tracking" + (" --quick" if a.quick else ""),
+        "command": "python -m benchmarks.tracking" + (" --quick" if a.quick else "")
+                   + (f" --detector {a.detector}" if a.detector != "auto" else ""),
+        "detector": a.detector,
         "fps": a.fps, "seeds": a.seeds, "frames": n_frames, "embed_ms_per_face": prepare.embed_ms,
         "recommended": best["config"],
         "settings": [{k: r[k] for k in ("config", "name", "summary")} for r in results],

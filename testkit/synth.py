@@ -24,7 +24,11 @@ API::
     write_video(seq, "out.mp4")   # or .y4m
 
 Scenarios: ``static``, ``two_cross``, ``occlude`` (``hide_s`` param, 0.5-2 s),
-``enter_leave``, ``jitter``, ``scale``, ``crowd`` (``n`` param, 1..8).
+``enter_leave``, ``jitter``, ``scale``, ``crowd`` (``n`` param, 1..8), ``pan_group``
+(a group of ``n`` (6) faces from ~40 to ~130 px, the camera panning and zooming over
+them, each face in turn blurred beyond recognition for ``blur_s`` (0.3 s), as
+when a detector misses a face for a few frames: the case that used to move an
+ID to a neighbour).
 
 ``python -m testkit.synth`` checks the real detector's recall on every
 scenario and writes a contact sheet PNG to ``.cache/synth/``.
@@ -39,7 +43,7 @@ from typing import Callable
 
 import numpy as np
 
-SCENARIOS = ("static", "two_cross", "occlude", "enter_leave", "jitter", "scale", "crowd")
+SCENARIOS = ("static", "two_cross", "occlude", "enter_leave", "jitter", "scale", "crowd", "pan_group")
 VISIBLE_MIN = 0.5  # a face counts as visible when >= this fraction of it is visible
 CALIB_SIZES = (60, 90, 130, 190, 260)  # face widths used for calibration
 REPO = Path(__file__).resolve().parent.parent
@@ -379,9 +383,38 @@ def _build(scenario: str, size, seconds: float, rng: np.random.Generator, params
                 return lo[0] + p[0], lo[1] + p[1], fw
 
             objs.append(_face_obj(k + 1, pick[k % len(pick)], path, z=k))
+    elif scenario == "pan_group":
+        objs += _pan_group(pick, w, h, u, T, params)
     else:
         raise ValueError(f"unknown scenario {scenario!r}; choose one of {SCENARIOS}")
     return objs
+
+
+def _pan_group(pick, w, h, u, T, params) -> list[_Obj]:
+    import cv2
+
+    n = int(params.get("n", 6))
+    blur_s = float(params.get("blur_s", 0.3))
+    cols = math.ceil(n / 2)
+    sizes = np.linspace(130, 40, n) * u  # large (near) to small (far)
+    out = []
+    for k in range(n):
+        r, c = divmod(k, cols)
+        gx = (c - (cols - 1) / 2) * 0.22 * w  # group layout around the centre
+        gy = (r - 0.5) * 0.42 * h
+        t_blur = (k + 0.5) * T / n  # each face in turn, once
+
+        def path(t, gx=gx, gy=gy, fw=sizes[k]):
+            zoom = 1.0 + 0.15 * math.sin(2 * math.pi * t / T)
+            pan = 0.08 * w * math.sin(2 * math.pi * t / T + 1.0)
+            return w / 2 + pan + gx * zoom, h / 2 + gy * zoom, fw * zoom
+
+        src = pick[k % len(pick)]
+        o = _face_obj(k + 1, src, path, z=k)
+        o.extra["blurred"] = cv2.GaussianBlur(src.rgb, (0, 0), 9)
+        o.extra["blur_window"] = (t_blur, t_blur + blur_s)
+        out.append(o)
+    return out
 
 
 def _tri(p: np.ndarray, span: np.ndarray) -> np.ndarray:
@@ -413,7 +446,9 @@ def make_sequence(scenario: str, fps: float = 15, seconds: float = 4.0, size=(64
             if st is None:
                 continue
             ox, oy, s = _placement(o, st)
-            _paste(frame, owner, o.img, o.alpha, ox, oy, s, o.oid)
+            win = o.extra.get("blur_window")
+            img = o.extra["blurred"] if win and win[0] <= t < win[1] else o.img
+            _paste(frame, owner, img, o.alpha, ox, oy, s, o.oid)
             if o.box is not None:
                 bx1, by1, bx2, by2 = o.extra["src"].box_at(st[2])
                 placed.append((o, (ox + bx1 * s, oy + by1 * s, ox + bx2 * s, oy + by2 * s)))

@@ -7,19 +7,24 @@ close-up is no problem; a person 24 px tall in a 1280x720 frame is.  Running
 the model on every tile of a fine grid finds them but costs ~2.4 ms a tile.
 So, per frame:
 
-1. **whole frame**, full-range model: every face larger than ~10% of the frame;
-2. **one discovery tile** of a grid fine enough for the smallest face wanted
-   (``min_face`` at 20 px model scale), in turn (round robin), so a new small
-   face is found within one sweep of the grid (a few tenths of a second);
-3. **known small faces again, in one mosaic**: each face the caller says it is
-   following (``hints``: last frame's boxes) that is too small for pass 1 is
-   cut out with margin, scaled so that it is ~45% of a cell, and up to
-   ``cells x cells`` of them are tiled into one image: one more pass re-finds
-   them all in every frame, whatever their number (one mosaic per 9 faces).
+1. **whole frame**, full-range model: faces larger than ~15% of the frame's
+   long side are taken as found;
+2. **one discovery tile** of a grid fine enough for a 24 px face (or 1.5% of
+   the long side), in turn (round robin), so a new small face is found within
+   one sweep of the grid (about a second at 30 fps in 1280x720);
+3. **every small face, looked at closer, in a mosaic**: the small faces the
+   whole-frame pass or the tile proposed, and the faces the caller followed in
+   the previous frame (``hints``), are cut out with margin (2 or 2.6 face
+   sides, alternating: BlazeFace misses a few faces, dark glasses, at one
+   scale only), and ``cells x cells`` (2 x 2) of them are tiled into one image:
+   one pass per four small faces finds them again at a good scale with good
+   boxes.  A small face stands only if this closer look finds it (or the
+   whole-frame pass was sure, score >= 0.8): tiles and the coarse whole-frame
+   pass both raise false alarms on textures (a logo on a rocket).
 
 A still image (``scan_all=True``) gets the whole grid at once.  All passes
-are merged by the detector's own NMS.  Stateful (the round robin): one per
-stream.
+are merged by the detector's own NMS.  Stateful (the round robin and the
+scale alternation): one per stream.  Measured in ``benchmarks/recall.py``.
 """
 from __future__ import annotations
 
@@ -35,17 +40,23 @@ from .detect import DetectionConfig, Detections, FaceDetector, grid_windows
 MODEL_PX = 20.0
 #: The discovery grid is fine enough for faces this tall (pixels), or this share of the long side.
 SMALLEST_PX, SMALLEST_FRAC = 24.0, 0.015
-#: Cut-outs for the mosaic are this many face sides wide (room to move between frames).
-CONTEXT = 2.2
+#: A small face the whole-frame pass finds with at least this score stands without the mosaic's word.
+SURE = 0.8
+#: The mosaic is CELLS x CELLS cut-outs (one model pass).
+CELLS = 2
+#: Cut-outs for the mosaic are this many face sides wide (room to move between frames),
+#: alternating from frame to frame: BlazeFace misses some faces (dark glasses) at one scale only.
+CONTEXTS = (2.0, 2.6)
 
 
 class AutoDetector:
-    def __init__(self, config: DetectionConfig | None = None, cells: int = 3, cell_px: int = 128):
+    def __init__(self, config: DetectionConfig | None = None, cells: int = CELLS, cell_px: int = 128):
         base = replace(config or DetectionConfig(), tiles=0)
         self.config = config or DetectionConfig()
         self.full = FaceDetector(base, detector="full")
         self.cells, self.cell_px = int(cells), int(cell_px)
         self._next_tile = 0
+        self._calls = 0
         self.passes = 0  # model passes in the last call (for benchmarks)
 
     def close(self) -> None:
@@ -76,8 +87,9 @@ class AutoDetector:
         grid = max(1, min(n, math.ceil(math.sqrt(len(boxes)))))
         canvas = np.full((grid * c, grid * c, 3), 114, np.uint8)
         places = []
+        context = CONTEXTS[self._calls % len(CONTEXTS)]
         for k, b in enumerate(boxes):
-            side = max(b[2] - b[0], b[3] - b[1]) * CONTEXT
+            side = max(b[2] - b[0], b[3] - b[1]) * context
             cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
             x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
             s = int(round(side))
@@ -101,28 +113,29 @@ class AutoDetector:
     def detect(self, rgb: np.ndarray, hints: np.ndarray | None = None, scan_all: bool = False) -> Detections:
         """Faces in ``rgb``; ``hints`` are boxes of faces seen in the previous frame (or None).
 
-        A tile finds faces the whole-frame pass can't see; a face it finds that
-        is big enough for the whole-frame pass but was not found there is a
-        false alarm (a tile shows textures out of context), so tiles only add
-        small faces.  With ``scan_all`` (stills) each of those is checked
-        once more in the mosaic and kept only if found again; in a stream the
-        next frame's mosaic does that check, and the tracker's confirmation.
+        Only the whole-frame pass's *large* faces are taken as they are.  A
+        small face, wherever it was proposed (the whole-frame pass, where its
+        box is coarse and false alarms happen, a tile, where textures out of
+        context fool the model, or the hints), is decided by the mosaic: a
+        second, closer look, in the same frame.
         """
         h, w = rgb.shape[:2]
-        found = self.full.run_window(rgb)
+        self._calls += 1
+        whole = [f for f in self.full.run_window(rgb) if f[1] >= self.config.min_score]
         windows = self.scan_grid(h, w)
         todo = windows if scan_all else windows[self._next_tile % len(windows):][:1] if windows else []
         if windows and not scan_all:
             self._next_tile = (self._next_tile + 1) % len(windows)
-        from_tiles = [f for win in todo for f in self.full.run_window(rgb, *win)
-                      if f[1] >= self.config.min_score and self._is_small(f[0], h, w)]
+        from_tiles = [f for win in todo for f in self.full.run_window(rgb, *win) if f[1] >= self.config.min_score]
         self.passes = 1 + len(todo)
-        if scan_all:
-            new = [f for f in from_tiles if not any(_iou(f[0], g[0]) > 0.3 for g in found)]
-            found += self._mosaics(rgb, np.array([f[0] for f in new], np.float32).reshape(-1, 4))
-        else:
-            found += from_tiles
-        found += self._mosaics(rgb, self._small(hints, h, w))
+        found = [f for f in whole if not self._is_small(f[0], h, w)]
+        small_whole = [f for f in whole if self._is_small(f[0], h, w)]
+        proposals = [f[0] for f in small_whole + from_tiles if self._is_small(f[0], h, w)]
+        proposals += list(self._small(hints, h, w))
+        closer = self._mosaics(rgb, _distinct(proposals))
+        # a sure whole-frame find the mosaic did not repeat is kept (its coarse box only where
+        # the mosaic has no better one)
+        found += closer + [f for f in small_whole if f[1] >= SURE and not any(_iou(f[0], c[0]) > 0.2 for c in closer)]
         return self.full.merge(found, h, w)
 
     def _is_small(self, box, h: int, w: int) -> bool:
@@ -134,6 +147,15 @@ class AutoDetector:
             out += self._mosaic(rgb, boxes[i:i + per])
             self.passes += 1
         return out
+
+
+def _distinct(boxes: list) -> np.ndarray:
+    """``boxes`` without near-duplicates (IoU > 0.3 with one kept before), as an (N, 4) array."""
+    kept: list = []
+    for b in boxes:
+        if not any(_iou(b, k) > 0.3 for k in kept):
+            kept.append(np.asarray(b, np.float32))
+    return np.asarray(kept, np.float32).reshape(-1, 4)
 
 
 def _iou(a, b) -> float:
