@@ -164,7 +164,8 @@ class SummaryBuilder:
             self.add_frame(result.timestamp)
             return
         labels = result.labels if result.labels is not None else np.argmax(result.smoothed, axis=1)
-        self.add_frame(result.timestamp, result.track_ids, labels, result.smoothed)
+        seen = ~result.predicted if len(result.predicted) == n else np.ones(n, bool)  # measured rows only
+        self.add_frame(result.timestamp, result.track_ids[seen], labels[seen], result.smoothed[seen])
 
     @staticmethod
     def _bin_means_of(acc) -> np.ndarray:
@@ -267,6 +268,8 @@ def summarize(df, classes, bin_s: float = 1.0, step_s: float | None = None,
     missing = [c for c in ["time_s", "track_id", *pcols] if c not in df.columns]
     if missing:
         raise ValueError(f"timeline lacks columns {missing}")
+    if "predicted" in df.columns:  # measured rows only (schema 1.2)
+        df = df[df["predicted"] == 0]
     d = df.sort_values(["time_s", "track_id"], kind="stable")
     times = d["time_s"].to_numpy(np.float64)
     if step_s is None:

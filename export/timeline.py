@@ -40,10 +40,10 @@ from .files import AtomicFiles, OutputFiles
 SCHEMA_NAME = "emotion-timeline"
 #: 1.1: ``settings`` is the nested ``PipelineConfig.to_dict()`` (one object per section);
 #: ``smoothing`` is always ``{"half_life_s", "margin"}`` copied from ``settings["smoothing"]``.
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 BASE_COLUMNS = ["time_s", "frame", "track_id", "x1", "y1", "x2", "y2", "score", "label", "label_prob"]
-INT_COLUMNS = ("frame", "track_id")
+INT_COLUMNS = ("frame", "track_id", "predicted")
 STR_COLUMNS = ("label",)
 
 # decimals per column kind: timestamps to the microsecond, pixels to 0.1, probabilities to 1e-4
@@ -60,7 +60,7 @@ def safe_stem(stem: str) -> str:
 
 def columns_for(classes) -> list[str]:
     classes = list(classes)
-    return BASE_COLUMNS + prob_columns(classes) + prob_columns(classes, "raw")
+    return BASE_COLUMNS + prob_columns(classes) + prob_columns(classes, "raw") + ["predicted"]
 
 
 def timeline_meta(pipeline=None, fps: float | None = None, source: str | None = None, **extra) -> dict:
@@ -114,6 +114,7 @@ def result_rows(result, frame: int | None = None) -> list[list]:
     else:
         labels = [int(np.argmax(sm[i])) if C else -1 for i in range(n)]
     tids = result.track_ids if len(result.track_ids) == n else np.arange(1, n + 1)
+    held = result.predicted if len(result.predicted) == n else np.zeros(n, bool)
     t = _num(result.timestamp, _DEC_TIME)
     fr = int(result.index if frame is None else frame)
     rows = []
@@ -127,6 +128,7 @@ def result_rows(result, frame: int | None = None) -> list[list]:
                _num(sm[i][li], _DEC_PROB) if 0 <= li < C else None]
         row += [_num(p, _DEC_PROB) for p in sm[i]]
         row += [_num(p, _DEC_PROB) for p in raw[i]]
+        row.append(int(held[i]))
         rows.append(row)
     return rows
 

@@ -141,8 +141,10 @@ def test_roundtrip_real_video(single):
     assert len(raw) > 50  # the face is found in most of the 72 frames
     assert raw["frame"].dtype == np.int64 and raw["track_id"].dtype == np.int64
     assert raw["label"].dtype == object and set(raw["label"]) <= set(CLASSES7)
+    assert set(raw["predicted"]) <= {0, 1} and raw["predicted"].dtype == np.int64
+    assert raw.loc[raw["predicted"] == 1, [c for c in cols if c.startswith("raw_")]].isna().all().all()
     for c in cols:
-        if c not in ("frame", "track_id", "label"):
+        if c not in ("frame", "track_id", "label", "predicted"):
             assert raw[c].dtype == np.float64, c
     first_line = r.timeline_csv.read_text().splitlines()[0]
     assert first_line == ",".join(cols)
@@ -150,7 +152,7 @@ def test_roundtrip_real_video(single):
     doc = json.loads(r.timeline_json.read_text())
     validate_timeline_json(doc)
     assert doc["app_version"] == APP_VERSION and doc["columns"] == cols and doc["classes"] == list(CLASSES7)
-    assert doc["model"]["id"] == "fer-mini-xception" and doc["schema_version"] == "1.1"
+    assert doc["model"]["id"] == "fer-mini-xception" and doc["schema_version"] == "1.2"
     # settings: the whole config of the default preset, nested by section; smoothing is its section
     assert doc["settings"] == json.loads(json.dumps(preset().to_dict()))
     assert set(doc["settings"]) == {"detection", "tracking", "classification", "smoothing"}
@@ -194,13 +196,13 @@ def test_writer_exact_values_and_atomic(tmp_path):
     assert listing(tmp_path) == ["clip_one_timeline.csv", "clip_one_timeline.json"]
     assert paths.paths() == [tmp_path / "clip_one_timeline.csv", tmp_path / "clip_one_timeline.json"]
     lines = paths.timeline_csv.read_text().splitlines()
-    assert lines[1] == "0.0,0,3,10.0,20.0,110.0,140.1,0.9,happiness,0.7,0.2,0.7,0.1,0.1,0.85,0.05"
+    assert lines[1] == "0.0,0,3,10.0,20.0,110.0,140.1,0.9,happiness,0.7,0.2,0.7,0.1,0.1,0.85,0.05,0"
     assert len(lines) == 4 and lines[3].startswith("0.2,2,4,200.0,20.0,260.0,90.0,0.9,sadness,0.8,")
     doc = json.loads(paths.timeline_json.read_text())
     validate_timeline_json(doc)
     assert doc["frames_processed"] == 3 and doc["rows_count"] == 3 and doc["last_time_s"] == 0.2
     assert doc["smoothing"] == {"half_life_s": 0.5, "margin": 0.1}
-    assert doc["rows"][0] == [0.0, 0, 3, 10.0, 20.0, 110.0, 140.1, 0.9, "happiness", 0.7, 0.2, 0.7, 0.1, 0.1, 0.85, 0.05]
+    assert doc["rows"][0] == [0.0, 0, 3, 10.0, 20.0, 110.0, 140.1, 0.9, "happiness", 0.7, 0.2, 0.7, 0.1, 0.1, 0.85, 0.05, 0]
     df = read_timeline(paths.timeline_csv)
     assert list(df["track_id"]) == [3, 3, 4] and df["frame"].dtype == np.int64
 

@@ -101,3 +101,64 @@ def test_fast_gating_distance_matches_deepsort():
     for pos in (False, True):
         np.testing.assert_allclose(fast.gating_distance(mean, cov, meas, pos), kf.gating_distance(mean, cov, meas, pos),
                                    rtol=1e-9)
+
+
+def _one_face_track(tracker, box, t0=0.0, frames=4, fps=30.0, feat=None):
+    feat = np.ones((1, 8), np.float32) if feat is None else feat
+    u = None
+    for i in range(frames):
+        u = tracker.update(np.array([box], np.float32), np.array([0.9], np.float32), feat, t0 + i / fps)
+    return u
+
+
+def test_tracker_takes_plain_arrays_and_never_jumps_to_a_far_face():
+    """norfair-style: boxes, scores, embeddings and a time in; IDs per box out.  A face
+    missed for a few frames while another face appears three face widths away, looking the
+    same: the new face must not inherit the ID (a gap or a predicted box, never a switch)."""
+    from tracker.track import FaceTracker, TrackerConfig
+
+    trk = FaceTracker(TrackerConfig(hold_s=0.5))
+    u = _one_face_track(trk, [100, 100, 180, 180], frames=5)
+    assert u.ids.tolist() == [1]
+    far = np.array([[340, 100, 420, 180]], np.float32)  # 3 widths to the right
+    for i in range(5, 12):
+        u = trk.update(far, np.array([0.9], np.float32), np.ones((1, 8), np.float32), i / 30)
+        assert 1 not in u.ids.tolist(), f"frame {i}: the ID jumped {240} px to another face"
+    assert set(u.ids.tolist()) <= {0, 2}
+    # meanwhile the missed face was reported at its predicted place, for hold_s only
+    trk2 = FaceTracker(TrackerConfig(hold_s=0.2))
+    _one_face_track(trk2, [100, 100, 180, 180], frames=5)
+    held = []
+    for i in range(5, 20):
+        u = trk2.update(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0, 8), np.float32), i / 30)
+        held.append(u.predicted_ids.tolist())
+    assert held[0] == [1] and abs(u.predicted_boxes.sum()) == 0 and held[-1] == []
+    assert sum(1 for h in held if h == [1]) == 6  # 0.2 s at 30 fps
+
+
+def test_group_pan_with_missed_faces_keeps_every_id_and_marks_predicted_rows():
+    """A camera pans and zooms over six people; each face in turn is blurred for 0.3 s (the
+    detector misses it).  With default settings: every face found, one ID each, and the
+    missed face is reported as predicted with its smoothed probabilities held, raw NaN."""
+    seq = make_sequence("pan_group", fps=15, seconds=6.0, seed=0)
+    ids: dict[int, set] = {}
+    predicted_rows = 0
+    last_smoothed: dict[int, np.ndarray] = {}
+    with Pipeline() as p:
+        for frame, gt, t in zip(seq.frames, seq.gt, seq.timestamps):
+            r = p.process(frame, t)
+            for i, tid in enumerate(r.track_ids.tolist()):
+                if r.predicted[i]:
+                    predicted_rows += 1
+                    assert np.isnan(r.raw[i]).all() and r.scores[i] == 0
+                    np.testing.assert_allclose(r.smoothed[i], last_smoothed[tid], atol=1e-6)
+                else:
+                    last_smoothed[tid] = r.smoothed[i].copy()
+            for oid, *box in gt:
+                best = max(range(len(r)), key=lambda i: iou(r.boxes[i], box), default=None)
+                if best is not None and iou(r.boxes[best], box) > 0.5:
+                    ids.setdefault(oid, set()).add(int(r.track_ids[best]))
+    assert len(ids) == 6, f"found {sorted(ids)} of 6 people"
+    assert all(len(v) == 1 for v in ids.values()), f"an ID switched: {ids}"
+    assert len({next(iter(v)) for v in ids.values()}) == 6
+    assert predicted_rows > 0

@@ -52,6 +52,10 @@ class _FastGatingKalman(KalmanFilter):
         return np.where(jump > self.max_jump, 1e6, dist)  # 1e6: beyond any chi-square gate
 
 
+#: A hidden face is looked for within this many face widths per second of hiding (up to reid_radius).
+REID_SPEED = 5.0
+
+
 @dataclass(frozen=True)
 class TrackerConfig:
     """Tracking settings (validated by ``pipeline.config``).
@@ -148,7 +152,7 @@ class FaceTracker:
                 continue
             if tr.track_id not in self._ids:
                 box = boxes[int(tr.others)] if tr.others is not None else None
-                old = self._reidentify(tr, box)
+                old = self._reidentify(tr, box, t)
                 if old is None:
                     old = self._next_id
                     self._next_id += 1
@@ -187,7 +191,7 @@ class FaceTracker:
                 boxes.append(np.asarray(tr.to_tlbr(), np.float32))
         return (np.asarray(ids, np.int64), np.asarray(boxes, np.float32).reshape(-1, 4))
 
-    def _reidentify(self, new, box) -> int | None:
+    def _reidentify(self, new, box, now: float) -> int | None:
         """The ID of a hidden confirmed track that ``new`` looks like, or None."""
         c = self.config
         if c.reid_distance <= 0 or box is None or not new.features or c.embedder == "none":
@@ -208,7 +212,9 @@ class FaceTracker:
             if not 0.67 <= ratio <= 1.5:  # a face does not change size that much while hidden
                 continue
             near = min(np.hypot(cx - (b[0] + b[2]) / 2, cy - (b[1] + b[3]) / 2) for b in (last, old.to_tlbr()))
-            if near > c.reid_radius * w:  # far from where it was lost and from where it was heading
+            hidden_s = max(now - self._last_seen.get(self._ids[old.track_id], now), 0.0)
+            reach = min(c.reid_radius, 0.5 + REID_SPEED * hidden_s)  # how far (face widths) it can have gone
+            if near > reach * w:  # farther from where it was lost (and from where it was heading)
                 continue
             gallery = samples.get(old.track_id)
             if not gallery:
