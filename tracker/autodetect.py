@@ -7,8 +7,8 @@ close-up is no problem; a person 24 px tall in a 1280x720 frame is.  Running
 the model on every tile of a fine grid finds them but costs ~2.4 ms a tile.
 So, per frame:
 
-1. **whole frame**, full-range model: faces larger than ~15% of the frame's
-   long side are taken as found;
+1. **whole frame**, full-range model: faces larger than ~10% of the frame's
+   long side (20 px at the model's input) are taken as found;
 2. **one discovery tile** of a grid fine enough for a 24 px face (or 1.5% of
    the long side), in turn (round robin), so a new small face is found within
    one sweep of the grid (about a second at 30 fps in 1280x720);
@@ -42,6 +42,8 @@ MODEL_PX = 20.0
 SMALLEST_PX, SMALLEST_FRAC = 24.0, 0.015
 #: A small face the whole-frame pass finds with at least this score stands without the mosaic's word.
 SURE = 0.8
+#: Faces smaller than this at the model's input (px) are "small": decided by the closer look.
+SMALL_PX = MODEL_PX
 #: The mosaic is CELLS x CELLS cut-outs (one model pass).
 CELLS = 2
 #: Cut-outs for the mosaic are this many face sides wide (room to move between frames),
@@ -139,7 +141,7 @@ class AutoDetector:
         return self.full.merge(found, h, w)
 
     def _is_small(self, box, h: int, w: int) -> bool:
-        return max(box[2] - box[0], box[3] - box[1]) * 192.0 / max(h, w) < 1.5 * MODEL_PX
+        return max(box[2] - box[0], box[3] - box[1]) * 192.0 / max(h, w) < SMALL_PX
 
     def _mosaics(self, rgb: np.ndarray, boxes: np.ndarray) -> list:
         out, per = [], self.cells ** 2
