@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -110,3 +113,55 @@ def test_analyze_video(client):
     out3 = client.predict(handle_file(str(feat_data() / "single_face.mp4")), 3, api_name="/analyze_video")
     rows3 = list(csv.DictReader(open(out3[1])))
     assert 0 < len(rows3) < len(rows)
+
+
+def test_presets_through_the_api(client):
+    """A trailing ``preset`` parameter chooses the config; it is optional (old clients keep working)."""
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    from pipeline import DEFAULT_PRESET, PRESETS, preset
+
+    photo = handle_file(str(feat_data() / "single_face.jpg"))
+    for name in PRESETS:
+        r = client.predict(photo, "fer-mini-xception", name, api_name="/analyze_image")
+        assert _check_faces(r, 1)
+    with pytest.raises(AppError, match=r"unknown preset 'far'; presets are: " + ", ".join(PRESETS)):
+        client.predict(photo, "fer-mini-xception", "far", api_name="/analyze_image")
+    clip = handle_file(str(feat_data() / "single_face.mp4"))
+    # the timeline JSON records the config the video ran with: exactly the preset's
+    for args, name in (((), DEFAULT_PRESET), (("fer-mini-xception", "webcam"), "webcam")):
+        out = client.predict(clip, 4, *args, api_name="/analyze_video")
+        head = json.loads(Path(out[2]).read_text())
+        assert head["settings"] == preset(name).to_dict(), name
+
+
+def test_import_and_build_demo_start_no_thread_and_load_no_model(tmp_path):
+    """``import app`` (what ``python app.py`` and Spaces do) and ``build_demo()`` start nothing; the
+    background threads start only with ``start_background()``, once."""
+    code = """if True:
+        import json, sys, threading
+        import gradio, fastrtc  # their own imports are not the app's doing
+        def names(): return sorted(t.name for t in threading.enumerate())
+        before = names()
+        import app
+        from webapp.services import Services
+        from webapp.ui import build_demo
+        build_demo(Services())
+        after = names()
+        from classifier import hub
+        loaded = {"classifiers": len(hub._CACHE), "mediapipe": "mediapipe" in sys.modules}
+        app.services.start_background()
+        started = names()
+        app.services.start_background()
+        print(json.dumps({"before": before, "after": after, "loaded": loaded, "started": started,
+                          "again": names()}))
+    """
+    env = {**os.environ, "LIVE_DIR": str(tmp_path / "live"), "OUTPUT_DIR": str(tmp_path / "out")}
+    run = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    r = json.loads(run.stdout.strip().splitlines()[-1])
+    assert r["after"] == r["before"], "import app / build_demo() started threads"
+    assert r["loaded"] == {"classifiers": 0, "mediapipe": False}, "import app / build_demo() loaded a model"
+    assert sorted(set(r["started"]) - set(r["before"])) == ["live-reaper", "output-janitor"]
+    assert r["again"] == r["started"]

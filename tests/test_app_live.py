@@ -10,8 +10,12 @@ import weakref
 import numpy as np
 import pytest
 
-from webapp import live as live_mod
-from webapp.live import LiveHandler, LiveSettings, ModelLoader, SessionRegistry, hook_cleanup, stable_handler
+from pipeline import DEFAULT_PRESET, PRESETS, preset
+from webapp.charts import tracks_frame
+from webapp.models import ModelLoader
+from webapp.registry import SessionRegistry
+from webapp.session import SLIDER_RANGES, LiveControls, LiveSession
+from webapp.stream import LiveHandler, hook_cleanup, stable_handler
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +27,7 @@ def test_handler_annotates_bgr_frames_per_connection(tmp_path, frames):
     reg = SessionRegistry(live_dir=tmp_path)
     current = {"id": "conn-a"}
     h = LiveHandler(reg, session_id=lambda: current["id"])
-    outs = [h(f, "fer-mini-xception", "short", 0.5, 20, 0.5) for f in frames[:12]]
+    outs = [h(f, "fer-mini-xception", "webcam", 0.5, 20, 0.5) for f in frames[:12]]
     assert all(o.shape == frames[0].shape and o.dtype == np.uint8 for o in outs)
     assert not np.array_equal(outs[-1], frames[11])  # something was drawn
     a = reg.get("conn-a")
@@ -32,7 +36,7 @@ def test_handler_annotates_bgr_frames_per_connection(tmp_path, frames):
     # a second connection starts from scratch: its own pipeline, IDs from 1
     current["id"] = "conn-b"
     for f in frames[:6]:
-        h(f, "fer-mini-xception", "short", 0.5, 20, 0.5)
+        h(f, "fer-mini-xception", "webcam", 0.5, 20, 0.5)
     b = reg.get("conn-b")
     assert b is not a and b.pipeline is not a.pipeline and b.pipeline.tracker is not a.pipeline.tracker
     assert [int(t) for t in b.last_result.track_ids] == [1] == ids_a
@@ -45,8 +49,8 @@ def test_handler_annotates_bgr_frames_per_connection(tmp_path, frames):
 def test_repeated_frame_is_answered_from_cache(tmp_path, frames):
     reg = SessionRegistry(live_dir=tmp_path)
     s = reg.get_or_create("x")
-    o1 = s.step(frames[0], LiveSettings())
-    o2 = s.step(frames[0].copy(), LiveSettings())
+    o1 = s.step(frames[0], LiveControls())
+    o2 = s.step(frames[0].copy(), LiveControls())
     assert s.stats.frames == 1 and s.stats.repeats == 1 and o2 is o1
     reg.release("x")
 
@@ -55,14 +59,16 @@ def test_controls_apply_without_restart(tmp_path, frames):
     reg = SessionRegistry(live_dir=tmp_path)
     s = reg.get_or_create("c")
     for f in frames[:8]:
-        s.step(f, LiveSettings())
+        s.step(f, LiveControls.from_inputs("fer-mini-xception", "webcam"))
     tid = [int(t) for t in s.last_result.track_ids]
     pipe, tracker = s.pipeline, s.pipeline.tracker
-    new = LiveSettings.from_inputs("fer-mini-xception", "full", 1.5, 40, 0.6)
+    new = LiveControls.from_inputs("fer-mini-xception", "groups", 1.5, 40, 0.6)
     for f in frames[8:12]:
         s.step(f, new)
     cfg = s.pipeline.config
-    assert (cfg.detector, cfg.half_life_s, cfg.min_face, cfg.min_score) == ("full", 1.5, 40, 0.6)
+    assert (cfg.detection.detector, cfg.smoothing.half_life_s, cfg.detection.min_face,
+            cfg.detection.min_score) == (preset("groups").detection.detector, 1.5, 40, 0.6)
+    assert cfg == preset("groups", model="fer-mini-xception", half_life_s=1.5, min_face=40, min_score=0.6)
     assert s.pipeline is pipe and s.pipeline.tracker is tracker  # same stream, same tracks
     assert [int(t) for t in s.last_result.track_ids] == tid
     reg.release("c")
@@ -75,7 +81,7 @@ def test_hub_model_fallback_is_reported(tmp_path, frames, monkeypatch):
     s = reg.get_or_create("m")
     state, warn = loader.wait("ferplus-8", timeout=60)
     assert state == "failed" and "ferplus-8" in warn
-    s.step(frames[0], LiveSettings.from_inputs("ferplus-8"))
+    s.step(frames[0], LiveControls.from_inputs("ferplus-8"))
     assert s.pipeline.model_id == "fer-mini-xception"  # the stream goes on with the default
     assert s.model_notice and "fer-mini-xception" in s.model_notice
     assert "notice" in s.info()
@@ -89,14 +95,18 @@ def test_no_leak_after_100_connect_disconnect(tmp_path, frames):
     for i in range(100):
         cur = f"conn{i}"
         for f in frames[i % 30: i % 30 + 2]:
-            h(f, "fer-mini-xception", "short", 0.5, 20, 0.5)
+            h(f, "fer-mini-xception", "webcam", 0.5, 20, 0.5)
         pipes.add(reg.get(cur).pipeline)
         assert reg.release(cur)
         assert not reg.release(cur)  # idempotent
     assert len(reg) == 0 and reg.opened == 100 and reg.released == 100
-    # ended sessions keep only their files (for downloads), no pipeline
-    files = reg.get("conn99").snapshot_files()
+    # ended sessions keep only their files (for downloads) and what the page shows, no pipeline
+    last = reg.get("conn99")
+    files = last.snapshot_files()
     assert any(f.endswith(".csv") for f in files)
+    assert last.pipeline is None and last.model_id == "fer-mini-xception" and last.classes
+    assert last.config == preset("webcam", model="fer-mini-xception", half_life_s=0.5, min_face=20, min_score=0.5)
+    assert last.info()["active"] is False and len(tracks_frame(last.last_result, last.classes).columns) > 3
     gc.collect()
     assert len(pipes) == 0, f"{len(pipes)} pipelines still alive"
     reg.keep_s = 0
@@ -106,7 +116,7 @@ def test_no_leak_after_100_connect_disconnect(tmp_path, frames):
 
 def test_idle_sessions_are_reaped(tmp_path, frames):
     reg = SessionRegistry(live_dir=tmp_path, idle_s=0.0)
-    reg.get_or_create("idle").step(frames[0], LiveSettings())
+    reg.get_or_create("idle").step(frames[0], LiveControls())
     reg.reap()
     assert len(reg) == 0 and "idle" in reg.ended
 
@@ -135,9 +145,13 @@ def test_cleanup_hook_and_stable_handler(tmp_path):
     assert vh.callable is fn and vh.skip_frames is True
 
 
-def test_settings_from_inputs_clamps_bad_values():
-    s = LiveSettings.from_inputs(None, "weird", "x", -5, 7)
-    assert s.detector == "short" and s.half_life_s == LiveSettings().half_life_s and s.min_face == 4 and s.min_score == 0.99
+def test_controls_from_inputs_clamp_bad_values():
+    c = LiveControls.from_inputs(None, "weird", "x", -5, 7)
+    # an unknown preset is the default one; an unreadable value is the preset's; the rest is clamped
+    assert c.preset is None and c.half_life_s is None and c.min_face == SLIDER_RANGES["min_face"][0]
+    assert c.min_score == SLIDER_RANGES["min_score"][1]
+    assert c.config() == preset(DEFAULT_PRESET, min_face=SLIDER_RANGES["min_face"][0],
+                                min_score=SLIDER_RANGES["min_score"][1])
 
 
 def test_rtc_configuration_from_env():
@@ -154,25 +168,66 @@ def test_rtc_configuration_from_env():
     assert client is None
 
 
-def test_export_recorder_present():
-    assert live_mod._export_live is not None, "export.live is missing: live timelines cannot be recorded"
-
-
 def test_live_timeline_header_has_model_and_settings(tmp_path):
     """The live JSON timeline says which model and settings made it."""
     import json
 
     from skimage import data
 
-    from webapp.live import LiveSession, ModelLoader
-
     sess = LiveSession("conn-meta", ModelLoader(), tmp_path, {"source": "live"})
     for i in range(4):  # the session's own pipeline and recorder, as step() uses them
         sess.recorder.add(sess.pipeline.process(data.astronaut(), i / 30))
-    paths = sess.recorder.snapshot()
-    head = json.loads(open(paths["json"]).read())
+    files = sess.recorder.snapshot()
+    head = json.loads(files.timeline_json.read_text())
     assert head["model"]["id"] == "fer-mini-xception"
-    assert head["settings"]["half_life_s"] == sess.pipeline.config.half_life_s
-    assert head["smoothing"]["half_life_s"] == sess.pipeline.config.half_life_s
+    assert head["settings"] == sess.pipeline.config.to_dict()
+    assert head["smoothing"]["half_life_s"] == sess.pipeline.config.smoothing.half_life_s
     assert len(head["rows"]) >= 3
     sess.close()
+
+
+def test_preset_change_sets_the_sliders_to_the_preset_values(tmp_path):
+    """The Live sliders show the preset's values: initially the default preset's, then the chosen one's."""
+    from webapp.services import Services
+    from webapp.ui import build_demo
+    from webapp.ui_live import preset_slider_values
+
+    for name in PRESETS:
+        flat = preset(name).flat()
+        values = preset_slider_values(name)
+        assert values == tuple(flat[k] for k in SLIDER_RANGES) == (flat["half_life_s"], flat["min_face"],
+                                                                   flat["min_score"])
+        for (lo, hi, _), v in zip(SLIDER_RANGES.values(), values):
+            assert lo <= v <= hi, (name, v)
+    # the page: the preset radio's change event sets exactly these sliders, which start at the default's values
+    demo = build_demo(Services(live_dir=tmp_path / "live", output_dir=tmp_path / "out"))
+    deps = [d for d in demo.fns.values() if d.fn is preset_slider_values]
+    assert len(deps) == 1 and [t[1] for t in deps[0].targets] == ["change"]
+    radio, sliders = deps[0].inputs[0], deps[0].outputs
+    assert radio.value == DEFAULT_PRESET and [c[1] for c in radio.choices] == list(PRESETS)
+    assert [c[0] for c in radio.choices] == [p.title for p in PRESETS.values()]
+    assert tuple(s.value for s in sliders) == preset_slider_values(DEFAULT_PRESET)
+    # ... and the stream receives the preset and the sliders, in the handler's order, whenever one changes
+    to_stream = [d for d in demo.fns.values() if getattr(d.fn, "__name__", "") == "set_input_gradio"]
+    assert to_stream and all(d.inputs[2:] == [radio, *sliders] for d in to_stream)
+    changed = {t[0] for d in to_stream for t in d.targets if t[1] == "change"}
+    assert {radio._id, *(s._id for s in sliders)} <= changed
+
+
+def test_session_runs_exactly_the_preset_with_the_slider_changes(tmp_path, frames):
+    reg = SessionRegistry(live_dir=tmp_path)
+    cur = {"id": ""}
+    h = LiveHandler(reg, session_id=lambda: cur["id"])
+    changes = {"half_life_s": 0.3, "min_face": 30, "min_score": 0.6}
+    for name in PRESETS:
+        cur["id"] = f"conn-{name}"
+        h(frames[0], "fer-mini-xception", name, *changes.values())
+        s = reg.get(cur["id"])
+        assert s.pipeline.config == preset(name, model="fer-mini-xception", **changes) == s.config
+    # another preset mid-stream: the same stream runs it, with the sliders' values on top
+    other = next(n for n in PRESETS if n != name)
+    h(frames[1], "fer-mini-xception", other, 0.5, 24, 0.55)
+    assert s.pipeline.config == preset(other, model="fer-mini-xception", half_life_s=0.5, min_face=24, min_score=0.55)
+    assert s.info()["preset"] == other and s.info()["detector"] == preset(other).detection.detector
+    for name in PRESETS:
+        reg.release(f"conn-{name}")

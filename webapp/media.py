@@ -1,6 +1,9 @@
 """Image and video uploads: the Image/Video tabs and the ``/analyze_image`` and
 ``/analyze_video`` API endpoints.
 
+Each upload runs a named preset (``pipeline.config.preset``, the default one
+unless the user chose another), with the chosen model on top (:func:`config_for`).
+
 Everything a user can get wrong (a PDF renamed .jpg, a truncated video, a huge
 image) ends as :class:`UserInputError` with a message meant for people; the app
 turns it into ``gr.Error``.
@@ -19,8 +22,10 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from pipeline import InvalidFrame, PipelineConfig, analyze_image
+from export.video import VideoError, VideoResult, process_video
+from pipeline import ConfigError, InvalidFrame, PipelineConfig, analyze_image, preset
 from pipeline.annotate import draw
+from tracker.detect import DetectionConfig, make_detector
 
 from . import settings as S
 
@@ -120,49 +125,48 @@ def read_image(file, max_pixels: int | None = None) -> np.ndarray:
 
 _IMAGE_LOCK = threading.Semaphore(2)  # at most two images at once (2 cores)
 _POOL_LOCK = threading.Lock()
-_DETECTORS: dict[tuple, list] = {}  # idle detectors by settings (loading one costs ~200 ms)
+_DETECTORS: dict[DetectionConfig, list] = {}  # idle detectors by settings (one costs ~200 ms to load)
 
 
-def _take_detector(cfg: PipelineConfig):
-    from tracker.detect import FaceDetector
-
-    key = (cfg.detector, cfg.min_score, cfg.min_face, cfg.tiles)
+def _take_detector(cfg: DetectionConfig):
     with _POOL_LOCK:
-        idle = _DETECTORS.get(key)
+        idle = _DETECTORS.get(cfg)
         if idle:
-            return key, idle.pop()
-    return key, FaceDetector(cfg.detector, min_score=cfg.min_score, min_face=cfg.min_face, tiles=cfg.tiles)
+            return idle.pop()
+    return make_detector(cfg)
 
 
-def _give_back(key, det) -> None:
+def _give_back(cfg: DetectionConfig, det) -> None:
     with _POOL_LOCK:
-        idle = _DETECTORS.setdefault(key, [])
+        idle = _DETECTORS.setdefault(cfg, [])
         if len(idle) < 2:
             idle.append(det)
             return
     det.close()
 
 
-def analyze_rgb(rgb: np.ndarray, model: str | None = None, min_score: float | None = None,
-                annotate: bool = True) -> tuple[np.ndarray | None, dict]:
-    """Annotated image (None if not ``annotate``) and the ``FrameResult.to_dict()`` JSON for one RGB image."""
-    cfg = PipelineConfig(detector="full", tiles="auto")
-    changes = {}
+def config_for(preset_name: str | None = None, model: str | None = None, **changes) -> PipelineConfig:
+    """The config of an upload: preset ``preset_name`` (None or "": the default preset), with the
+    model and other field changes on top; a :class:`UserInputError` names a bad preset or value."""
     if model:
         changes["model"] = model
-    if min_score is not None:
-        changes["min_score"] = float(min_score)
-    if changes:
-        from dataclasses import replace
+    try:
+        return preset(preset_name or None, **changes)
+    except ConfigError as exc:
+        raise UserInputError(str(exc)) from None
 
-        cfg = replace(cfg, **changes)
+
+def analyze_rgb(rgb: np.ndarray, model: str | None = None, preset_name: str | None = None,
+                annotate: bool = True) -> tuple[np.ndarray | None, dict]:
+    """Annotated image (None if not ``annotate``) and the ``FrameResult.to_dict()`` JSON for one RGB image."""
+    cfg = config_for(preset_name, model)
     try:
         with _IMAGE_LOCK:
-            key, det = _take_detector(cfg)
+            det = _take_detector(cfg.detection)
             try:
                 res = analyze_image(rgb, cfg, detector=det)
             finally:
-                _give_back(key, det)
+                _give_back(cfg.detection, det)
     except InvalidFrame as exc:
         raise UserInputError(f"Not a usable image: {exc}") from None
     except KeyError as exc:  # unknown model name
@@ -170,19 +174,12 @@ def analyze_rgb(rgb: np.ndarray, model: str | None = None, min_score: float | No
     return (draw(rgb, res, bars=True) if annotate else None), res.to_dict()
 
 
-def analyze_image_file(file, model: str | None = None, annotate: bool = True) -> tuple[np.ndarray | None, dict]:
-    return analyze_rgb(read_image(file), model, annotate=annotate)
+def analyze_image_file(file, model: str | None = None, preset_name: str | None = None,
+                       annotate: bool = True) -> tuple[np.ndarray | None, dict]:
+    return analyze_rgb(read_image(file), model, preset_name, annotate=annotate)
 
 
 # -- video -------------------------------------------------------------------
-def _export_video():
-    try:
-        from export import video
-    except Exception as exc:  # pragma: no cover - depends on the checkout
-        raise UserInputError(f"Video processing is not available in this installation ({exc}).") from None
-    return video
-
-
 #: Videos whose frames have more pixels than this are refused from the header (``VIDEO_MAX_PIXELS``).
 VIDEO_MAX_PIXELS = S.VIDEO_MAX_PIXELS
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
@@ -195,15 +192,14 @@ def safe_name(name: str, default: str = "video", limit: int = 60) -> str:
 
 
 def process_video_file(file, out_root: Path, frame_step: int = 1, model: str | None = None,
-                       detector: str | None = None, max_seconds: float | None = None,
+                       preset_name: str | None = None, max_seconds: float | None = None,
                        progress: Callable[[int, int], None] | None = None,
-                       max_pixels: int | None = None):
-    """Run :func:`export.video.process_video` on an upload; returns its ``VideoResult``.
+                       max_pixels: int | None = None) -> VideoResult:
+    """Run :func:`export.video.process_video` on an upload with preset ``preset_name`` (None: the default).
 
     Outputs go to a new folder ``out_root/<time>-<random>/`` named by us; the
     user's file name only contributes a sanitized stem (:func:`safe_name`).
     """
-    video = _export_video()
     if file is None:
         raise UserInputError("No video was given. Upload a video file (MP4, MOV, WebM, AVI, MKV).")
     p = _path_of(file)
@@ -215,23 +211,18 @@ def process_video_file(file, out_root: Path, frame_step: int = 1, model: str | N
         raise UserInputError(f"frame step must be a whole number, not {frame_step!r}") from None
     if step < 1:
         raise UserInputError("frame step must be 1 or more")
-    changes = {}
-    if model:
-        changes["model"] = model
-    if detector in ("short", "full"):
-        changes["detector"] = detector
-    cfg = PipelineConfig(**changes) if changes else None
+    cfg = config_for(preset_name, model)
     out_dir = Path(out_root) / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
         try:
-            return video.process_video(str(p), str(out_dir), config=cfg, frame_step=step, progress=progress,
-                                       max_seconds=max_seconds, max_pixels=max_pixels or VIDEO_MAX_PIXELS,
-                                       stem=safe_name(p.stem))
+            return process_video(str(p), str(out_dir), config=cfg, frame_step=step, progress=progress,
+                                 max_seconds=max_seconds, max_pixels=max_pixels or VIDEO_MAX_PIXELS,
+                                 stem=safe_name(p.stem))
         except BaseException:
             _rmdir_quiet(out_dir)  # nothing half-written stays behind
             raise
-    except video.VideoError as exc:
+    except VideoError as exc:
         raise UserInputError(str(exc)) from None
     except KeyError as exc:
         raise UserInputError(str(exc).strip("'\"")) from None

@@ -1,4 +1,4 @@
-"""Environment variables read by the app (documented in Space.md)."""
+"""Environment variables read by the app (documented in Space.md), and the choices its menus offer."""
 from __future__ import annotations
 
 import os
@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 
 from classifier import DEFAULT_MODEL, builtin_specs
+from pipeline.config import PRESETS
 
 
 def _float(name: str, default: float | None) -> float | None:
@@ -30,6 +31,11 @@ def model_choices() -> list[tuple[str, str]]:
         out.append((f"{sid} ({where}, {len(spec.labels)} classes)", sid))
     out.sort(key=lambda c: (c[1] != DEFAULT_MODEL, c[1]))
     return out
+
+
+def preset_choices() -> list[tuple[str, str]]:
+    """(title, name) pairs for the preset menus, from :data:`pipeline.config.PRESETS`."""
+    return [(p.title, p.name) for p in PRESETS.values()]
 
 
 #: Model selected when a page opens (a built-in spec id or a spec .json path).

@@ -1,0 +1,54 @@
+"""The server-side objects the pages share, and the background work of a running server.
+
+:class:`Services` builds the model loader, the live session registry and the
+fastrtc frame handler; making one starts no thread and loads no model.
+:meth:`Services.start_background` starts the two housekeeping threads (the
+live reaper and the output janitor) when the server starts.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from . import settings as S
+from .media import cleanup_outputs
+from .models import ModelLoader
+from .registry import SessionRegistry
+from .stream import LiveHandler
+
+log = logging.getLogger(__name__)
+
+
+class Services:
+    """Model loader, live sessions and the live frame handler of one app (no thread, no model)."""
+
+    def __init__(self, live_dir: Path | None = None, output_dir: Path | None = None):
+        self.output_dir = Path(output_dir or S.OUTPUT_DIR)
+        self.loader = ModelLoader()
+        self.registry = SessionRegistry(self.loader, Path(live_dir or S.LIVE_DIR), idle_s=S.LIVE_IDLE_S,
+                                        keep_s=S.LIVE_KEEP_S, max_active=S.LIVE_MAX_STREAMS)
+        self.handler = LiveHandler(self.registry)
+        self._janitor: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start_background(self) -> list[threading.Thread]:
+        """Start the live reaper and the output janitor (idempotent); returns both threads."""
+        with self._lock:
+            if self._janitor is None:
+                self.output_dir.mkdir(parents=True, exist_ok=True)
+                every_s = min(300.0, S.OUTPUT_KEEP_S / 2)
+                self._janitor = threading.Thread(target=self._janitor_loop, args=(every_s,), daemon=True,
+                                                 name="output-janitor")
+                self._janitor.start()
+        return [self.registry.start_reaper(), self._janitor]
+
+    def _janitor_loop(self, every_s: float) -> None:
+        """Delete processed-upload folders older than OUTPUT_KEEP_S, even when no video is processed."""
+        while True:
+            try:
+                cleanup_outputs(self.output_dir, S.OUTPUT_KEEP_S)
+            except Exception:  # pragma: no cover - never let the janitor die
+                log.exception("output cleanup")
+            time.sleep(every_s)

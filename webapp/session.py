@@ -1,0 +1,271 @@
+"""One live connection: :class:`LiveSession` owns its pipeline, timeline recorder and stats.
+
+The Live tab's controls arrive with every frame as a :class:`LiveControls`: a
+preset name plus the sliders' values, applied as field changes on top of the
+preset (``pipeline.config.preset(name, **changes)``), so the stream runs
+exactly the preset the user chose with the values the page shows.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from export.files import OutputFiles
+from export.live import LiveRecorder
+from export.timeline import timeline_meta
+from pipeline import (
+    DEFAULT_PRESET,
+    PRESETS,
+    FrameResult,
+    Pipeline,
+    PipelineConfig,
+    preset,
+)
+from pipeline.annotate import draw
+
+from .models import ModelLoader
+
+log = logging.getLogger(__name__)
+
+#: The Live tab's sliders: config field -> (lowest, highest, type).  Their initial values
+#: come from the chosen preset; values from the page are clamped to these ranges.
+SLIDER_RANGES = {"half_life_s": (0.0, 3.0, float), "min_face": (8, 200, int), "min_score": (0.1, 0.95, float)}
+
+
+@dataclass(frozen=True)
+class LiveControls:
+    """The Live tab's controls: model, preset name, and slider values (None: the preset's value)."""
+
+    model: str | None = None
+    preset: str | None = None
+    half_life_s: float | None = None
+    min_face: int | None = None
+    min_score: float | None = None
+
+    @classmethod
+    def from_inputs(cls, model=None, preset_name=None, half_life_s=None, min_face=None,
+                    min_score=None) -> LiveControls:
+        """From the page's values, in the order the handler receives them; bad values are clamped or dropped."""
+        def num(name, v):
+            lo, hi, kind = SLIDER_RANGES[name]
+            try:
+                return kind(min(max(float(v), lo), hi))
+            except (TypeError, ValueError):
+                return None  # the preset's value
+
+        return cls(model=str(model) if model else None,
+                   preset=preset_name if preset_name in PRESETS else None,
+                   half_life_s=num("half_life_s", half_life_s), min_face=num("min_face", min_face),
+                   min_score=num("min_score", min_score))
+
+    def changes(self) -> dict:
+        """The field changes these controls make to their preset."""
+        out = {k: getattr(self, k) for k in SLIDER_RANGES if getattr(self, k) is not None}
+        if self.model:
+            out["model"] = self.model
+        return out
+
+    def config(self, **more) -> PipelineConfig:
+        return preset(self.preset, **{**self.changes(), **more})
+
+
+@dataclass
+class LiveStats:
+    frames: int = 0  # frames processed
+    repeats: int = 0  # identical frames answered from cache (fastrtc re-sends the latest when behind)
+    errors: int = 0
+    fps: float = 0.0  # processed frames per second over the last ~2 s
+    latency_ms: float = 0.0  # server processing time per frame (decode excluded), smoothed
+    faces: int = 0
+    started: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict:
+        return {"frames": self.frames, "repeats": self.repeats, "errors": self.errors, "fps": round(self.fps, 2),
+                "latency_ms": round(self.latency_ms, 1), "faces": self.faces,
+                "seconds": round(time.time() - self.started, 1)}
+
+
+class LiveSession:
+    """Everything one connection owns: its pipeline, recorder, stats and last result.
+
+    ``config``, ``classes`` and ``model_id`` are what the page shows; they stay
+    (plain attributes) after :meth:`close` releases the pipeline.
+    """
+
+    def __init__(self, session_id: str, loader: ModelLoader, live_dir: Path | None,
+                 recorder_meta: dict | None = None, controls: LiveControls | None = None):
+        self.id = session_id
+        self.loader = loader
+        self.live_dir = live_dir
+        self.meta = dict(recorder_meta or {})
+        self.lock = threading.RLock()
+        self.controls = controls or LiveControls()
+        want = self.controls.config().classification.model
+        model, self.model_notice = loader.usable(want, preset(self.controls.preset).classification.model)
+        self.pipeline: Pipeline | None = Pipeline(self.controls.config(model=model))
+        self._keep_view()
+        self.stats = LiveStats()
+        self.last_result: FrameResult | None = None
+        self.version = 0  # bumps on every processed frame (the page skips unchanged ticks)
+        self.t0 = self.last_seen = time.monotonic()
+        self.closed = False
+        self._times: deque[float] = deque(maxlen=60)
+        self._prev_key: np.ndarray | None = None
+        self._prev_out: np.ndarray | None = None
+        self.recorders: list[LiveRecorder] = []  # one per class set (a model switch can change the classes)
+        self.finished: list[OutputFiles] = []  # files of finished recorder parts
+        self._new_recorder()
+
+    def _keep_view(self) -> None:
+        p = self.pipeline
+        self.config, self.classes, self.model_id = p.config, tuple(p.classes), p.model_id
+
+    # recorder ---------------------------------------------------------
+    def _new_recorder(self) -> None:
+        if self.live_dir is None:
+            return
+        part = len(self.recorders) + len(self.finished) + 1
+        base = re.sub(r"[^A-Za-z0-9_-]", "_", self.id)[:100] or "live"
+        sid = f"{base}-{int(time.time())}" + ("" if part == 1 else f"-part{part}")
+        # model (id, source, repo, revision) and the full config go into the JSON header
+        meta = {**self.meta, **timeline_meta(self.pipeline, source="webcam")}
+        try:
+            self.recorders.append(LiveRecorder(self.live_dir, sid, list(self.pipeline.classes), meta))
+        except Exception as exc:  # recording is a convenience: never break the stream for it
+            log.warning("live recorder unavailable: %s", exc)
+
+    @property
+    def recorder(self) -> LiveRecorder | None:
+        return self.recorders[-1] if self.recorders else None
+
+    def _rotate_recorder(self) -> None:
+        rec = self.recorder
+        if rec is not None:
+            self.recorders.pop()
+            try:
+                self.finished.append(rec.close())
+            except Exception as exc:
+                log.warning("closing live recorder part failed: %s", exc)
+        self._new_recorder()
+
+    # settings ---------------------------------------------------------
+    def apply(self, controls: LiveControls) -> None:
+        """Bring the pipeline in line with the controls (cheap when nothing changed)."""
+        want = controls.config().classification.model
+        model, self.model_notice = self.loader.usable(want, self.pipeline.config.classification.model)
+        cfg = controls.config(model=model)
+        if cfg != self.pipeline.config:
+            self.pipeline.update_config(cfg)
+        self.controls = controls
+
+    # frames ------------------------------------------------------------
+    def step(self, frame_bgr: np.ndarray, controls: LiveControls) -> np.ndarray:
+        """Process one BGR frame, return the annotated BGR frame."""
+        with self.lock:
+            if self.closed:
+                return frame_bgr
+            now = time.monotonic()
+            self.last_seen = now
+            # With skip_frames fastrtc answers a backlog with the latest frame again:
+            # answer a repeat from cache instead of analysing it twice.
+            key = frame_bgr[::16, ::16]
+            if (self._prev_out is not None and self._prev_key is not None and key.shape == self._prev_key.shape
+                    and np.array_equal(key, self._prev_key)):
+                self.stats.repeats += 1
+                return self._prev_out
+            t0 = time.perf_counter()
+            if controls != self.controls or self.model_notice:
+                self.apply(controls)
+            rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
+            res = self.pipeline.process(rgb, now - self.t0)  # seconds since the stream started
+            self._keep_view()
+            rec = self.recorder
+            if rec is not None and tuple(res.classes) != rec.classes:
+                self._rotate_recorder()  # a model switch changed the class set: start a new file
+                rec = self.recorder
+            if rec is not None:
+                try:
+                    rec.add(res)
+                except Exception as exc:
+                    log.warning("live recorder failed: %s", exc)
+            out = self._annotate(rgb, res, now, t0)
+            self.last_result = res
+            self.version += 1
+            self._prev_key, self._prev_out = key.copy(), out
+            return out
+
+    def _annotate(self, rgb: np.ndarray, res: FrameResult, now: float, t0: float) -> np.ndarray:
+        self._times.append(now)  # fps over a sliding window of ~2 s, latency smoothed
+        while len(self._times) > 2 and now - self._times[0] > 2.0:
+            self._times.popleft()
+        st = self.stats
+        if len(self._times) >= 2 and self._times[-1] > self._times[0]:
+            st.fps = (len(self._times) - 1) / (self._times[-1] - self._times[0])
+        st.frames += 1
+        st.faces = len(res)
+        status = f"{st.fps:4.1f} fps  {st.latency_ms:3.0f} ms  {len(res)} face{'s' if len(res) != 1 else ''}"
+        out = cv2.cvtColor(draw(rgb, res, bars=True, copy=False, status=status), cv2.COLOR_RGB2BGR)
+        dt = (time.perf_counter() - t0) * 1000
+        st.latency_ms = dt if st.frames == 1 else 0.8 * st.latency_ms + 0.2 * dt
+        return out
+
+    # what the page reads (from worker threads) -----------------------------
+    def recent(self, seconds: float = 30.0):
+        """(wide timeline rows of the last ``seconds``, their classes), or (None, classes)."""
+        with self.lock:
+            rec = self.recorder
+            if rec is None:
+                return None, list(self.classes)
+            try:
+                return rec.recent(seconds=seconds), list(rec.classes)
+            except Exception as exc:
+                log.warning("recent timeline failed: %s", exc)
+                return None, list(self.classes)
+
+    def snapshot_files(self) -> list[str]:
+        """Timeline files recorded so far (all parts): CSV, JSON and summary."""
+        with self.lock:
+            parts = list(self.finished)
+            if self.recorder is not None and not self.closed:
+                parts.append(self.recorder.snapshot())
+            return _paths(parts)
+
+    def info(self) -> dict:
+        with self.lock:
+            d = {"connection": self.id, "model": self.model_id, "detector": self.config.detection.detector,
+                 "preset": self.controls.preset or DEFAULT_PRESET, **self.stats.to_dict(), "active": not self.closed}
+            if self.model_notice:
+                d["notice"] = self.model_notice
+            return d
+
+    def close(self) -> list[str]:
+        """Release the pipeline; finish the recorder; return the final timeline files."""
+        with self.lock:
+            if self.closed:
+                return _paths(self.finished)
+            self.closed = True
+            for rec in self.recorders[-1:]:
+                try:
+                    self.finished.append(rec.close())  # final timeline CSV/JSON + summary JSON/CSV
+                except Exception as exc:
+                    log.warning("finishing the live recording failed: %s", exc)
+            self.recorders = []
+            try:
+                self.pipeline.close()
+            finally:
+                self.pipeline = None  # config, classes, model_id and last_result stay for the page
+                self._prev_key = self._prev_out = None
+            return _paths(self.finished)
+
+
+def _paths(parts: list[OutputFiles]) -> list[str]:
+    """The existing files of recorder snapshots and finished parts."""
+    return [str(p) for files in parts for p in files.paths()]

@@ -1,0 +1,60 @@
+"""The whole page: :func:`build_demo` puts the Live, Image and Video tabs and the API endpoints
+together; :func:`launch` starts the server with the app's limits.
+
+Neither building nor importing starts a thread or loads a model; the
+housekeeping threads start with :meth:`webapp.services.Services.start_background`
+(``app.py`` calls it right before :func:`launch`).
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+
+import gradio as gr
+
+from . import settings as S
+from .services import Services
+from .ui_live import LiveTab
+from .ui_media import VideoTab, build_api, build_image_tab
+
+# gradio 5.50 announces gradio 6 renames (css=, show_api=); fastrtc 0.0.34 needs gradio<6.
+warnings.filterwarnings("ignore", message=r".*(The 'css' parameter|The 'show_api' parameter).*")
+log = logging.getLogger(__name__)
+
+INTRO = """# Multi-face emotion recognition
+Every face gets a box in its own colour, a stable ID, its smoothed top emotion and a bar chart of all
+emotions. **Live**: your webcam, analysed on the server in real time. **Image** / **Video**: upload a file.
+**Preset**: *Any distance* (groups, classrooms, videos; the default) or *Near the camera* (one or two people
+at a webcam). API (gradio_client): `/analyze_image`, `/analyze_video` - see docs/API.md."""
+
+CSS = """
+#live-video video { max-height: 520px; }
+.notice { color: #b45309; }
+"""
+
+
+def build_demo(services: Services | None = None) -> gr.Blocks:
+    """The app's ``gr.Blocks`` for ``services`` (new ones if None); starts nothing."""
+    services = services or Services()
+    # Gradio's file cache (uploads, returned files) is swept every 10 min of files older than OUTPUT_KEEP_S.
+    with gr.Blocks(title="Multi-face emotion recognition", css=CSS,
+                   delete_cache=(int(min(600, S.OUTPUT_KEEP_S)), int(S.OUTPUT_KEEP_S))) as demo:
+        gr.Markdown(INTRO)
+        with gr.Tab("Live", id="live"):
+            LiveTab(services).build()
+        with gr.Tab("Image", id="image"):
+            build_image_tab()
+        video = VideoTab(services)
+        with gr.Tab("Video", id="video"):
+            video.build()
+        build_api(video)
+    return demo
+
+
+def launch(demo: gr.Blocks, services: Services, **kwargs):
+    """``demo.queue(...).launch(...)`` with the app's queue, upload limit and the folders of ``services``."""
+    return demo.queue(default_concurrency_limit=2, max_size=S.QUEUE_MAX_SIZE).launch(
+        max_file_size=f"{S.MAX_UPLOAD_MB}mb",
+        allowed_paths=[str(services.registry.live_dir), str(services.output_dir)],
+        **kwargs,
+    )

@@ -1,0 +1,151 @@
+"""The Image and Video tabs and the ``/analyze_image`` and ``/analyze_video`` API endpoints.
+
+Every entry point takes a preset name (the default: :data:`pipeline.config.DEFAULT_PRESET`);
+its config is built by :func:`webapp.media.config_for` from ``pipeline.config.preset``.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+
+import gradio as gr
+
+from pipeline import DEFAULT_PRESET
+
+from . import settings as S
+from .charts import video_plot_frame
+from .media import (
+    UserInputError,
+    analyze_image_file,
+    cleanup_outputs,
+    process_video_file,
+)
+from .services import Services
+
+log = logging.getLogger(__name__)
+
+
+def _err(fn):
+    """Turn user mistakes into a clear gr.Error (never a stack trace)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except UserInputError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        except Exception as exc:
+            log.exception("%s failed", fn.__name__)
+            raise gr.Error(f"Processing failed: {type(exc).__name__}: {exc}") from None
+
+    return wrapper
+
+
+# -- image -----------------------------------------------------------------
+@_err
+def ui_image(img, model, preset_name):
+    if img is None:
+        raise UserInputError("Upload an image first.")
+    return analyze_image_file(img, model, preset_name)  # a file path: size checked before decoding
+
+
+@_err
+def api_image(file, model, preset_name=DEFAULT_PRESET):
+    """Analyse one image: every face with its box, probabilities and label (FrameResult.to_dict())."""
+    _, result = analyze_image_file(file, model or None, preset_name or None, annotate=False)
+    return result
+
+
+def _preset_radio(elem_id: str) -> gr.Radio:
+    return gr.Radio(S.preset_choices(), value=DEFAULT_PRESET, label="Preset", elem_id=elem_id)
+
+
+def build_image_tab() -> None:
+    with gr.Row():
+        with gr.Column():
+            img_in = gr.Image(type="filepath", label="Photo", sources=["upload", "webcam", "clipboard"])
+            with gr.Row():
+                model = gr.Dropdown(S.model_choices(), value=S.DEFAULT_UI_MODEL, label="Model")
+                scene = _preset_radio("image-preset")
+            btn = gr.Button("Analyse", variant="primary")
+        with gr.Column():
+            img_out = gr.Image(label="Annotated", format="png")
+            img_json = gr.JSON(label="Faces (box, probabilities, label)")
+    for event in (btn.click, img_in.upload):
+        event(ui_image, [img_in, model, scene], [img_out, img_json], show_api=False, concurrency_limit=2)
+
+
+# -- video -----------------------------------------------------------------
+class VideoTab:
+    """The Video tab and ``/analyze_video``, writing to one app's output folder."""
+
+    def __init__(self, services: Services):
+        self.out_dir = services.output_dir
+
+    def run(self, file, frame_step, model, preset_name, progress):
+        cleanup_outputs(self.out_dir, S.OUTPUT_KEEP_S)
+
+        def cb(done, total):
+            if total:
+                progress(min(done / total, 1.0), desc=f"frame {done} of {total}")
+            else:
+                progress(None, desc=f"frame {done}")
+
+        progress(0.0, desc="reading video")
+        return process_video_file(file, self.out_dir, frame_step=frame_step, model=model or None,
+                                  preset_name=preset_name or None, max_seconds=S.VIDEO_MAX_SECONDS,
+                                  max_pixels=S.VIDEO_MAX_PIXELS, progress=cb)
+
+    def ui(self, file, frame_step, model, preset_name, progress=gr.Progress()):
+        vr = self.run(file, frame_step, model, preset_name, progress)
+        note = (f"{vr.frames_processed} of {vr.frames_read} frames analysed ({vr.duration_s:.1f} s at {vr.fps:.1f} fps)."
+                + "".join(f"\n\n⚠️ {w}" for w in vr.warnings))
+        return (str(vr.annotated_mp4), [str(p) for p in vr.files.paths()], vr.summary,
+                video_plot_frame(vr.chart, vr.duration_s), note)
+
+    def api(self, file, frame_step, model, preset_name=DEFAULT_PRESET, progress=gr.Progress()):
+        """Analyse a video: annotated MP4, timeline CSV/JSON, summary JSON/CSV files and the summary."""
+        vr = self.run(file, frame_step, model, preset_name, progress)
+        return (str(vr.annotated_mp4), str(vr.timeline_csv), str(vr.timeline_json), str(vr.summary_json),
+                str(vr.summary_csv), vr.summary)
+
+    def build(self) -> None:
+        with gr.Row():
+            with gr.Column():
+                vid_in = gr.Video(label="Video", sources=["upload"])
+                step = gr.Slider(1, 10, value=1, step=1, label="Frame step (analyse every N-th frame)")
+                with gr.Row():
+                    model = gr.Dropdown(S.model_choices(), value=S.DEFAULT_UI_MODEL, label="Model")
+                    scene = _preset_radio("video-preset")
+                btn = gr.Button("Process", variant="primary")
+            with gr.Column():
+                vid_out = gr.Video(label="Annotated video", interactive=False)
+                note = gr.Markdown()
+                plot = gr.LinePlot(None, x="time_s", y="prob", color="series", label="Timeline",
+                                   x_title="time (s)", y_title="probability", y_lim=[0, 1], height=260)
+                files = gr.File(label="Timeline CSV/JSON, summary, annotated MP4", file_count="multiple",
+                                interactive=False)
+                summary = gr.JSON(label="Summary")
+        btn.click(_err(self.ui), [vid_in, step, model, scene], [vid_out, files, summary, plot, note], show_api=False,
+                  concurrency_limit=1, concurrency_id="video")
+
+
+# -- API-only endpoints (plain files in, so any client can call them; see docs/API.md) --
+def build_api(video: VideoTab) -> None:
+    with gr.Row(visible=False):
+        img = gr.File(label="image")
+        img_model = gr.Textbox(value=S.DEFAULT_UI_MODEL, label="model")
+        img_preset = gr.Textbox(value=DEFAULT_PRESET, label="preset")
+        img_out = gr.JSON(label="result")
+        vid = gr.File(label="video")
+        vid_step = gr.Number(value=1, precision=0, label="frame_step")
+        vid_model = gr.Textbox(value=S.DEFAULT_UI_MODEL, label="model")
+        vid_preset = gr.Textbox(value=DEFAULT_PRESET, label="preset")
+        outs = [gr.File(label=n) for n in ("annotated_mp4", "timeline_csv", "timeline_json", "summary_json",
+                                           "summary_csv")] + [gr.JSON(label="summary")]
+        img_btn, vid_btn = gr.Button(), gr.Button()
+    img_btn.click(api_image, [img, img_model, img_preset], [img_out], api_name="analyze_image", concurrency_limit=2)
+    vid_btn.click(_err(video.api), [vid, vid_step, vid_model, vid_preset], outs, api_name="analyze_video",
+                  concurrency_limit=1, concurrency_id="video")
