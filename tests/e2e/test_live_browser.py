@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import sys
 import time
 from pathlib import Path
 
@@ -18,8 +17,9 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = next((p for p in (shutil.which("chromium"), "/usr/bin/chromium", "/usr/lib/chromium/chromium")
-                 if p and Path(p).exists()), None)
+# Debian's /usr/bin/chromium is a shell launcher (it sources /etc/chromium.d); give Playwright the binary.
+CHROMIUM = next((p for p in ("/usr/lib/chromium/chromium", shutil.which("chromium"), "/usr/bin/chromium")
+                 if p and Path(p).is_file()), None)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
 
 
@@ -56,19 +56,21 @@ def make_y4m(src: Path, dst: Path, n_frames: int = 160, size=(640, 480)) -> Path
 
 @pytest.fixture(scope="module")
 def live_app(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("live")
-    os.environ["LIVE_DIR"] = str(tmp / "live")
-    os.environ["OUTPUT_DIR"] = str(tmp / "out")
-    sys.path.insert(0, str(REPO))
-    import app  # noqa: E402  (reads the environment at import)
+    """The app as app.py wires it (build_demo, start_background, launch), in this process, with its
+    folders under a temporary directory."""
+    from webapp.services import Services
+    from webapp.ui import build_demo, launch
 
+    tmp = tmp_path_factory.mktemp("live")
+    services = Services(live_dir=tmp / "live", output_dir=tmp / "out")
+    demo = build_demo(services)
+    services.start_background()
     port = _free_port()
-    app.demo.queue(default_concurrency_limit=2).launch(server_name="127.0.0.1", server_port=port,
-                                                       prevent_thread_lock=True, quiet=True)
+    launch(demo, services, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
-        yield app, f"http://127.0.0.1:{port}/"
+        yield services, f"http://127.0.0.1:{port}/"
     finally:
-        app.demo.close()
+        demo.close()
 
 
 def _wait(pred, timeout, step=0.25):
@@ -86,13 +88,13 @@ def test_live_stream_in_headless_chromium(live_app, tmp_path):
 
     from testkit.assets import feat_data
 
-    app, url = live_app
+    services, url = live_app
     y4m = make_y4m(feat_data() / "WolfgangLanger_Pexels.mp4", tmp_path / "face.y4m")
     args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
             "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
             f"--use-file-for-fake-video-capture={y4m}"]
-    reg, handler = app.REGISTRY, app.HANDLER
+    reg, handler = services.registry, services.handler
     opened0, released0, calls0 = reg.opened, reg.released, handler.calls
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
@@ -131,6 +133,17 @@ def test_live_stream_in_headless_chromium(live_app, tmp_path):
             table = _wait(lambda: (t := page.inner_text("#live-tracks")) and "#" in t and any(c in t for c in classes)
                           and t, 10)
             assert table, f"track table shows no track with an emotion: {page.inner_text('#live-tracks')[:300]!r}"
+            # another preset chosen in the page: the same stream runs it, with the sliders' values on top
+            from pipeline import PRESETS, preset
+            from webapp import settings as S
+            from webapp.session import SLIDER_RANGES
+            from webapp.ui_live import preset_slider_values
+
+            page.locator("#live-preset").get_by_text(PRESETS["webcam"].title).click()
+            want = preset("webcam", model=S.DEFAULT_UI_MODEL, **dict(zip(SLIDER_RANGES, preset_slider_values("webcam"))))
+            assert _wait(lambda: sess.config == want, 15), f"the stream runs {sess.config}, not the webcam preset"
+            assert _wait(lambda: "preset webcam" in page.inner_text("#live-stats"), 10), page.inner_text("#live-stats")
+
             if os.environ.get("UPDATE_SCREENSHOT") == "1":
                 time.sleep(4.0)  # a few seconds more of timeline
                 (REPO / "docs").mkdir(exist_ok=True)
