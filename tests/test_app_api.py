@@ -165,3 +165,27 @@ def test_import_and_build_demo_start_no_thread_and_load_no_model(tmp_path):
     assert r["loaded"] == {"classifiers": 0, "mediapipe": False}, "import app / build_demo() loaded a model"
     assert sorted(set(r["started"]) - set(r["before"])) == ["live-reaper", "output-janitor"]
     assert r["again"] == r["started"]
+
+
+def test_video_tab_shows_the_result_files_and_chart(tmp_path, monkeypatch):
+    """The Video tab lists the files the result carries and draws the chart data it carries
+    (the timeline CSV is not read back), with the chosen preset."""
+    import pandas as pd
+
+    from pipeline import preset
+    from webapp.services import Services
+    from webapp.ui_media import VideoTab
+
+    def no_csv(*a, **k):
+        raise AssertionError("the timeline CSV was read back")
+
+    monkeypatch.setattr(pd, "read_csv", no_csv)
+    tab = VideoTab(Services(live_dir=tmp_path / "live", output_dir=tmp_path / "out"))
+    mp4, files, summary, plot, note = tab.ui(str(feat_data() / "single_face.mp4"), 3, "fer-mini-xception", "webcam",
+                                             lambda *a, **k: None)
+    assert Path(mp4).is_file() and mp4 in files and len(files) == 5 and all(Path(f).is_file() for f in files)
+    assert summary and "24 of 72 frames analysed" in note
+    assert list(plot.columns) == ["time_s", "series", "prob", "track", "emotion"] and len(plot)
+    assert set(plot["series"].str.split().str[0]) == {"#1"}
+    head = json.loads(next(Path(f) for f in files if f.endswith("_timeline.json")).read_text())
+    assert head["settings"] == preset("webcam").to_dict()
