@@ -36,7 +36,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 EMBEDDERS = ("colorhist", "thumb", "none", "fer128")
 # the shipped defaults (tracker/track.py TrackerConfig), then the first defaults for comparison
 BASE = dict(embedder="colorhist", max_cosine_distance=0.3, n_init=2, max_hidden_s=3.0, max_iou_distance=0.9,
-            reid_distance=0.4)
+            reid_distance=0.5)
 FIRST = dict(embedder="colorhist", max_cosine_distance=0.3, n_init=3, max_hidden_s=1.5, max_iou_distance=0.7,
              reid_distance=0.0)
 
@@ -164,7 +164,7 @@ def settings(quick: bool) -> list[dict]:
         if c not in out:
             out.append(c)
 
-    for r in (0.0, 0.3, 0.5):
+    for r in (0.0, 0.3, 0.4, 0.6):
         add(reid_distance=r)
     for e in EMBEDDERS:
         for mcd in ((0.3,) if e == "none" else (0.2, 0.3, 0.4)):

@@ -2,7 +2,7 @@
 
     from export import process_video, LiveRecorder
 
-    r = process_video("clip.mp4", "out/", config="webcam", frame_step=2)   # VideoResult
+    r = process_video("clip.mp4", "out/", config="steady", frame_step=2)   # VideoResult
     r.files.paths()            # the files written (OutputFiles)
     r.summary, r.chart         # summary dict, chart DataFrame for gr.LinePlot
 

@@ -2,7 +2,7 @@
 
     from pipeline import Pipeline, analyze_image
 
-    with Pipeline() as p:                        # the default preset; Pipeline("webcam") for near faces
+    with Pipeline() as p:                        # the default preset; Pipeline("steady") for near faces
         result = p.process(frame_rgb, t_seconds)   # FrameResult: boxes, track_ids, probabilities...
         for face in result:
             print(face.track_id, face.label, face.smoothed)

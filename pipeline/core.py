@@ -44,7 +44,7 @@ def _config(config: PipelineConfig | str | None, overrides: dict) -> PipelineCon
 class Pipeline:
     """detect -> track -> classify -> smooth, one per stream.
 
-    ``Pipeline()`` uses the default preset; ``Pipeline("webcam")``,
+    ``Pipeline()`` uses the default preset; ``Pipeline("steady")``,
     ``Pipeline(config)`` or ``Pipeline(half_life_s=0.3)`` choose others
     (see :mod:`pipeline.config`).
     """
@@ -57,6 +57,7 @@ class Pipeline:
         self.frame_index = 0
         self._last_t: float | None = None
         self._hints: np.ndarray | None = None  # last frame's face boxes, for the "auto" detector (None: scan all)
+        self._size: tuple[int, int] | None = None  # (width, height) of the last frame
         self._t0 = time.monotonic()
         self._build(self.config, None)
 
@@ -138,7 +139,9 @@ class Pipeline:
         timings = res.timings_ms
 
         t0 = time.perf_counter()
-        det = self.detector.detect(rgb, hints=self._hints, scan_all=self._hints is None)
+        new_size = self._size is not None and self._size != (w, h)  # another camera or resolution
+        hints = None if new_size else self._hints
+        det = self.detector.detect(rgb, hints=hints, scan_all=hints is None)
         res.boxes, res.scores, res.keypoints = det.boxes, det.scores, det.keypoints
         res, capped = _cap_faces(res, self.config.classification.max_faces)
         if capped:
@@ -147,8 +150,11 @@ class Pipeline:
         t1 = time.perf_counter()
         timings["detect"] = (t1 - t0) * 1000
 
+        resized = self.tracker.end_all() if new_size else ()  # the old tracks end
+        self._size = (w, h)
         emb = embed(rgb, res.boxes, self.config.tracking.embedder)
         upd = self.tracker.update(res.boxes, res.scores, emb, t)
+        upd.ended = tuple(sorted(set(upd.ended) | set(resized)))
         seen = upd.ids > 0  # faces without a confirmed track (yet) are not reported
         res = res.subset(np.flatnonzero(seen))
         res.track_ids, res.ended_tracks = upd.ids[seen], upd.ended
@@ -175,6 +181,7 @@ class Pipeline:
         self.frame_index = 0
         self._last_t = None
         self._hints = None
+        self._size = None
 
     def close(self) -> None:
         self.detector.close()

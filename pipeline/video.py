@@ -3,7 +3,7 @@
     from pipeline import Pipeline
     from pipeline.video import VideoReader, run_video
 
-    with VideoReader("clip.mp4", max_seconds=600) as reader, Pipeline("webcam") as p:
+    with VideoReader("clip.mp4", max_seconds=600) as reader, Pipeline("steady") as p:
         stats = run_video(reader, p, sinks, frame_step=2)   # sinks: see FrameSink
     # then close the sinks (export/ has the file sinks; export.video.process_video does all this)
 

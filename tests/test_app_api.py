@@ -130,7 +130,7 @@ def test_presets_through_the_api(client):
         client.predict(photo, "fer-mini-xception", "far", api_name="/analyze_image")
     clip = handle_file(str(feat_data() / "single_face.mp4"))
     # the timeline JSON records the config the video ran with: exactly the preset's
-    for args, name in (((), DEFAULT_PRESET), (("fer-mini-xception", "webcam"), "webcam")):
+    for args, name in (((), DEFAULT_PRESET), (("fer-mini-xception", "steady"), "steady")):
         out = client.predict(clip, 4, *args, api_name="/analyze_video")
         head = json.loads(Path(out[2]).read_text())
         assert head["settings"] == preset(name).to_dict(), name
@@ -181,11 +181,11 @@ def test_video_tab_shows_the_result_files_and_chart(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pd, "read_csv", no_csv)
     tab = VideoTab(Services(live_dir=tmp_path / "live", output_dir=tmp_path / "out"))
-    mp4, files, summary, plot, note = tab.ui(str(feat_data() / "single_face.mp4"), 3, "fer-mini-xception", "webcam",
+    mp4, files, summary, plot, note = tab.ui(str(feat_data() / "single_face.mp4"), 3, "fer-mini-xception", "steady",
                                              lambda *a, **k: None)
     assert Path(mp4).is_file() and mp4 in files and len(files) == 5 and all(Path(f).is_file() for f in files)
     assert summary and "24 of 72 frames analysed" in note
     assert list(plot.columns) == ["time_s", "series", "prob", "track", "emotion"] and len(plot)
     assert set(plot["series"].str.split().str[0]) == {"#1"}
     head = json.loads(next(Path(f) for f in files if f.endswith("_timeline.json")).read_text())
-    assert head["settings"] == preset("webcam").to_dict()
+    assert head["settings"] == preset("steady").to_dict()

@@ -27,7 +27,7 @@ def test_handler_annotates_bgr_frames_per_connection(tmp_path, frames):
     reg = SessionRegistry(live_dir=tmp_path)
     current = {"id": "conn-a"}
     h = LiveHandler(reg, session_id=lambda: current["id"])
-    outs = [h(f, "fer-mini-xception", "webcam", 0.5, 20, 0.5) for f in frames[:12]]
+    outs = [h(f, "fer-mini-xception", "steady", 0.5, 20, 0.5) for f in frames[:12]]
     assert all(o.shape == frames[0].shape and o.dtype == np.uint8 for o in outs)
     assert not np.array_equal(outs[-1], frames[11])  # something was drawn
     a = reg.get("conn-a")
@@ -36,7 +36,7 @@ def test_handler_annotates_bgr_frames_per_connection(tmp_path, frames):
     # a second connection starts from scratch: its own pipeline, IDs from 1
     current["id"] = "conn-b"
     for f in frames[:6]:
-        h(f, "fer-mini-xception", "webcam", 0.5, 20, 0.5)
+        h(f, "fer-mini-xception", "steady", 0.5, 20, 0.5)
     b = reg.get("conn-b")
     assert b is not a and b.pipeline is not a.pipeline and b.pipeline.tracker is not a.pipeline.tracker
     assert [int(t) for t in b.last_result.track_ids] == [1] == ids_a
@@ -59,16 +59,16 @@ def test_controls_apply_without_restart(tmp_path, frames):
     reg = SessionRegistry(live_dir=tmp_path)
     s = reg.get_or_create("c")
     for f in frames[:8]:
-        s.step(f, LiveControls.from_inputs("fer-mini-xception", "webcam"))
+        s.step(f, LiveControls.from_inputs("fer-mini-xception", "steady"))
     tid = [int(t) for t in s.last_result.track_ids]
     pipe, tracker = s.pipeline, s.pipeline.tracker
-    new = LiveControls.from_inputs("fer-mini-xception", "groups", 1.5, 40, 0.6)
+    new = LiveControls.from_inputs("fer-mini-xception", "standard", 1.5, 40, 0.6)
     for f in frames[8:12]:
         s.step(f, new)
     cfg = s.pipeline.config
     assert (cfg.detection.detector, cfg.smoothing.half_life_s, cfg.detection.min_face,
-            cfg.detection.min_score) == (preset("groups").detection.detector, 1.5, 40, 0.6)
-    assert cfg == preset("groups", model="fer-mini-xception", half_life_s=1.5, min_face=40, min_score=0.6)
+            cfg.detection.min_score) == (preset("standard").detection.detector, 1.5, 40, 0.6)
+    assert cfg == preset("standard", model="fer-mini-xception", half_life_s=1.5, min_face=40, min_score=0.6)
     assert s.pipeline is pipe and s.pipeline.tracker is tracker  # same stream, same tracks
     assert [int(t) for t in s.last_result.track_ids] == tid
     reg.release("c")
@@ -95,7 +95,7 @@ def test_no_leak_after_100_connect_disconnect(tmp_path, frames):
     for i in range(100):
         cur = f"conn{i}"
         for f in frames[i % 30: i % 30 + 2]:
-            h(f, "fer-mini-xception", "webcam", 0.5, 20, 0.5)
+            h(f, "fer-mini-xception", "steady", 0.5, 20, 0.5)
         pipes.add(reg.get(cur).pipeline)
         assert reg.release(cur)
         assert not reg.release(cur)  # idempotent
@@ -105,7 +105,7 @@ def test_no_leak_after_100_connect_disconnect(tmp_path, frames):
     files = last.snapshot_files()
     assert any(f.endswith(".csv") for f in files)
     assert last.pipeline is None and last.model_id == "fer-mini-xception" and last.classes
-    assert last.config == preset("webcam", model="fer-mini-xception", half_life_s=0.5, min_face=20, min_score=0.5)
+    assert last.config == preset("steady", model="fer-mini-xception", half_life_s=0.5, min_face=20, min_score=0.5)
     assert last.info()["active"] is False and len(tracks_frame(last.last_result, last.classes).columns) > 3
     gc.collect()
     assert len(pipes) == 0, f"{len(pipes)} pipelines still alive"

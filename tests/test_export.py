@@ -340,10 +340,9 @@ def test_frame_step_keeps_every_frame(single, data, tmp_path):
 
 
 def test_video_without_faces(data, tmp_path):
-    # the "webcam" preset (a preset name works as config): the default preset's full-range
-    # detector finds a 2-frame false face in this clip, which is not what this test is about
-    r = process_video(data / "no_face.mp4", tmp_path, config="webcam", frame_step=4)
-    assert json.loads(r.timeline_json.read_text())["settings"] == json.loads(json.dumps(preset("webcam").to_dict()))
+    # a preset name works as config
+    r = process_video(data / "no_face.mp4", tmp_path, config="steady", frame_step=4)
+    assert json.loads(r.timeline_json.read_text())["settings"] == json.loads(json.dumps(preset("steady").to_dict()))
     n = len(decoded_frames(data / "no_face.mp4"))  # 95 (the header says 98)
     assert r.frames_read == n and r.frames_processed == math.ceil(n / 4) and r.warnings == []
     assert r.summary["tracks"] == [] and r.summary["session"]["frames"] == r.frames_processed
@@ -713,10 +712,10 @@ def test_cli_config_comes_from_a_preset(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(cli, "process_video", fake_process_video)
     (tmp_path / "v.mp4").write_bytes(b"x")
     args = [str(tmp_path / "v.mp4"), "--out", str(tmp_path / "o"), "--quiet"]
-    assert cli.main(args) == 1 and cli.main([*args, "--preset", "webcam", "--detector", "full"]) == 1
+    assert cli.main(args) == 1 and cli.main([*args, "--preset", "steady", "--detector", "full"]) == 1
     assert seen[0] == preset(DEFAULT_PRESET)  # no flags: the default preset
-    assert seen[1] == preset("webcam", detector="full")  # an expert override on top of the preset
-    assert seen[1].detection.tiles == PRESETS["webcam"].config.detection.tiles
+    assert seen[1] == preset("steady", detector="full")  # an expert override on top of the preset
+    assert seen[1].detection.tiles == PRESETS["steady"].config.detection.tiles
     assert "error: v.mp4: stop here" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main([*args, "--preset", "nope"])

@@ -5,7 +5,7 @@ from skimage import data
 
 from testkit.assets import feat_data, read_rgb
 from testkit.synth import make_sequence
-from pipeline import InvalidFrame, Pipeline, analyze_image, to_rgb_uint8
+from pipeline import InvalidFrame, Pipeline, analyze_image, preset, to_rgb_uint8
 from pipeline.annotate import draw, track_color
 
 ASTRO = data.astronaut()
@@ -104,7 +104,7 @@ def test_two_pipelines_are_isolated():
 
 
 def test_live_config_changes_keep_the_stream():
-    with Pipeline("webcam") as p:
+    with Pipeline() as p:
         for i in range(4):
             p.process(ASTRO, i / 30)
         p.update_config(detector="full", half_life_s=1.0, min_score=0.6, min_face=30)
@@ -119,9 +119,9 @@ def test_live_config_changes_keep_the_stream():
             p.update_config(colour="red")
         with pytest.raises(ValueError, match=r"smoothing.half_life_s must be a number from 0.0 to 60.0"):
             p.update_config(half_life_s=-1)
-        p.update_config("webcam")  # a whole preset
+        p.update_config("steady")  # a whole preset
         p.process(ASTRO, 6 / 30)
-        assert p.config.detection.detector == "short" and p.smoother.half_life_s == 0.1
+        assert p.config == preset("steady") and p.smoother.half_life_s == 0.5 and p.tracker.config.hold_s == 1.0
 
 
 def test_state_is_released_when_faces_leave():
@@ -144,7 +144,7 @@ def test_many_faces_are_capped_with_a_warning():
     assert len(r) >= 12
     from pipeline import preset
 
-    capped = analyze_image(tile, preset("groups", max_faces=5))
+    capped = analyze_image(tile, preset("standard", max_faces=5))
     assert len(capped) == 5 and "largest 5" in capped.warnings[0]
 
 
@@ -167,7 +167,7 @@ def test_thirty_plus_faces_in_one_frame(crowd_of_42):
     res = analyze_image(canvas)
     assert len(res) >= 30
     assert res.raw.shape == (len(res), 7) and np.allclose(res.raw.sum(axis=1), 1, atol=1e-4)
-    with Pipeline("groups") as p:
+    with Pipeline("standard") as p:
         for i in range(4):
             r = p.process(canvas, i / 10)
     assert len(r) >= 30 and len(set(r.track_ids.tolist())) == len(r)

@@ -15,7 +15,7 @@ from webapp.charts import tracks_frame
 from webapp.registry import SessionRegistry
 from webapp.stream import LiveHandler
 
-CONTROLS = ("fer-mini-xception", "webcam", 0.1, 20, 0.5)  # model, preset, half-life (s), min face (px), threshold
+CONTROLS = ("fer-mini-xception", "steady", 0.1, 20, 0.5)  # model, preset, half-life (s), min face (px), threshold
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,7 @@ def test_zero_and_thirty_plus_faces_through_the_handler(tmp_path, crowd_of_42):
     h = _handler(reg, cur)
     grey = np.full((480, 640, 3), 90, np.uint8)
     for _ in range(3):
-        out = h(grey, "fer-mini-xception", "groups", 0.1, 20, 0.5)
+        out = h(grey, "fer-mini-xception", "standard", 0.1, 20, 0.5)
     s = reg.get("empty")
     assert out.shape == grey.shape and len(s.last_result) == 0 and s.stats.frames >= 1
     bgr = cv2.cvtColor(crowd_of_42, cv2.COLOR_RGB2BGR)
@@ -105,7 +105,7 @@ def test_zero_and_thirty_plus_faces_through_the_handler(tmp_path, crowd_of_42):
     for i in range(4):
         f = bgr.copy()
         f[0, 0] = i  # not a repeat (repeats are answered from cache)
-        out = h(f, "fer-mini-xception", "groups", 0.1, 20, 0.5)
+        out = h(f, "fer-mini-xception", "standard", 0.1, 20, 0.5)
     crowd = reg.get("crowd")
     assert out.shape == bgr.shape and crowd.stats.frames == 4
     assert len(crowd.last_result) >= 30 and len(set(crowd.last_result.track_ids.tolist())) == len(crowd.last_result)

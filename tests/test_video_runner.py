@@ -71,9 +71,9 @@ def test_process_video_with_a_resolution_switch(tmp_path):
     src = _switching_ts(tmp_path)
     out = tmp_path / "out"
     with pytest.raises(ExportVideoError, match="frame 10 is 320x240"):
-        process_video(src, out, config="webcam", max_pixels=50_000)
+        process_video(src, out, config="steady", max_pixels=50_000)
     assert not out.exists() or list(out.iterdir()) == []  # nothing half-written stays
-    r = process_video(src, out, config="webcam")  # within limits: the big frames are scaled down
+    r = process_video(src, out, config="steady")  # within limits: the big frames are scaled down
     with av.open(str(r.annotated_mp4)) as c:
         frames = [(f.width, f.height) for f in c.decode(video=0)]
     assert frames == [(160, 120)] * 20 and r.frames_read == 20

@@ -67,7 +67,7 @@ class TrackerConfig:
     n_init: int = 2  # detections needed before a track is confirmed
     max_cosine_distance: float = 0.3  # appearance gate
     max_iou_distance: float = 0.9  # IoU gate (1 - IoU) for the fallback matching
-    reid_distance: float = 0.4  # cosine distance to give a hidden face its old ID back (0 = off)
+    reid_distance: float = 0.5  # cosine distance to give a hidden face its old ID back (0 = off)
     reid_radius: float = 3.0  # ... if it reappears within this many face widths of where it was expected
     hold_s: float = 0.5  # a confirmed face not detected is reported at its predicted box this long (seconds)
     nn_budget: int = 30  # appearance samples kept per track
@@ -152,10 +152,12 @@ class FaceTracker:
                 continue
             if tr.track_id not in self._ids:
                 box = boxes[int(tr.others)] if tr.others is not None else None
-                old = self._reidentify(tr, box, t)
+                old, sure = self._reidentify(tr, box, t)
                 if old is None:
                     old = self._next_id
                     self._next_id += 1
+                elif not sure:
+                    restarted.append(old)  # probably the same person: same ID, but what was learnt starts afresh
                 self._ids[tr.track_id] = old
             our = self._ids[tr.track_id]
             if tr.time_since_update == 0 and tr.others is not None:
@@ -191,16 +193,23 @@ class FaceTracker:
                 boxes.append(np.asarray(tr.to_tlbr(), np.float32))
         return (np.asarray(ids, np.int64), np.asarray(boxes, np.float32).reshape(-1, 4))
 
-    def _reidentify(self, new, box, now: float) -> int | None:
-        """The ID of a hidden confirmed track that ``new`` looks like, or None."""
+    def _reidentify(self, new, box, now: float) -> tuple[int | None, bool]:
+        """(ID, sure) of the hidden confirmed track that ``new`` is, or (None, False).
+
+        Candidates are hidden tracks where the face can be by now (size and
+        distance for the time hidden).  The closest in appearance under
+        ``reid_distance`` is sure; a face that has just come out from behind
+        something shows only part of itself, so the one candidate within
+        1.5 x ``reid_distance`` is taken too, but not sure.
+        """
         c = self.config
         if c.reid_distance <= 0 or box is None or not new.features or c.embedder == "none":
-            return None
+            return None, False
         feat = np.asarray(new.features[-1], np.float32)
         feat = feat / max(float(np.linalg.norm(feat)), 1e-9)
         samples = self._ds.tracker.metric.samples
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-        best, best_d = None, c.reid_distance
+        cands: list[tuple[float, object]] = []
         for old in self._ds.tracker.tracks:
             if old is new or not old.is_confirmed() or old.time_since_update == 0 or old.track_id not in self._ids:
                 continue
@@ -209,7 +218,7 @@ class FaceTracker:
                 continue
             w = max(last[2] - last[0], box[2] - box[0], 1.0)
             ratio = (box[2] - box[0]) / max(last[2] - last[0], 1.0)
-            if not 0.67 <= ratio <= 1.5:  # a face does not change size that much while hidden
+            if not 0.5 <= ratio <= 2.0:  # a face does not change size that much while hidden (half of it may show)
                 continue
             near = min(np.hypot(cx - (b[0] + b[2]) / 2, cy - (b[1] + b[3]) / 2) for b in (last, old.to_tlbr()))
             hidden_s = max(now - self._last_seen.get(self._ids[old.track_id], now), 0.0)
@@ -222,13 +231,25 @@ class FaceTracker:
             g = np.asarray(gallery, np.float32)
             g = g / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-9)
             d = float(1.0 - (g @ feat).max())
-            if d < best_d:
-                best, best_d = old, d
-        if best is None:
-            return None
+            if d < 1.5 * c.reid_distance:
+                cands.append((d, old))
+        if not cands:
+            return None, False
+        d, best = min(cands, key=lambda x: x[0])
+        sure = d < c.reid_distance
+        if not sure and len(cands) > 1:
+            return None, False
         # hand the old ID over and retire the old DeepSORT track for good
         self._ds.tracker.tracks.remove(best)
-        return self._ids.pop(best.track_id)
+        return self._ids.pop(best.track_id), sure
+
+    def end_all(self) -> tuple[int, ...]:
+        """End every track now (the scene changed: e.g. a new frame size); IDs keep counting up."""
+        ended = tuple(sorted(self._ids.values()))
+        keep = self._next_id
+        self.reset()
+        self._next_id = keep
+        return ended
 
     def reset(self) -> None:
         """Forget every track (IDs start again from 1)."""

@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 INTRO = """# Multi-face emotion recognition
 Every face gets a box in its own colour, a stable ID, its smoothed top emotion and a bar chart of all
 emotions. **Live**: your webcam, analysed on the server in real time. **Image** / **Video**: upload a file.
-**Preset**: *Any distance* (groups, classrooms, videos; the default) or *Near the camera* (one or two people
-at a webcam). API (gradio_client): `/analyze_image`, `/analyze_video` - see docs/API.md."""
+**Preset**: *Standard* (the default: labels follow expressions quickly) or *Steady* (calmer labels, for
+recordings); both find every face, near or far. API (gradio_client): `/analyze_image`, `/analyze_video` - see docs/API.md."""
 
 CSS = """
 #live-video video { max-height: 520px; }

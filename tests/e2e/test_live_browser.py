@@ -139,8 +139,8 @@ def test_live_stream_in_headless_chromium(live_app, tmp_path):
             from webapp.session import SLIDER_RANGES
             from webapp.ui_live import preset_slider_values
 
-            page.locator("#live-preset").get_by_text(PRESETS["webcam"].title).click()
-            want = preset("webcam", model=S.DEFAULT_UI_MODEL, **dict(zip(SLIDER_RANGES, preset_slider_values("webcam"))))
+            page.locator("#live-preset").get_by_text(PRESETS["steady"].title).click()
+            want = preset("steady", model=S.DEFAULT_UI_MODEL, **dict(zip(SLIDER_RANGES, preset_slider_values("steady"))))
             assert _wait(lambda: sess.config == want, 15), f"the stream runs {sess.config}, not the webcam preset"
             assert _wait(lambda: "preset webcam" in page.inner_text("#live-stats"), 10), page.inner_text("#live-stats")
 
