@@ -24,7 +24,7 @@ from .predicted import add_predicted
 from .results import FrameResult
 
 #: Tracking settings a running tracker takes over without starting afresh.
-_LIVE_TRACKING = ("max_hidden_s", "reid_distance", "reid_radius")
+_LIVE_TRACKING = ("max_hidden_s", "reid_distance", "reid_radius", "hold_s")
 
 
 def _cap_faces(res: FrameResult, max_faces: int) -> tuple[FrameResult, str | None]:

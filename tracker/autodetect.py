@@ -89,7 +89,7 @@ class AutoDetector:
         grid = max(1, min(n, math.ceil(math.sqrt(len(boxes)))))
         canvas = np.full((grid * c, grid * c, 3), 114, np.uint8)
         places = []
-        context = CONTEXTS[self._calls % len(CONTEXTS)]
+        context = CONTEXTS[self._calls % len(CONTEXTS)]  # (stills: always the first)
         for k, b in enumerate(boxes):
             side = max(b[2] - b[0], b[3] - b[1]) * context
             cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
@@ -122,7 +122,7 @@ class AutoDetector:
         second, closer look, in the same frame.
         """
         h, w = rgb.shape[:2]
-        self._calls += 1
+        self._calls = 0 if scan_all else self._calls + 1  # a still always gets the same look
         whole = [f for f in self.full.run_window(rgb) if f[1] >= self.config.min_score]
         windows = self.scan_grid(h, w)
         todo = windows if scan_all else windows[self._next_tile % len(windows):][:1] if windows else []

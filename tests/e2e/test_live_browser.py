@@ -141,8 +141,8 @@ def test_live_stream_in_headless_chromium(live_app, tmp_path):
 
             page.locator("#live-preset").get_by_text(PRESETS["steady"].title).click()
             want = preset("steady", model=S.DEFAULT_UI_MODEL, **dict(zip(SLIDER_RANGES, preset_slider_values("steady"))))
-            assert _wait(lambda: sess.config == want, 15), f"the stream runs {sess.config}, not the webcam preset"
-            assert _wait(lambda: "preset webcam" in page.inner_text("#live-stats"), 10), page.inner_text("#live-stats")
+            assert _wait(lambda: sess.config == want, 15), f"the stream runs {sess.config}, not the steady preset"
+            assert _wait(lambda: "preset steady" in page.inner_text("#live-stats"), 10), page.inner_text("#live-stats")
 
             if os.environ.get("UPDATE_SCREENSHOT") == "1":
                 time.sleep(4.0)  # a few seconds more of timeline
