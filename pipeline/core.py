@@ -150,11 +150,11 @@ class Pipeline:
         t1 = time.perf_counter()
         timings["detect"] = (t1 - t0) * 1000
 
-        resized = self.tracker.end_all() if new_size else ()  # the old tracks end
+        if new_size:  # the tracks move with the picture
+            self.tracker.rescale(w / self._size[0], h / self._size[1])
         self._size = (w, h)
         emb = embed(rgb, res.boxes, self.config.tracking.embedder)
         upd = self.tracker.update(res.boxes, res.scores, emb, t)
-        upd.ended = tuple(sorted(set(upd.ended) | set(resized)))
         seen = upd.ids > 0  # faces without a confirmed track (yet) are not reported
         res = res.subset(np.flatnonzero(seen))
         res.track_ids, res.ended_tracks = upd.ids[seen], upd.ended

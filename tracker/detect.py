@@ -92,15 +92,11 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_thr: float = 0.3, contain_thr
 
 
 _LIVE: "weakref.WeakSet[FaceDetector]" = weakref.WeakSet()
-#: MediaPipe detectors whose FaceDetector was garbage-collected without close().  Closing one from
-#: a finaliser can hang for ever (mediapipe 1.2.2 waits on its dispatcher's thread pool, which the
-#: collector may already have shut down), so they are kept here and closed from ordinary code.
-_UNCLOSED: list = []
-
-
-def _close_unclosed() -> None:
-    while _UNCLOSED:
-        _UNCLOSED.pop().close()
+def _no_finaliser(self) -> None:
+    """Replaces mediapipe's FaceDetector finaliser.  mediapipe 1.2.2 closes a collected detector
+    through its dispatcher's thread pool, which the collector may have shut down first: the process
+    then waits for ever.  A detector that was never closed leaks its native part instead; every
+    detector here is closed explicitly (``close()``, context managers, and at exit)."""
 
 
 @atexit.register
@@ -108,7 +104,6 @@ def _close_all() -> None:
     # MediaPipe's own finaliser fails at interpreter exit; close detectors first.
     for d in list(_LIVE):
         d.close()
-    _close_unclosed()
 
 
 class FaceDetector:
@@ -144,7 +139,7 @@ class FaceDetector:
             min_detection_confidence=max(0.05, min(self.min_score, 0.99) * 0.8),
             min_suppression_threshold=0.3,
         )
-        _close_unclosed()
+        vision.FaceDetector.__del__ = _no_finaliser
         self._det = vision.FaceDetector.create_from_options(opts)
         self._lock = threading.Lock()
         _LIVE.add(self)
@@ -158,11 +153,6 @@ class FaceDetector:
         if det is not None:
             det.close()
 
-    def __del__(self):  # never close from a finaliser (see _UNCLOSED)
-        det = getattr(self, "_det", None)
-        if det is not None:
-            _UNCLOSED.append(det)
-            self._det = None
 
     def _run(self, rgb: np.ndarray, ox: float = 0.0, oy: float = 0.0, scale: float = 1.0):
         import mediapipe as mp

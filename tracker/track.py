@@ -243,13 +243,15 @@ class FaceTracker:
         self._ds.tracker.tracks.remove(best)
         return self._ids.pop(best.track_id), sure
 
-    def end_all(self) -> tuple[int, ...]:
-        """End every track now (the scene changed: e.g. a new frame size); IDs keep counting up."""
-        ended = tuple(sorted(self._ids.values()))
-        keep = self._next_id
-        self.reset()
-        self._next_id = keep
-        return ended
+    def rescale(self, sx: float, sy: float) -> None:
+        """The frames are now scaled by (sx, sy) (a WebRTC resolution change): move every track
+        with them, so faces keep their IDs."""
+        S = np.diag([sx, sy, sx / sy, sy] * 2)  # (cx, cy, aspect, h) and their velocities
+        for tr in self._ds.tracker.tracks:
+            tr.mean = S @ tr.mean
+            tr.covariance = S @ tr.covariance @ S.T
+        for k, b in self._last_box.items():
+            self._last_box[k] = b * np.array([sx, sy, sx, sy], np.float32)
 
     def reset(self) -> None:
         """Forget every track (IDs start again from 1)."""
