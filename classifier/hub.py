@@ -19,6 +19,7 @@ import logging
 import os
 import socket
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 from .onnx_model import EmotionClassifier, ModelError
@@ -63,7 +64,7 @@ def resolve(spec: ModelSpec, token: str | None = None) -> Path:
     if spec.source in ("embedded", "file"):
         p = spec.embedded_path()
         if not p.is_file():
-            raise ModelUnavailable(f"model file for {spec.id} is missing: {p}")
+            raise ModelUnavailable(f"model file for {spec.id} is missing: {p.name}")
         return p
     from huggingface_hub import hf_hub_download
 
@@ -84,17 +85,19 @@ def resolve(spec: ModelSpec, token: str | None = None) -> Path:
         from huggingface_hub import constants
 
         if offline:
-            hint = f" (HF_HUB_OFFLINE is set and the file is not in the cache {constants.HF_HUB_CACHE})"
+            hint = " (HF_HUB_OFFLINE is set and the file is not in the local Hub cache)"
         elif cache_only:
-            hint = f" (the Hub at {constants.ENDPOINT} is not reachable and the file is not in the cache {constants.HF_HUB_CACHE})"
+            hint = f" (the Hub at {constants.ENDPOINT} is not reachable and the file is not in the local Hub cache)"
         else:
             hint = ""
         raise ModelUnavailable(f"could not get {where}{hint}: {type(exc).__name__}: {reason[:300]}") from exc
     return Path(path)
 
 
-_CACHE: dict[tuple, EmotionClassifier] = {}
+#: Loaded classifiers, least recently used first; at most CACHE_SIZE stay loaded.
+_CACHE: "OrderedDict[tuple, EmotionClassifier]" = OrderedDict()
 _CACHE_LOCK = threading.Lock()
+CACHE_SIZE = int(os.environ.get("EMOTION_MODEL_CACHE", "4"))
 
 
 def load_classifier(
@@ -111,6 +114,7 @@ def load_classifier(
     key = (spec.id, spec.source, spec.repo_id, spec.filename, spec.revision, spec.path)
     with _CACHE_LOCK:
         if key in _CACHE:
+            _CACHE.move_to_end(key)
             return _CACHE[key], None
     try:
         clf = EmotionClassifier(spec, resolve(spec, token=token))
@@ -122,4 +126,7 @@ def load_classifier(
         return default, f"{exc} — using the embedded default model {DEFAULT_MODEL!r} instead."
     with _CACHE_LOCK:
         _CACHE.setdefault(key, clf)
+        _CACHE.move_to_end(key)
+        while len(_CACHE) > max(CACHE_SIZE, 1):
+            _CACHE.popitem(last=False)  # streams that use it keep their reference
         return _CACHE[key], None

@@ -74,7 +74,7 @@ class EmotionClassifier:
         self.spec = spec
         self.path = Path(path)
         if not self.path.is_file():
-            raise ModelError(f"model file for {spec.id} not found: {self.path}")
+            raise ModelError(f"model file for {spec.id} not found: {self.path.name}")
         try:
             self._sess = _session(self.path)
         except Exception as exc:

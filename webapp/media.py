@@ -145,11 +145,23 @@ def _give_back(cfg: DetectionConfig, det) -> None:
     det.close()
 
 
+def client_model(name: str) -> str:
+    """What the pipeline is given for a model a client names: an offered model's id only.
+
+    A client never names a file: a path is refused like any unknown name, with the same words
+    whether or not it exists on the server.
+    """
+    offered = S.offered_models()
+    if name not in offered:
+        raise UserInputError(f"unknown model {str(name)[:60]!r}; choose one of: {', '.join(offered)}")
+    return offered[name][1]
+
+
 def config_for(preset_name: str | None = None, model: str | None = None, **changes) -> PipelineConfig:
     """The config of an upload: preset ``preset_name`` (None or "": the default preset), with the
     model and other field changes on top; a :class:`UserInputError` names a bad preset or value."""
     if model:
-        changes["model"] = model
+        changes["model"] = client_model(model)
     try:
         return preset(preset_name or None, **changes)
     except ConfigError as exc:

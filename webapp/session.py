@@ -31,6 +31,7 @@ from pipeline import (
 )
 from pipeline.annotate import draw
 
+from . import settings as S
 from .models import ModelLoader
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,8 @@ class LiveControls:
             except (TypeError, ValueError):
                 return None  # the preset's value
 
-        return cls(model=str(model) if model else None,
+        offered = S.offered_models()  # a model is named by id, never by path
+        return cls(model=offered[model][1] if isinstance(model, str) and model in offered else None,
                    preset=preset_name if preset_name in PRESETS else None,
                    half_life_s=num("half_life_s", half_life_s), min_face=num("min_face", min_face),
                    min_score=num("min_score", min_score))

@@ -5,7 +5,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from classifier import DEFAULT_MODEL, builtin_specs
+from classifier import DEFAULT_MODEL, ModelSpec, builtin_specs
 from pipeline.config import PRESETS
 
 
@@ -23,10 +23,28 @@ def _int(name: str, default: int) -> int:
     return int(v) if v else default
 
 
+def offered_models() -> dict[str, tuple[ModelSpec, str]]:
+    """The models a client may choose, by id: (spec, what the pipeline is given).
+
+    The built-in specs, the spec files in the folder ``EMOTION_MODELS_DIR`` and ``EMOTION_MODEL``
+    when it is a spec path, all chosen by the operator.  Clients name an id, never a path.
+    """
+    out = {sid: (spec, sid) for sid, spec in builtin_specs().items()}
+    folder = os.environ.get("EMOTION_MODELS_DIR", "").strip()
+    paths = sorted(Path(folder).glob("*.json")) if folder else []
+    own = os.environ.get("EMOTION_MODEL", "").strip()
+    if own.endswith(".json"):
+        paths.append(Path(own))
+    for p in paths:
+        spec = ModelSpec.from_json(p)
+        out.setdefault(spec.id, (spec, str(p)))
+    return out
+
+
 def model_choices() -> list[tuple[str, str]]:
     """(label, spec id) pairs for the model dropdowns: embedded first, then Hub models."""
     out = []
-    for sid, spec in builtin_specs().items():
+    for sid, (spec, _) in offered_models().items():
         where = "embedded" if spec.source != "hub" else f"Hub: {spec.repo_id}"
         out.append((f"{sid} ({where}, {len(spec.labels)} classes)", sid))
     out.sort(key=lambda c: (c[1] != DEFAULT_MODEL, c[1]))
@@ -38,8 +56,13 @@ def preset_choices() -> list[tuple[str, str]]:
     return [(p.title, p.name) for p in PRESETS.values()]
 
 
-#: Model selected when a page opens (a built-in spec id or a spec .json path).
-DEFAULT_UI_MODEL = os.environ.get("EMOTION_MODEL", "").strip() or DEFAULT_MODEL
+def _default_model() -> str:
+    own = os.environ.get("EMOTION_MODEL", "").strip()
+    return ModelSpec.from_json(own).id if own.endswith(".json") else (own or DEFAULT_MODEL)
+
+
+#: Model selected when a page opens (a spec id; EMOTION_MODEL may also be a spec .json path).
+DEFAULT_UI_MODEL = _default_model()
 #: Simultaneous live streams (WebRTC connections) the server accepts.
 LIVE_MAX_STREAMS = _int("LIVE_MAX_STREAMS", 4)
 #: Seconds after which a live stream is closed by the server (None: no limit).
