@@ -22,7 +22,7 @@ So, per frame:
    whole-frame pass was sure, score >= 0.8): tiles and the coarse whole-frame
    pass both raise false alarms on textures (a logo on a rocket).
 
-A still image (``scan_all=True``) gets the whole grid at once.  All passes
+A still image (``scan_all=True``) gets the whole grid and both scales at once.  All passes
 are merged by the detector's own NMS.  Stateful (the round robin and the
 scale alternation): one per stream.  Measured in ``benchmarks/recall.py``.
 """
@@ -83,13 +83,12 @@ class AutoDetector:
             return np.zeros((0, 4), np.float32)
         return np.asarray([b for b in hints if self._is_small(b, h, w)], np.float32).reshape(-1, 4)
 
-    def _mosaic(self, rgb: np.ndarray, boxes: np.ndarray) -> list:
+    def _mosaic(self, rgb: np.ndarray, boxes: np.ndarray, context: float) -> list:
         """Re-find ``boxes`` (up to cells**2) in one pass over a mosaic of their surroundings."""
         c, n = self.cell_px, self.cells
         grid = max(1, min(n, math.ceil(math.sqrt(len(boxes)))))
         canvas = np.full((grid * c, grid * c, 3), 114, np.uint8)
         places = []
-        context = CONTEXTS[self._calls % len(CONTEXTS)]  # (stills: always the first)
         for k, b in enumerate(boxes):
             side = max(b[2] - b[0], b[3] - b[1]) * context
             cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
@@ -122,7 +121,7 @@ class AutoDetector:
         second, closer look, in the same frame.
         """
         h, w = rgb.shape[:2]
-        self._calls = 0 if scan_all else self._calls + 1  # a still always gets the same look
+        self._calls = 0 if scan_all else self._calls + 1
         whole = [f for f in self.full.run_window(rgb) if f[1] >= self.config.min_score]
         windows = self.scan_grid(h, w)
         todo = windows if scan_all else windows[self._next_tile % len(windows):][:1] if windows else []
@@ -134,7 +133,9 @@ class AutoDetector:
         small_whole = [f for f in whole if self._is_small(f[0], h, w)]
         proposals = [f[0] for f in small_whole + from_tiles if self._is_small(f[0], h, w)]
         proposals += list(self._small(hints, h, w))
-        closer = self._mosaics(rgb, _distinct(proposals))
+        # a stream alternates the scale of the closer look from frame to frame; a still gets both
+        contexts = CONTEXTS if scan_all else (CONTEXTS[self._calls % len(CONTEXTS)],)
+        closer = [f for c in contexts for f in self._mosaics(rgb, _distinct(proposals), c)]
         # a sure whole-frame find the mosaic did not repeat is kept (its coarse box only where
         # the mosaic has no better one)
         found += closer + [f for f in small_whole if f[1] >= SURE and not any(_iou(f[0], c[0]) > 0.2 for c in closer)]
@@ -143,10 +144,10 @@ class AutoDetector:
     def _is_small(self, box, h: int, w: int) -> bool:
         return max(box[2] - box[0], box[3] - box[1]) * 192.0 / max(h, w) < SMALL_PX
 
-    def _mosaics(self, rgb: np.ndarray, boxes: np.ndarray) -> list:
+    def _mosaics(self, rgb: np.ndarray, boxes: np.ndarray, context: float) -> list:
         out, per = [], self.cells ** 2
         for i in range(0, len(boxes), per):
-            out += self._mosaic(rgb, boxes[i:i + per])
+            out += self._mosaic(rgb, boxes[i:i + per], context)
             self.passes += 1
         return out
 
