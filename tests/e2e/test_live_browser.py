@@ -83,6 +83,25 @@ def _wait(pred, timeout, step=0.25):
     return pred()
 
 
+def _chromium_args(y4m: Path) -> list[str]:
+    return ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-video-capture={y4m}"]
+
+
+def _start_live(browser, url: str, viewport: dict):
+    """A page on the Live tab whose fake webcam stream has been started."""
+    page = browser.new_page(viewport=viewport)
+    page.goto(url)
+    page.wait_for_selector("#live-video", timeout=30000)
+    grant = page.query_selector('#live-video div[title="grant webcam access"] button')
+    if grant:
+        grant.click()
+    page.wait_for_selector('#live-video button[aria-label="start stream"]', timeout=20000).click()
+    return page
+
+
 def test_live_stream_in_headless_chromium(live_app, tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -90,23 +109,13 @@ def test_live_stream_in_headless_chromium(live_app, tmp_path):
 
     services, url = live_app
     y4m = make_y4m(feat_data() / "WolfgangLanger_Pexels.mp4", tmp_path / "face.y4m")
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-            f"--use-file-for-fake-video-capture={y4m}"]
+    args = _chromium_args(y4m)
     reg, handler = services.registry, services.handler
     opened0, released0, calls0 = reg.opened, reg.released, handler.calls
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(url)
-            page.wait_for_selector("#live-video", timeout=30000)
-            grant = page.query_selector('#live-video div[title="grant webcam access"] button')
-            if grant:
-                grant.click()
-            start = page.wait_for_selector('#live-video button[aria-label="start stream"]', timeout=20000)
-            start.click()
+            page = _start_live(browser, url, {"width": 1400, "height": 1000})
 
             # server side: one new session whose pipeline sees the face
             sess = _wait(lambda: next(iter(reg.active.values()), None), 30)
@@ -190,21 +199,12 @@ def test_live_finds_every_face_of_a_group_with_default_settings(live_app, tmp_pa
 
     services, url = live_app
     y4m = _group_scene_y4m(tmp_path / "group.y4m")
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-            f"--use-file-for-fake-video-capture={y4m}"]
+    args = _chromium_args(y4m)
     reg = services.registry
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
         try:
-            page = browser.new_page(viewport={"width": 1366, "height": 768})
-            page.goto(url)
-            page.wait_for_selector("#live-video", timeout=30000)
-            grant = page.query_selector('#live-video div[title="grant webcam access"] button')
-            if grant:
-                grant.click()
-            page.wait_for_selector('#live-video button[aria-label="start stream"]', timeout=20000).click()
+            page = _start_live(browser, url, {"width": 1366, "height": 768})
             sess = _wait(lambda: next((s for s in reg.active.values() if not s.closed), None), 30)
             assert sess is not None, "no WebRTC connection reached the handler"
             assert _wait(lambda: sess.stats.frames >= 60, 40), f"only {sess.stats.frames} frames processed"
