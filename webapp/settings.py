@@ -1,6 +1,7 @@
 """Environment variables read by the app (documented in Space.md), and the choices its menus offer."""
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from pathlib import Path
@@ -23,6 +24,7 @@ def _int(name: str, default: int) -> int:
     return int(v) if v else default
 
 
+@functools.lru_cache(maxsize=1)
 def offered_models() -> dict[str, tuple[ModelSpec, str]]:
     """The models a client may choose, by id: (spec, what the pipeline is given).
 
