@@ -1,4 +1,6 @@
 """Face detection on real photos (MediaPipe Tasks FaceDetector, shipped models)."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 from skimage import data
@@ -90,3 +92,23 @@ def test_nms_drops_overlaps_and_contained_boxes():
 def test_missing_model_file_message(tmp_path):
     with pytest.raises(FileNotFoundError, match="not found"):
         FaceDetector(tmp_path / "nope.tflite")
+
+
+def test_model_loads_are_quiet_unless_asked(tmp_path):
+    """MediaPipe/LiteRT print dozens of lines on every model load; users see none unless EMOTION_VERBOSE=1."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import numpy as np\nfrom tracker.detect import FaceDetector\n"
+            "d = FaceDetector('full', tiles=0)\nd.detect(np.zeros((480, 640, 3), np.uint8))\nd.close()\n")
+    repo = str(Path(__file__).resolve().parents[1])
+
+    def stderr_lines(**env):
+        r = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "PYTHONPATH": repo, **env})
+        assert r.returncode == 0, r.stderr[-2000:]
+        return [line for line in r.stderr.splitlines() if line.strip()]
+
+    assert stderr_lines() == []
+    assert len(stderr_lines(EMOTION_VERBOSE="1")) >= 10  # the notices exist, and can be had

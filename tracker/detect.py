@@ -17,7 +17,9 @@ least ``auto_tile_px``, with a grid that grows with the frame (2x2 to 4x4).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
+import sys
 import threading
 import weakref
 from dataclasses import dataclass, replace
@@ -92,6 +94,32 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_thr: float = 0.3, contain_thr
 
 
 _LIVE: "weakref.WeakSet[FaceDetector]" = weakref.WeakSet()
+_QUIET_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def quiet_native_logs():
+    """Silence what native libraries write to stderr (file descriptor 2) inside the block, unless
+    ``EMOTION_VERBOSE=1``.  MediaPipe/LiteRT print dozens of INFO/WARNING lines on every model load
+    that no setting turns off; Python's own messages written meanwhile from other threads are lost
+    too, so keep the block short (a model load)."""
+    if os.environ.get("EMOTION_VERBOSE", "").strip() in ("1", "true", "yes"):
+        yield
+        return
+    with _QUIET_LOCK:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 2)
+                try:
+                    yield
+                finally:
+                    os.dup2(saved, 2)
+        finally:
+            os.close(saved)
+
+
 def _no_finaliser(self) -> None:
     """Replaces mediapipe's FaceDetector finaliser.  mediapipe 1.2.2 closes a collected detector
     through its dispatcher's thread pool, which the collector may have shut down first: the process
@@ -140,8 +168,10 @@ class FaceDetector:
             min_suppression_threshold=0.3,
         )
         vision.FaceDetector.__del__ = _no_finaliser
-        self._det = vision.FaceDetector.create_from_options(opts)
-        self._lock = threading.Lock()
+        with quiet_native_logs():  # LiteRT prints ~55 lines on every load and first call
+            self._det = vision.FaceDetector.create_from_options(opts)
+            self._lock = threading.Lock()
+            self._run(np.zeros((64, 64, 3), np.uint8))  # the first call's notices, and its cost, now
         _LIVE.add(self)
 
     def close(self) -> None:
@@ -151,7 +181,8 @@ class FaceDetector:
         with lock:
             det, self._det = self._det, None
         if det is not None:
-            det.close()
+            with quiet_native_logs():
+                det.close()
 
 
     def _run(self, rgb: np.ndarray, ox: float = 0.0, oy: float = 0.0, scale: float = 1.0):
