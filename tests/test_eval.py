@@ -103,7 +103,8 @@ def test_mot_miss_and_false_positive():
 
 # --------------------------------------------------------------------------- synth
 def test_synth_gt_matches_real_detector():
-    from testkit.synth import detection_recall, make_sequence
+    from testkit.synth import make_sequence
+    from testkit.synth_check import detection_recall
     from tracker.detect import FaceDetector
 
     det = FaceDetector("short", tiles=0)
