@@ -14,8 +14,8 @@ ASTRO = data.astronaut()
 def test_astronaut_stream():
     with Pipeline() as p:
         results = [p.process(ASTRO, i / 30) for i in range(10)]
-    assert len(results[0]) == 0  # a new face needs n_init=2 frames before it gets an ID
-    for r in results[1:]:
+    # a stream's first frame shows its faces at once (a video's poster frame has boxes) ...
+    for r in results:
         assert len(r) == 1 and r.track_ids.tolist() == [1]
         f = r[0]
         assert f.label == "happiness" and f.label_prob > 0.9
@@ -24,6 +24,14 @@ def test_astronaut_stream():
     d = results[-1].to_dict()
     assert d["faces"][0]["track_id"] == 1 and d["faces"][0]["label"] == "happiness"
     assert len(d["faces"][0]["probs"]) == 7 and len(d["faces"][0]["raw_probs"]) == 7
+
+
+def test_a_face_that_appears_later_needs_n_init_frames():
+    """... but later a new face needs n_init=2 detections before it gets an ID (no one-frame false faces)."""
+    blank = np.full_like(ASTRO, 127)
+    with Pipeline() as p:
+        results = [p.process(blank if i < 3 else ASTRO, i / 30) for i in range(6)]
+    assert [len(r) for r in results] == [0, 0, 0, 0, 1, 1]
 
 
 def test_analyze_image_group_photo():

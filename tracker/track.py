@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from deep_sort_realtime.deep_sort.kalman_filter import KalmanFilter
+from deep_sort_realtime.deep_sort.track import TrackState
 from deep_sort_realtime.deepsort_tracker import DeepSort
 
 
@@ -122,6 +123,7 @@ class FaceTracker:
         detections, so hidden tracks age.  Returns the track ID of each
         detection (0 while it has no confirmed track) and the IDs that ended.
         """
+        first = self._last_t is None
         if self._last_t is not None and t > self._last_t:
             # a smoothed frame interval, robust to a single late frame
             self._dt = 0.8 * self._dt + 0.2 * min(t - self._last_t, 2.0)
@@ -137,6 +139,13 @@ class FaceTracker:
         feats = list(embeddings) if len(boxes) else []
         missed = {tr.track_id: tr.time_since_update for tr in self._ds.tracker.tracks if tr.is_confirmed()}
         tracks = self._ds.update_tracks(raw, embeds=feats, others=list(range(len(boxes))))
+        if first:  # a stream's first frame: its faces are shown at once (a video's poster frame has boxes)
+            gallery = self._ds.tracker.metric.samples
+            for tr in tracks:
+                if tr.is_tentative() and tr.features:
+                    tr.state = TrackState.Confirmed
+                    gallery[tr.track_id] = list(tr.features)  # what DeepSORT stores for a confirmed track
+                    tr.features = [tr.features[-1]]
 
         ended, restarted = [], []
         for dead in self._ds.tracker.del_tracks_ids:
