@@ -181,11 +181,13 @@ def test_video_tab_shows_the_result_files_and_chart(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pd, "read_csv", no_csv)
     tab = VideoTab(Services(live_dir=tmp_path / "live", output_dir=tmp_path / "out"))
-    mp4, files, summary, plot, note = tab.ui(str(feat_data() / "single_face.mp4"), 3, "fer-mini-xception", "steady",
-                                             lambda *a, **k: None)
+    note, mp4, chart, data, files, summary = tab.ui(str(feat_data() / "single_face.mp4"), 3, "fer-mini-xception",
+                                                    "steady", "top", lambda *a, **k: None)
     assert Path(mp4).is_file() and mp4 in files and len(files) == 5 and all(Path(f).is_file() for f in files)
-    assert summary and "24 of 72 frames analysed" in note
-    assert list(plot.columns) == ["time_s", "series", "prob", "track", "emotion"] and len(plot)
-    assert set(plot["series"].str.split().str[0]) == {"#1"}
+    assert summary and "24 of 72 frames analysed" in note and "1 person: **#1**" in note
+    assert chart.startswith("<svg") and ">#1</text>" in chart and "<polyline" in chart
+    assert set(data["data"]["track"]) == {"#1"}
+    other = tab.redraw(data, "neutral")  # one emotion across people: the same tracks, other values
+    assert other.startswith("<svg") and other != chart and ">#1</text>" in other
     head = json.loads(next(Path(f) for f in files if f.endswith("_timeline.json")).read_text())
     assert head["settings"] == preset("steady").to_dict()

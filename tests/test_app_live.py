@@ -209,9 +209,13 @@ def test_preset_change_sets_the_sliders_to_the_preset_values(tmp_path):
     assert tuple(s.value for s in sliders) == preset_slider_values(DEFAULT_PRESET)
     # ... and the stream receives the preset and the sliders, in the handler's order, whenever one changes
     to_stream = [d for d in demo.fns.values() if getattr(d.fn, "__name__", "") == "set_input_gradio"]
-    assert to_stream and all(d.inputs[2:] == [radio, *sliders] for d in to_stream)
+    assert to_stream and all(d.inputs[2:-1] == [radio, *sliders] for d in to_stream)
+    seq = to_stream[0].inputs[-1]
     changed = {t[0] for d in to_stream for t in d.targets if t[1] == "change"}
-    assert {radio._id, *(s._id for s in sliders)} <= changed
+    assert {radio._id, seq._id, *(s._id for s in sliders)} <= changed
+    # every control's change stamps `seq` in the page, so the server keeps the newest values
+    stamps = [d for d in demo.fns.values() if d.outputs == [seq] and d.js]
+    assert {t[0] for d in stamps for t in d.targets} >= {radio._id, *(s._id for s in sliders)}
 
 
 def test_session_runs_exactly_the_preset_with_the_slider_changes(tmp_path, frames):
@@ -231,3 +235,20 @@ def test_session_runs_exactly_the_preset_with_the_slider_changes(tmp_path, frame
     assert s.info()["preset"] == other and s.info()["detector"] == preset(other).detection.detector
     for name in PRESETS:
         reg.release(f"conn-{name}")
+
+
+def test_an_older_change_arriving_late_does_not_undo_a_newer_one(tmp_path, frames):
+    """fastrtc forwards each control change as its own concurrent request: the page stamps every change
+    (``seq``, ms) and a session keeps the newest values, whatever order they arrive in."""
+    reg = SessionRegistry(live_dir=tmp_path)
+    h = LiveHandler(reg, session_id=lambda: "conn")
+    h(frames[0], "fer-mini-xception", "standard", 0.1, 20, 0.5, 1000)
+    h(frames[1], "fer-mini-xception", "steady", 0.5, 20, 0.5, 3000)  # the newest: steady with its values
+    h(frames[2], "fer-mini-xception", "steady", 0.1, 20, 0.5, 2000)  # older (radio change, old sliders), late
+    s = reg.get("conn")
+    assert s.config == preset("steady", model="fer-mini-xception", half_life_s=0.5, min_face=20, min_score=0.5)
+    h(frames[3], "fer-mini-xception", "steady", 0.7, 20, 0.5, 4000)  # a newer change still applies
+    assert s.config.smoothing.half_life_s == 0.7
+    h(frames[4], "fer-mini-xception", "standard", 0.2, 20, 0.5)  # unstamped (older clients): applies as before
+    assert s.config.smoothing.half_life_s == 0.2
+    reg.release("conn")

@@ -120,8 +120,8 @@ def _tab_rows(video: Path, preset_name: str, tmp: Path) -> list[list[str]]:
     from webapp.ui_media import VideoTab
 
     tab = VideoTab(Services(live_dir=tmp / "live", output_dir=tmp / "out"))
-    _mp4, files, _summary, _plot, _note = tab.ui(str(video), 1, "fer-mini-xception", preset_name,
-                                                 lambda *a, **k: None)
+    _note, _mp4, _chart, _data, files, _summary = tab.ui(str(video), 1, "fer-mini-xception", preset_name, "top",
+                                                         lambda *a, **k: None)
     return _csv_rows(next(f for f in files if f.endswith("_timeline.csv")))
 
 
@@ -174,6 +174,7 @@ def test_the_same_image_gives_the_same_faces_everywhere(preset_name, scene_image
     assert len(lib["faces"]) == N_PEOPLE, lib["faces"]
     api_args = [handle_file(str(scene_image)), "fer-mini-xception"] + ([preset_name] if preset_name else [])
     api = client.predict(*api_args, api_name="/analyze_image")
-    _annotated, tab = ui_image(str(scene_image), "fer-mini-xception", preset_name or DEFAULT_PRESET)
+    _annotated, line, tab = ui_image(str(scene_image), "fer-mini-xception", preset_name or DEFAULT_PRESET)
+    assert line.startswith(f"{N_PEOPLE} faces:")
     assert _faces_of(api) == _faces_of(lib) == _faces_of(tab)
     assert json.dumps(api["classes"]) == json.dumps(lib["classes"])

@@ -1,69 +1,142 @@
-"""What the pages show of results: the tracks table, the timeline charts and the live stats line
-(pandas frames for ``gr.DataFrame`` / ``gr.LinePlot``, Markdown for ``gr.Markdown``)."""
+"""What the pages show of results: the tracks table, the timeline charts, the stats line and the
+one-line summaries (HTML for ``gr.HTML``, Markdown for ``gr.Markdown``, pandas for data).
+
+Every person's colour is :func:`pipeline.annotate.track_hex` of their ID: the box on the
+video, the swatch in the table and the line in the chart are the same colour.
+"""
 from __future__ import annotations
 
+from html import escape
+
+import numpy as np
 import pandas as pd
 
 from export.plot import timeline_frame
 from pipeline import FrameResult
+from pipeline.annotate import track_hex
 
-COLUMNS = ["time_s", "series", "prob", "track", "emotion"]
-TRACK_COLUMNS = ["track", "emotion", "prob"]
+from .svgchart import TOP, timeline_svg
 
+TRACK_COLUMNS = ["track", "emotion", "prob", "held", "predicted", "runner_up", "runner_up_prob"]
 
-def empty_timeline() -> pd.DataFrame:
-    return pd.DataFrame({"time_s": pd.Series(dtype=float), "series": pd.Series(dtype=str),
-                         "prob": pd.Series(dtype=float), "track": pd.Series(dtype=str),
-                         "emotion": pd.Series(dtype=str)})
-
-
-def readable_chart(long: pd.DataFrame | None, min_peak: float = 0.2, bin_s: float = 0.25) -> pd.DataFrame:
-    """A long chart frame (time_s, track, emotion, prob, as :func:`export.plot.timeline_frame` gives)
-    made readable and small for a LinePlot coloured by ``series``.
-
-    Each track shows only the emotions that reach ``min_peak`` somewhere,
-    averaged into ``bin_s`` bins.  Columns: time_s, series, prob, track, emotion.
-    """
-    if long is None or long.empty:
-        return empty_timeline()
-    long = long[["time_s", "track", "emotion", "prob"]].copy()
-    long["track"] = long["track"].astype(str).str.lstrip("#")
-    long["time_s"] = (long["time_s"].astype(float) / bin_s).round() * bin_s
-    long = long.groupby(["track", "emotion", "time_s"], as_index=False)["prob"].mean()
-    peak = long.groupby(["track", "emotion"])["prob"].transform("max")
-    long = long[peak >= min_peak]
-    long["series"] = "#" + long["track"] + " " + long["emotion"]
-    long["prob"] = long["prob"].round(3)
-    return long.sort_values(["series", "time_s"])[COLUMNS].reset_index(drop=True)
+#: Styles of the table and chart (added to the page's CSS by webapp.ui).
+CSS = """
+.tracks { width: 100%; table-layout: fixed; border-collapse: collapse; font-size: 14px; }
+.tracks th { text-align: left; font-weight: 600; padding: 4px 6px; border-bottom: 1px solid var(--border-color-primary); }
+.tracks td { padding: 4px 6px; border-bottom: 1px solid var(--border-color-primary); white-space: nowrap;
+             overflow: hidden; text-overflow: ellipsis; vertical-align: middle; }
+.tracks col.c-id { width: 19%; } .tracks col.c-top { width: 46%; } .tracks col.c-next { width: 35%; }
+.tracks .sw { display: inline-block; width: 12px; height: 12px; border-radius: 3px; margin-right: 6px;
+              vertical-align: -1px; }
+.tracks .bar { display: block; height: 5px; border-radius: 3px; background: var(--border-color-primary);
+               margin-top: 3px; }
+.tracks .bar > span { display: block; height: 100%; border-radius: 3px; }
+.tracks .tag { font-size: 11px; color: var(--body-text-color-subdued); margin-left: 4px; }
+.tracks tr.unseen td { opacity: 0.55; }
+.tracks-empty, .tl-empty { color: var(--body-text-color-subdued); padding: 8px 2px; }
+svg.timeline { display: block; color: var(--body-text-color); }
+@media (max-width: 480px) { .tracks { font-size: 13px; } .tracks td, .tracks th { padding: 4px 3px; } }
+"""
 
 
-def timeline_plot_frame(df: pd.DataFrame | None, classes, min_peak: float = 0.2,
-                        bin_s: float = 0.25) -> pd.DataFrame:
-    """:func:`readable_chart` of a wide timeline (time_s, track_id, label, p_<class>...)."""
-    if df is None or len(df) == 0:
-        return empty_timeline()
-    return readable_chart(timeline_frame(df, classes), min_peak, bin_s)
+def tracks_frame(result: FrameResult | None, classes=()) -> pd.DataFrame:
+    """One row per face of ``result``, by track ID: the shown emotion and its probability, whether the
+    smoother holds it while another class leads (``held``), whether the face was only predicted in this
+    frame, and the runner-up class with its probability.  (The full vector: downloads and the API.)"""
+    rows = []
+    if result is not None and len(result):
+        sm = result.smoothed if result.smoothed is not None else result.raw
+        cls = list(result.classes)
+        for i in np.argsort(result.track_ids, kind="stable"):
+            f = result.face(int(i))
+            p = np.asarray(sm[int(i)], np.float64)
+            order = [int(j) for j in np.argsort(-p) if cls[int(j)] != f.label]
+            nxt = order[0] if order else None
+            rows.append([f.track_id, f.label, round(f.label_prob, 3),
+                         bool(cls[int(np.argmax(p))] != f.label) and not f.predicted, f.predicted,
+                         cls[nxt] if nxt is not None else "", round(float(p[nxt]), 3) if nxt is not None else 0.0])
+    return pd.DataFrame(rows, columns=TRACK_COLUMNS)
 
 
-def video_plot_frame(chart: pd.DataFrame | None, duration_s: float | None) -> pd.DataFrame | None:
-    """The Video tab's chart from a video's long chart frame (None when there is nothing to draw)."""
-    plot = readable_chart(chart, bin_s=max(0.25, (duration_s or 0) / 200))
-    return plot if len(plot) else None
+def tracks_html(result: FrameResult | None, empty: str = "No faces in view.") -> str:
+    """The tracks table as HTML: a colour swatch and ID, the shown emotion with a probability bar
+    (marked *held* or *not seen* when so), and the runner-up.  Fits any width: no sideways scrolling."""
+    df = tracks_frame(result)
+    if not len(df):
+        return f'<div class="tracks-empty">{escape(empty)}</div>'
+    out = ['<table class="tracks"><colgroup><col class="c-id"><col class="c-top"><col class="c-next"></colgroup>'
+           '<thead><tr><th>person</th><th>emotion</th><th>runner-up</th></tr></thead><tbody>']
+    for r in df.itertuples(index=False):
+        col = track_hex(r.track)
+        tag = ('<span class="tag">not seen</span>' if r.predicted
+               else '<span class="tag" title="kept while another emotion leads by a small margin">held</span>'
+               if r.held else "")
+        out.append(
+            f'<tr class="{"unseen" if r.predicted else ""}"><td><span class="sw" style="background:{col}"></span>'
+            f'#{r.track}</td><td title="{escape(r.emotion)} {r.prob:.0%}">{escape(r.emotion)} {r.prob:.0%}{tag}'
+            f'<span class="bar"><span style="width:{r.prob * 100:.0f}%;background:{col}"></span></span></td>'
+            f'<td>{escape(r.runner_up)} {r.runner_up_prob:.0%}</td></tr>')
+    out.append("</tbody></table>")
+    return "".join(out)
 
 
-def tracks_frame(result: FrameResult | None, classes) -> pd.DataFrame:
-    """One row per face of ``result``: track, shown emotion, its probability, then every class's
-    smoothed probability (columns named by the class)."""
-    classes = list(result.classes) if result is not None else list(classes)
-    rows = [] if result is None else [
-        [f"#{f.track_id}", f.label, f"{f.label_prob:.0%}"] + [round(f.smoothed.get(c, 0.0), 3) for c in classes]
-        for f in result]
-    return pd.DataFrame(rows, columns=TRACK_COLUMNS + classes)
+def live_chart_html(df: pd.DataFrame | None, classes, what: str = TOP) -> str:
+    """The Live tab's chart of the last 30 s from a wide timeline (time_s, track_id, label, p_<class>...)."""
+    long = timeline_frame(df, classes) if df is not None and len(df) else None
+    return timeline_svg(long, what, window_s=30.0, empty="The chart starts with the first face.")
+
+
+def video_chart_html(chart: pd.DataFrame | None, duration_s: float | None, what: str = TOP) -> str:
+    """The Video tab's chart of a whole video from its long chart frame."""
+    return timeline_svg(chart, what, window_s=None, bin_s=max(0.25, (duration_s or 0) / 200),
+                        empty="No face was found in this video.")
+
+
+def chart_choices(classes) -> list[tuple[str, str]]:
+    """The chart's "what to plot" options: each person's top emotion, or one emotion for everyone."""
+    return [("Top emotion of each person", TOP)] + [(f"{c} of each person", c) for c in classes]
+
+
+def status_text(info: dict) -> str:
+    """The one status line, the same on the video and on the page: fps, latency, faces."""
+    n = info["faces"]
+    return f"{info['fps']:.0f} fps  {info['latency_ms']:.0f} ms  {n} face{'' if n == 1 else 's'}"
 
 
 def stats_markdown(info: dict) -> str:
     """The live stats line under the video, from :meth:`webapp.session.LiveSession.info`."""
-    state = "live" if info["active"] else "ended"
-    return (f"**{info['fps']:.1f} fps** processed · **{info['latency_ms']:.0f} ms** per frame on the server · "
-            f"{info['faces']} face(s) · {info['frames']} frames · model `{info['model']}` · "
-            f"preset `{info['preset']}` · detector `{info['detector']}` · stream {state}")
+    state = info.get("state") or ("live" if info["active"] else "stopped")
+    icon = "●" if state == "live" else "■"
+    return (f"{icon} **stream {state}** · **{info['fps']:.0f} fps** · **{info['latency_ms']:.0f} ms** per frame "
+            f"on the server · {info['faces']} face{'' if info['faces'] == 1 else 's'} · {info['frames']} frames · "
+            f"model `{info['model']}` · preset `{info['preset']}`")
+
+
+def image_summary(result: dict) -> str:
+    """One human line for the Image tab from ``FrameResult.to_dict()``: who shows what."""
+    faces = result.get("faces") or []
+    if not faces:
+        return "No face found. Faces from about 24 px tall are found; try a sharper or larger photo."
+    parts = [f"**#{f['track_id']}** {f['label']} {f['label_prob']:.0%}" for f in faces]
+    return f"{len(faces)} face{'' if len(faces) == 1 else 's'}: " + " · ".join(parts)
+
+
+def video_summary(summary: dict | None, frames_done: int, frames_read: int, duration_s: float, fps: float) -> str:
+    """One human line for the Video tab: how many people, and each one's dominant emotion."""
+    tracks = (summary or {}).get("tracks") or []
+    head = (f"{frames_done} of {frames_read} frames analysed ({duration_s:.1f} s at {fps:.1f} fps). ")
+    if not tracks:
+        return head + "No face was found."
+    parts = []
+    for t in tracks[:12]:
+        dom = t.get("dominant") or ""
+        share = (t.get("label_share") or {}).get(dom)
+        seen = t.get("visible_s")
+        detail = []
+        if isinstance(share, (int, float)):
+            detail.append(f"{share:.0%} of the time")
+        if isinstance(seen, (int, float)):
+            detail.append(f"seen {seen:.1f} s")
+        parts.append(f"**#{t.get('track_id')}** {dom}" + (f" ({', '.join(detail)})" if detail else ""))
+    more = f" · and {len(tracks) - 12} more" if len(tracks) > 12 else ""
+    return head + f"{len(tracks)} {'person' if len(tracks) == 1 else 'people'}: " + " · ".join(parts) + more

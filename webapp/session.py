@@ -32,12 +32,16 @@ from pipeline import (
 from pipeline.annotate import draw
 
 from . import settings as S
+from .charts import status_text
 from .models import ModelLoader
 
 log = logging.getLogger(__name__)
 
 #: The Live tab's sliders: config field -> (lowest, highest, type).  Their initial values
 #: come from the chosen preset; values from the page are clamped to these ranges.
+#: A stream whose last frame is older than this is shown as stopped (fastrtc sends ~30 frames/s while live).
+STOPPED_AFTER_S = 0.6
+
 SLIDER_RANGES = {"half_life_s": (0.0, 3.0, float), "min_face": (8, 200, int), "min_score": (0.1, 0.95, float)}
 
 
@@ -50,10 +54,14 @@ class LiveControls:
     half_life_s: float | None = None
     min_face: int | None = None
     min_score: float | None = None
+    #: When the page last changed a control (ms, the page's clock): fastrtc forwards each change as its own
+    #: request, run concurrently, so an older set of values can arrive after a newer one; the session keeps
+    #: the newest (:meth:`newer_than`).
+    seq: float | None = None
 
     @classmethod
     def from_inputs(cls, model=None, preset_name=None, half_life_s=None, min_face=None,
-                    min_score=None) -> LiveControls:
+                    min_score=None, seq=None) -> LiveControls:
         """From the page's values, in the order the handler receives them; bad values are clamped or dropped."""
         def num(name, v):
             lo, hi, kind = SLIDER_RANGES[name]
@@ -66,7 +74,11 @@ class LiveControls:
         return cls(model=offered[model][1] if isinstance(model, str) and model in offered else None,
                    preset=preset_name if preset_name in PRESETS else None,
                    half_life_s=num("half_life_s", half_life_s), min_face=num("min_face", min_face),
-                   min_score=num("min_score", min_score))
+                   min_score=num("min_score", min_score), seq=_seq(seq))
+
+    def stale_against(self, current: LiveControls) -> bool:
+        """Whether these controls are older than ``current`` (both stamped by the page)."""
+        return self.seq is not None and current.seq is not None and self.seq < current.seq
 
     def changes(self) -> dict:
         """The field changes these controls make to their preset."""
@@ -77,6 +89,14 @@ class LiveControls:
 
     def config(self, **more) -> PipelineConfig:
         return preset(self.preset, **{**self.changes(), **more})
+
+
+def _seq(v) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if np.isfinite(f) else None
 
 
 @dataclass
@@ -184,6 +204,8 @@ class LiveSession:
                 self.stats.repeats += 1
                 return self._prev_out
             t0 = time.perf_counter()
+            if controls.stale_against(self.controls):
+                controls = self.controls  # an older change arrived after a newer one: keep the newer
             if controls != self.controls or self.model_notice:
                 self.apply(controls)
             rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
@@ -213,7 +235,7 @@ class LiveSession:
             st.fps = (len(self._times) - 1) / (self._times[-1] - self._times[0])
         st.frames += 1
         st.faces = len(res)
-        status = f"{st.fps:4.1f} fps  {st.latency_ms:3.0f} ms  {len(res)} face{'s' if len(res) != 1 else ''}"
+        status = status_text({"fps": st.fps, "latency_ms": st.latency_ms, "faces": len(res)})
         out = cv2.cvtColor(draw(rgb, res, bars=True, copy=False, status=status), cv2.COLOR_RGB2BGR)
         dt = (time.perf_counter() - t0) * 1000
         st.latency_ms = dt if st.frames == 1 else 0.8 * st.latency_ms + 0.2 * dt
@@ -240,10 +262,17 @@ class LiveSession:
                 parts.append(self.recorder.snapshot())
             return _paths(parts)
 
+    def state(self) -> str:
+        """"live" while frames arrive, "stopped" within :data:`STOPPED_AFTER_S` of the last one or once closed."""
+        if self.closed or time.monotonic() - self.last_seen > STOPPED_AFTER_S:
+            return "stopped"
+        return "live"
+
     def info(self) -> dict:
         with self.lock:
             d = {"connection": self.id, "model": self.model_id, "detector": self.config.detection.detector,
-                 "preset": self.controls.preset or DEFAULT_PRESET, **self.stats.to_dict(), "active": not self.closed}
+                 "preset": self.controls.preset or DEFAULT_PRESET, **self.stats.to_dict(), "active": not self.closed,
+                 "state": self.state()}
             if self.model_notice:
                 d["notice"] = self.model_notice
             return d

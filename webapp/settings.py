@@ -93,3 +93,11 @@ LIVE_BUSY_SLOTS = _int("LIVE_BUSY_SLOTS", 2)
 #: Results of uploaded videos (OUTPUT_DIR) and Gradio's file cache (uploads, returned files) are
 #: deleted after this many seconds.
 OUTPUT_KEEP_S = _float("OUTPUT_KEEP_S", 3600.0) or 3600.0
+
+
+def chart_classes() -> list[str]:
+    """Every class any offered model has, in first-seen order (the chart's "one emotion" choices)."""
+    out: list[str] = []
+    for spec, _ in offered_models().values():
+        out += [c for c in spec.labels if c not in out]
+    return out

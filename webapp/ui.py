@@ -13,6 +13,7 @@ import warnings
 import gradio as gr
 
 from . import settings as S
+from .charts import CSS as CHART_CSS
 from .services import Services
 from .ui_live import LiveTab
 from .ui_media import VideoTab, build_api, build_image_tab
@@ -22,15 +23,19 @@ warnings.filterwarnings("ignore", message=r".*(The 'css' parameter|The 'show_api
 log = logging.getLogger(__name__)
 
 INTRO = """# Multi-face emotion recognition
-Every face gets a box in its own colour, a stable ID, its smoothed top emotion and a bar chart of all
-emotions. **Live**: your webcam, analysed on the server in real time. **Image** / **Video**: upload a file.
+Every face gets a box in its own colour and a stable ID, with its smoothed top emotion beside it (close-ups
+also get a bar per emotion); the same colour marks the person in the table and the chart. **Live**: your webcam, analysed on the server in real time. **Image** / **Video**: upload a file.
 **Preset**: *Standard* (the default: labels follow expressions quickly) or *Steady* (calmer labels, for
 recordings); both find every face, near or far. API (gradio_client): `/analyze_image`, `/analyze_video` - see docs/API.md."""
 
 CSS = """
 #live-video video { max-height: 520px; }
+@media (max-width: 640px) { #live-video { height: auto !important; min-height: 0 !important; } }
 .notice { color: #b45309; }
-"""
+.panel-title p { margin: 4px 0 0 0; }
+/* the live panels refresh several times a second: never show a pending timer on them */
+#live-stats > .wrap, #live-tracks > .wrap, #live-plot > .wrap, #live-notice > .wrap { display: none !important; }
+""" + CHART_CSS
 
 
 def build_demo(services: Services | None = None) -> gr.Blocks:

