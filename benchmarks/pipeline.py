@@ -6,7 +6,8 @@ detector and the plain ``short`` and ``full`` BlazeFace models, in two layouts: 
 face crops on a real background, jittered a few pixels per frame) and
 ``crowd`` (testkit/synth.py crowds moving in and out of view; fewer are in
 view at once), pre-rendered so drawing them is not timed, the
-classification cost per face against batch size, and peak memory (RSS).
+classification cost per face against batch size, the cost of drawing the overlay
+(``pipeline.annotate.draw`` with the status line, not part of ``total``), and peak memory (RSS).
 Results go to ``benchmarks/results/pipeline.json``.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 
 from testkit.synth import make_sequence
 from pipeline import Pipeline
+from pipeline.annotate import draw
 
 STAGES = ("detect", "track", "classify", "smooth", "total")
 
@@ -76,12 +78,16 @@ def bench_pipeline(n_faces: int, seconds: float, detector: str, layout: str = "c
             p.process(f, t)
         p.reset()
         timings = {s: [] for s in STAGES}
+        drawing = []  # the overlay (pipeline.annotate.draw) of the live view, on a copy of the frame
         faces = []
         wall = []
         for f, t in zip(frames, seq.timestamps):
             t0 = time.perf_counter()
             r = p.process(f, t)
             wall.append((time.perf_counter() - t0) * 1000)
+            t1 = time.perf_counter()
+            draw(f, r, status=f"30 fps  9 ms  {len(r)} faces")
+            drawing.append((time.perf_counter() - t1) * 1000)
             faces.append(len(r))
             for s in STAGES:
                 timings[s].append(r.timings_ms[s])
@@ -96,6 +102,7 @@ def bench_pipeline(n_faces: int, seconds: float, detector: str, layout: str = "c
         "size": list(size),
         **{s: stats(v) for s, v in timings.items()},
         "wall": stats(wall),
+        "draw": stats(drawing),
     }
 
 
@@ -151,12 +158,13 @@ def main(argv=None) -> dict:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=2))
 
-    print("| layout | size | detector | faces (in view / tracked) | detect | track | classify | smooth | total median | total p95 |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| layout | size | detector | faces (in view / tracked) | detect | track | classify | smooth | total median | total p95 "
+          "| drawing |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for c in cases:
         print(f"| {c['layout']} | {c['size'][0]}x{c['size'][1]} | {c['detector']} | {c['faces_in_gt']:.0f} / {c['faces_tracked']:.1f} | {c['detect']['median']:.2f} "
               f"| {c['track']['median']:.2f} | {c['classify']['median']:.2f} | {c['smooth']['median']:.2f} "
-              f"| **{c['total']['median']:.2f}** | {c['total']['p95']:.2f} |")
+              f"| **{c['total']['median']:.2f}** | {c['total']['p95']:.2f} | {c['draw']['median']:.2f} |")
     print("\n| batch | classify ms | ms per face |\n|---|---|---|")
     for b in batch:
         print(f"| {b['batch']} | {b['ms_median']:.2f} | {b['ms_per_face']:.3f} |")

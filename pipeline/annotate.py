@@ -23,6 +23,7 @@ left corner on its own background, and labels keep clear of it.
 from __future__ import annotations
 
 import colorsys
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -38,6 +39,7 @@ PANEL_BG = (24, 24, 24)
 GREY = (150, 150, 150)
 
 
+@functools.lru_cache(maxsize=1024)
 def track_color(track_id: int) -> tuple[int, int, int]:
     """A bright RGB colour, the same for the same ID in every frame, stream, table and chart."""
     h = (int(track_id) * 0.61803398875) % 1.0
@@ -77,19 +79,24 @@ class _Font:
     line: int  # text height (cap + descent) in pixels
     bar: int  # height of the probability bar under a chip
 
-    @classmethod
-    def for_frame(cls, w: int, h: int, face_h: float = 0.0) -> "_Font":
+    @staticmethod
+    def for_frame(w: int, h: int, face_h: float = 0.0) -> "_Font":
+        """The font for a frame of ``w`` x ``h`` and a face ``face_h`` tall (cached per 8 px of face)."""
         base = min(w, h)
-        scale = float(np.clip(0.52 * base / 480.0, 0.4, 1.5))
-        if face_h > 0:  # a little larger for a face that fills much of the frame
-            scale *= 1.0 + 0.3 * float(np.clip((face_h / base - 0.3) / 0.4, 0.0, 1.0))
-        thick = 1 if scale < 0.75 else 2
-        (_, th), base_line = cv2.getTextSize("Hg", FONT, scale, thick)
-        pad = max(2, int(round(3 * scale)))
-        return cls(scale, thick, pad, th + base_line, max(3, int(round(4 * scale))))
+        return _font(base, min(8, int(max(0.0, face_h / base - 0.3) / 0.4 * 8)))
 
     def width(self, text: str) -> int:
         return cv2.getTextSize(text, FONT, self.scale, self.thick)[0][0]
+
+
+@functools.lru_cache(maxsize=256)
+def _font(base: int, growth: int) -> _Font:
+    """Text scale from the frame's shorter side, a little larger (up to 30%) for a face filling the frame."""
+    scale = min(max(0.52 * base / 480.0, 0.4), 1.5) * (1.0 + 0.3 * growth / 8)
+    thick = 1 if scale < 0.75 else 2
+    (_, th), base_line = cv2.getTextSize("Hg", FONT, scale, thick)
+    pad = max(2, int(round(3 * scale)))
+    return _Font(scale, thick, pad, th + base_line, max(3, int(round(4 * scale))))
 
 
 class FaceAnnotator:
@@ -176,27 +183,29 @@ class FaceAnnotator:
         img = scene.copy() if copy else scene
         h, w = img.shape[:2]
         font = _Font.for_frame(w, h)
-        for f in result:
-            x1, y1, x2, y2 = (int(round(v)) for v in f.box)
-            col = track_color(f.track_id)
-            if f.predicted:  # not detected in this frame: dimmed, thin
+        faces = np.asarray(result.boxes).reshape(-1, 4)
+        ids = result.track_ids if len(result.track_ids) == len(faces) else np.arange(1, len(faces) + 1)
+        pred = result.predicted if len(result.predicted) == len(faces) else np.zeros(len(faces), bool)
+        for box, tid, was_predicted in zip(np.rint(faces).astype(int).tolist(), ids.tolist(), pred.tolist()):
+            x1, y1, x2, y2 = box
+            col = track_color(tid)
+            if was_predicted:  # not detected in this frame: dimmed, thin
                 cv2.rectangle(img, (x1, y1), (x2, y2), tuple(c // 2 + 40 for c in col), 1)
             else:
                 cv2.rectangle(img, (x1, y1), (x2, y2), col, max(2, font.thick + 1))
-        faces = np.asarray(result.boxes).reshape(-1, 4)
         heights = faces[:, 3] - faces[:, 1]
         for lab in self.layout(result, w, h, status):
             if lab.face < 0:
                 self._status(img, lab, font)
                 continue
-            f = result.face(lab.face)
+            was_predicted = bool(pred[lab.face])
             fnt = _Font.for_frame(w, h, heights[lab.face])
-            col = GREY if f.predicted else track_color(f.track_id)
+            col = GREY if was_predicted else track_color(int(ids[lab.face]))
             self._leader(img, lab.rect, faces[lab.face], col)
             if lab.kind == "panel":
                 self._panel(img, lab, col, fnt)
             else:
-                self._chip(img, lab.rect, lab.text, col, fnt, None if f.predicted or lab.kind == "id" else lab.prob)
+                self._chip(img, lab.rect, lab.text, col, fnt, None if was_predicted or lab.kind == "id" else lab.prob)
         return img
 
     @staticmethod

@@ -25,7 +25,7 @@ def overlap_area(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.zeros((len(a), len(b)))
     w = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
     h = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    return np.clip(w, 0, None) * np.clip(h, 0, None)
+    return np.maximum(w, 0) * np.maximum(h, 0)
 
 
 def candidates(box, size: tuple[int, int], frame: tuple[int, int], gap: int = 2, rings: int = 6) -> np.ndarray:
@@ -54,8 +54,8 @@ def candidates(box, size: tuple[int, int], frame: tuple[int, int], gap: int = 2,
             out.append((x, y2 + gap + k * (h + gap)))
     out += [(x1 + gap, y1 + gap), (x1 + gap, y2 - gap - h), (x2 - gap - w, y1 + gap)]
     p = np.asarray(out, np.int64)
-    p[:, 0] = np.clip(p[:, 0], 0, max(0, fw - w))
-    p[:, 1] = np.clip(p[:, 1], 0, max(0, fh - h))
+    p[:, 0] = np.minimum(np.maximum(p[:, 0], 0), max(0, fw - w))
+    p[:, 1] = np.minimum(np.maximum(p[:, 1], 0), max(0, fh - h))
     return np.column_stack([p[:, 0], p[:, 1], p[:, 0] + min(w, fw), p[:, 1] + min(h, fh)])
 
 
