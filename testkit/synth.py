@@ -9,10 +9,11 @@ elliptical mask onto real backgrounds (scikit-image ``coffee``/``rocket``/
 patches (a strip of scikit-image's ``rocket``).
 
 Ground truth: every face source is calibrated once: its crop is pasted alone
-on a plain background at a typical size and the project's detector (short
-range, else full range) gives the face box relative to the crop.  That box
-moves and scales with the crop exactly, so GT boxes follow the detector's box
-convention (no bias from where a detector puts the chin or forehead).  A face
+on a plain background at sizes the default detector's model (BlazeFace full
+range) sees well, and the median of the boxes it gives is the face box
+relative to the crop (:mod:`testkit.faces`).  That box moves and scales with
+the crop exactly, so GT boxes follow the detector's box convention (no bias
+from where a detector puts the chin or forehead) at every size.  A face
 is in the GT of a frame when at least ``VISIBLE_MIN`` of its face area is
 visible (not covered by a face/occluder drawn in front, and inside the frame).
 

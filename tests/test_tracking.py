@@ -60,6 +60,36 @@ def test_hidden_face_keeps_its_id(fps, hide_s, seed):
     assert_one_id_each(ids)
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_hidden_face_has_its_id_in_the_first_frame_it_is_found_again(seed):
+    """At 5 fps, n_init frames are a long wait: a face found again after it was hidden
+    for 0.5 s is shown with its old ID in the very first frame the detector finds it."""
+    from tracker.detect import make_detector
+    from tracker.embed import embed
+    from tracker.track import FaceTracker
+
+    seq = make_sequence("occlude", fps=5, seconds=4.0, seed=seed, hide_s=0.5)
+    det, trk = make_detector(), FaceTracker()
+    hints, before, lost, back = None, 0, False, None
+    try:
+        for frame, gt, t in zip(seq.frames, seq.gt, seq.timestamps):
+            d = det.detect(frame, hints=hints, scan_all=hints is None)
+            hints = d.boxes
+            u = trk.update(d.boxes, d.scores, embed(frame, d.boxes), t)
+            box = next((g[1:] for g in gt if g[0] == 1), None)  # the face that walks behind the object
+            k = next((i for i, b in enumerate(d.boxes) if box is not None and iou(b, box) > 0.5), None)
+            if k is None:
+                lost = lost or before > 0
+            elif not lost:
+                before = int(u.ids[k]) or before
+            else:
+                back = int(u.ids[k])
+                break
+    finally:
+        det.close()
+    assert before > 0 and lost and back == before
+
+
 def test_without_reidentification_the_hidden_face_gets_a_new_id():
     """The same 2 s occlusion with re-identification off: DeepSORT alone gives
     the returning face a new ID (so the test above tests something)."""

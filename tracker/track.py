@@ -10,7 +10,9 @@ Adds to DeepSORT what a face stream needs:
   the motion gate and starts a new track.  When a new track is confirmed we
   compare its appearance with the confirmed tracks that are currently missing
   (not seen for less than ``max_hidden_s``) near where they were last seen;
-  the closest match under ``reid_distance`` hands its ID over;
+  the closest match under ``reid_distance`` hands its ID over.  A face that
+  surely is a hidden one (and looks like no other confirmed face more) gets
+  its ID back at first sight, not ``n_init`` frames later;
 * **time-based memory**: ``max_hidden_s`` (seconds) is turned into DeepSORT's
   per-track ``max_age`` (frames) from the measured frame interval, so a face
   hidden for a second keeps its ID at 5 fps and at 30 fps alike;
@@ -157,6 +159,15 @@ class FaceTracker:
 
         ids = np.zeros(len(boxes), np.int64)
         for tr in list(tracks):
+            if tr.is_tentative() and tr.hits == 1 and tr.others is not None:
+                # a face seen for the first time that is surely a hidden face come back: its ID now,
+                # not after n_init frames
+                old, sure = self._reidentify(tr, boxes[int(tr.others)], t, sure_only=True)
+                if old is not None:
+                    tr.state = TrackState.Confirmed
+                    # DeepSORT's appearance matching asks every confirmed track for its gallery
+                    self._ds.tracker.metric.samples[tr.track_id] = list(tr.features)
+                    self._ids[tr.track_id] = old
             if not tr.is_confirmed():
                 continue
             if tr.track_id not in self._ids:
@@ -202,21 +213,22 @@ class FaceTracker:
                 boxes.append(np.asarray(tr.to_tlbr(), np.float32))
         return (np.asarray(ids, np.int64), np.asarray(boxes, np.float32).reshape(-1, 4))
 
-    def _reidentify(self, new, box, now: float) -> tuple[int | None, bool]:
+    def _reidentify(self, new, box, now: float, sure_only: bool = False) -> tuple[int | None, bool]:
         """(ID, sure) of the hidden confirmed track that ``new`` is, or (None, False).
 
         Candidates are hidden tracks where the face can be by now (size and
         distance for the time hidden).  The closest in appearance under
         ``reid_distance`` is sure; a face that has just come out from behind
         something shows only part of itself, so the one candidate within
-        1.5 x ``reid_distance`` is taken too, but not sure.
+        1.5 x ``reid_distance`` is taken too, but not sure.  ``sure_only`` (a
+        face seen for the first time): only a sure match that looks like no
+        other confirmed face more.
         """
         c = self.config
         if c.reid_distance <= 0 or box is None or not new.features or c.embedder == "none":
             return None, False
         feat = np.asarray(new.features[-1], np.float32)
         feat = feat / max(float(np.linalg.norm(feat)), 1e-9)
-        samples = self._ds.tracker.metric.samples
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         cands: list[tuple[float, object]] = []
         for old in self._ds.tracker.tracks:
@@ -234,23 +246,30 @@ class FaceTracker:
             reach = min(c.reid_radius, 0.5 + REID_SPEED * hidden_s)  # how far (face widths) it can have gone
             if near > reach * w:  # farther from where it was lost (and from where it was heading)
                 continue
-            gallery = samples.get(old.track_id)
-            if not gallery:
-                continue
-            g = np.asarray(gallery, np.float32)
-            g = g / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-9)
-            d = float(1.0 - (g @ feat).max())
+            d = self._gallery_distance(old.track_id, feat)
             if d < 1.5 * c.reid_distance:
                 cands.append((d, old))
         if not cands:
             return None, False
         d, best = min(cands, key=lambda x: x[0])
         sure = d < c.reid_distance
-        if not sure and len(cands) > 1:
+        if not sure and (len(cands) > 1 or sure_only):
             return None, False
+        if sure_only and any(self._gallery_distance(o.track_id, feat) <= d for o in self._ds.tracker.tracks
+                             if o is not best and o is not new and o.is_confirmed()):
+            return None, False  # at first sight, only a face that looks like nobody else
         # hand the old ID over and retire the old DeepSORT track for good
         self._ds.tracker.tracks.remove(best)
         return self._ids.pop(best.track_id), sure
+
+    def _gallery_distance(self, track_id, feat: np.ndarray) -> float:
+        """Cosine distance from the unit vector ``feat`` to the closest sample of a track's gallery."""
+        gallery = self._ds.tracker.metric.samples.get(track_id)
+        if not gallery:
+            return float("inf")
+        g = np.asarray(gallery, np.float32)
+        g = g / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-9)
+        return float(1.0 - (g @ feat).max())
 
     def rescale(self, sx: float, sy: float) -> None:
         """The frames are now scaled by (sx, sy) (a WebRTC resolution change): move every track
