@@ -7,7 +7,8 @@
 * :mod:`webapp.registry` - :class:`SessionRegistry`: all live connections, busy limit, reaper.
 * :mod:`webapp.stream` - fastrtc glue: the frame handler, the busy frame, fastrtc workarounds.
 * :mod:`webapp.media` - image and video uploads (checks, presets, processing).
-* :mod:`webapp.charts` - tables, charts and the stats line the pages show.
+* :mod:`webapp.charts` - the tracks table (HTML), the stats line, one-line summaries, the page's CSS for them.
+* :mod:`webapp.svgchart` - the timeline chart as inline SVG (track colours, legend, gaps).
 * :mod:`webapp.services` - the objects the pages share and the server's background threads.
 * :mod:`webapp.ui`, :mod:`webapp.ui_live`, :mod:`webapp.ui_media` - the page: :func:`webapp.ui.build_demo`.
 """
