@@ -91,6 +91,12 @@ class TrackUpdate:
     restarted: tuple[int, ...] = field(default_factory=tuple)
 
 
+#: Detection score above which a face of a stream's first frame gets its ID at once (no n_init wait);
+#: a barely visible face (a partly hidden one scores 0.6-0.75) waits as everywhere else, so a
+#: one-frame glimpse never leaves an ID behind for re-identification to hand to someone else.
+FIRST_FRAME_SURE = 0.8
+
+
 class FaceTracker:
     def __init__(self, config: TrackerConfig | None = None):
         self.config = config or TrackerConfig()
@@ -141,10 +147,11 @@ class FaceTracker:
         feats = list(embeddings) if len(boxes) else []
         missed = {tr.track_id: tr.time_since_update for tr in self._ds.tracker.tracks if tr.is_confirmed()}
         tracks = self._ds.update_tracks(raw, embeds=feats, others=list(range(len(boxes))))
-        if first:  # a stream's first frame: its faces are shown at once (a video's poster frame has boxes)
+        if first:  # a stream's first frame: its sure faces are shown at once (a video's poster frame has boxes)
             gallery = self._ds.tracker.metric.samples
             for tr in tracks:
-                if tr.is_tentative() and tr.features:
+                sure = tr.others is not None and float(scores[int(tr.others)]) >= FIRST_FRAME_SURE
+                if tr.is_tentative() and tr.features and sure:
                     tr.state = TrackState.Confirmed
                     gallery[tr.track_id] = list(tr.features)  # what DeepSORT stores for a confirmed track
                     tr.features = [tr.features[-1]]
