@@ -143,19 +143,25 @@ def test_roundtrip_real_video(single):
     assert raw["label"].dtype == object and set(raw["label"]) <= set(CLASSES7)
     assert set(raw["predicted"]) <= {0, 1} and raw["predicted"].dtype == np.int64
     assert raw.loc[raw["predicted"] == 1, [c for c in cols if c.startswith("raw_")]].isna().all().all()
+    counts = ("blinks", "yawns", "eyes_closed", "yawning", "looking_away", "drowsy", "attentive")
     for c in cols:
-        if c not in ("frame", "track_id", "label", "predicted"):
+        if c not in ("frame", "track_id", "label", "predicted") + counts:
             assert raw[c].dtype == np.float64, c
+    # face states (1.3): the blink at frames 26-28 is counted once; head pose in degrees; states 0/1
+    measured = raw[raw["predicted"] == 0]
+    assert measured["blinks"].iloc[-1] == 1 and measured["blinks"].is_monotonic_increasing
+    assert measured["yaw"].abs().max() < 30 and set(measured["attentive"].dropna()) <= {0, 1}
     first_line = r.timeline_csv.read_text().splitlines()[0]
     assert first_line == ",".join(cols)
 
     doc = json.loads(r.timeline_json.read_text())
     validate_timeline_json(doc)
     assert doc["app_version"] == APP_VERSION and doc["columns"] == cols and doc["classes"] == list(CLASSES7)
-    assert doc["model"]["id"] == "fer-mini-xception" and doc["schema_version"] == "1.2"
+    assert doc["model"]["id"] == "fer-mini-xception" and doc["schema_version"] == "1.3"
     # settings: the whole config of the default preset, nested by section; smoothing is its section
     assert doc["settings"] == json.loads(json.dumps(preset().to_dict()))
-    assert set(doc["settings"]) == {"detection", "tracking", "classification", "smoothing"}
+    assert set(doc["settings"]) == {"detection", "tracking", "classification", "smoothing", "landmarks"}
+    assert ["attentive", "start"] in [e[2:] for e in doc["state_events"]]
     assert doc["smoothing"] == doc["settings"]["smoothing"] and set(doc["smoothing"]) == {"half_life_s", "margin"}
     assert doc["fps"] == pytest.approx(30.0) and doc["frames_processed"] == 72
     assert doc["rows_count"] == len(doc["rows"]) == len(raw)
@@ -196,13 +202,13 @@ def test_writer_exact_values_and_atomic(tmp_path):
     assert listing(tmp_path) == ["clip_one_timeline.csv", "clip_one_timeline.json"]
     assert paths.paths() == [tmp_path / "clip_one_timeline.csv", tmp_path / "clip_one_timeline.json"]
     lines = paths.timeline_csv.read_text().splitlines()
-    assert lines[1] == "0.0,0,3,10.0,20.0,110.0,140.1,0.9,happiness,0.7,0.2,0.7,0.1,0.1,0.85,0.05,0"
+    assert lines[1] == "0.0,0,3,10.0,20.0,110.0,140.1,0.9,happiness,0.7,0.2,0.7,0.1,0.1,0.85,0.05,0" + "," * 16  # no face states: empty cells
     assert len(lines) == 4 and lines[3].startswith("0.2,2,4,200.0,20.0,260.0,90.0,0.9,sadness,0.8,")
     doc = json.loads(paths.timeline_json.read_text())
     validate_timeline_json(doc)
     assert doc["frames_processed"] == 3 and doc["rows_count"] == 3 and doc["last_time_s"] == 0.2
     assert doc["smoothing"] == {"half_life_s": 0.5, "margin": 0.1}
-    assert doc["rows"][0] == [0.0, 0, 3, 10.0, 20.0, 110.0, 140.1, 0.9, "happiness", 0.7, 0.2, 0.7, 0.1, 0.1, 0.85, 0.05, 0]
+    assert doc["rows"][0] == [0.0, 0, 3, 10.0, 20.0, 110.0, 140.1, 0.9, "happiness", 0.7, 0.2, 0.7, 0.1, 0.1, 0.85, 0.05, 0] + [None] * 16
     df = read_timeline(paths.timeline_csv)
     assert list(df["track_id"]) == [3, 3, 4] and df["frame"].dtype == np.int64
 
