@@ -151,6 +151,8 @@ def test_roundtrip_real_video(single):
     measured = raw[raw["predicted"] == 0]
     assert measured["blinks"].iloc[-1] == 1 and measured["blinks"].is_monotonic_increasing
     assert measured["yaw"].abs().max() < 30 and set(measured["attentive"].dropna()) <= {0, 1}
+    fs = summarize(raw, CLASSES7)["tracks"][0]["face_states"]
+    assert fs["blinks"] == 1 and fs["attentive_share"] > 0.9 and fs["drowsy_s"] == 0
     first_line = r.timeline_csv.read_text().splitlines()[0]
     assert first_line == ",".join(cols)
 
