@@ -701,6 +701,7 @@ def test_cli_folder_with_good_and_bad(data, tmp_path):
     errors = [l for l in p.stderr.splitlines() if l.startswith("error:")]
     assert errors == ["error: b_bad.mp4: not a readable video file (Invalid data found when processing input)"]
     assert "a_good.mp4: 72 frames (24 analysed)" in p.stdout
+    assert re.search(r"face states: \d+ blinks, 0 yawns, drowsy 0.0 s, attentive \d+%", p.stdout), p.stdout
     assert listing(out) == ["a_good_annotated.mp4", "a_good_summary.csv", "a_good_summary.json",
                             "a_good_timeline.csv", "a_good_timeline.json", "a_good_timeline.png"]
     for name in listing(out):
@@ -724,6 +725,8 @@ def test_cli_config_comes_from_a_preset(tmp_path, monkeypatch, capsys):
     assert seen[0] == preset(DEFAULT_PRESET)  # no flags: the default preset
     assert seen[1] == preset("steady", detector="full")  # an expert override on top of the preset
     assert seen[1].detection.tiles == PRESETS["steady"].config.detection.tiles
+    assert cli.main([*args, "--no-face-states", "--landmark-interval", "0.1"]) == 1
+    assert seen[2] == preset(DEFAULT_PRESET, face_states=False, landmark_interval_s=0.1)
     assert "error: v.mp4: stop here" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main([*args, "--preset", "nope"])

@@ -118,3 +118,40 @@ def test_landmark_settings_are_validated():
         preset(face_states="yes")
     with pytest.raises(ConfigError, match="landmark_interval_s"):
         preset(landmark_interval_s=-1)
+
+
+def _real_eye_values(detector, single_video):
+    """(open EAR, shut EAR, mouth, yaw) measured on the real video (frames 10 and 27)."""
+    _, o = _measure(detector, single_video[OPEN_FRAME][0])
+    _, s = _measure(detector, single_video[CLOSED_FRAME][0])
+    return o, s
+
+
+@pytest.mark.parametrize("fps", [10, 30])
+def test_drowsy_and_looking_away_are_time_based(detector, single_video, fps):
+    """A face's real open/shut measures replayed over time: 20 s open with a blink every 4 s, 1 s open,
+    a 1.5 s closure (drowsy after 1 s of it), 12 s open (drowsy ends after 10 s clear), 2 s turned
+    45 degrees (looking away after 1 s), 1 s back.  The same at 10 and 30 fps."""
+    from pipeline.facestate import FaceStates
+
+    o, s = _real_eye_values(detector, single_video)
+    plan = []  # (seconds, measures)
+    for _ in range(5):
+        plan += [(3.8, o), (0.2, s)]
+    plan += [(1.0, o), (1.5, s), (12.0, o), (2.0, {**o, "yaw": np.array([45.0], np.float32)}), (1.0, o)]
+    states = FaceStates(preset().landmarks)
+    t, events, last = 0.0, [], None
+    for dur, m in plan:
+        for _ in range(max(1, round(dur * fps))):
+            cols, ev = states.update(t, [7], m, np.array([True]))
+            events += ev
+            last = cols
+            t += 1 / fps
+    starts = {e[1]: e[3] for e in events if e[2] == "start"}
+    ends = {e[1]: e[3] for e in events if e[2] == "end"}
+    assert last["blinks"][0] == 5 and 6 < last["blink_rate"][0] < 10  # 5 in 37.5 s: 8 a minute
+    assert abs(starts["drowsy"] - 22.0) < 0.3 and abs(ends["drowsy"] - 32.5) < 0.3
+    assert abs(starts["eyes_closed"] - 21.0) < 0.3 and abs(ends["eyes_closed"] - 22.5) < 0.3
+    assert abs(starts["looking_away"] - 35.5) < 0.3 and abs(ends["looking_away"] - 37.0) < 0.3
+    assert abs(last["perclos"][0] - 2.5 / 37.5) < 0.02 and last["attentive"][0] == 1
+    assert all(e[0] == 7 for e in events)
