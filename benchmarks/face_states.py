@@ -48,9 +48,9 @@ def bench_cost(seconds: float) -> dict:
             if on:
                 lm = [r.timings_ms["landmarks"] for r in rs[5:]]
                 case[key]["landmarks"] = stats(lm)
-                case[key]["landmarks_per_face_ms"] = round(float(np.median(lm)) / max(tracked, 1), 3)
-                measured = [np.isfinite(r.measures["yaw"]).mean() for r in rs[5:] if len(r)]
-                case[key]["share_of_faces_with_landmarks"] = round(float(np.mean(measured)), 3)
+                per_frame = float(np.mean([np.isfinite(r.measures["yaw"]).sum() for r in rs[5:] if len(r)]))
+                case[key]["faces_measured_per_frame"] = round(per_frame, 2)
+                case[key]["landmarks_per_measured_face_ms"] = round(float(np.median(lm)) / max(per_frame, 1), 3)
         out["cases"].append(case)
     # one model call alone (warp + interpreter + mapping back), a 200 px face
     frame = grid_frames(1, 1, size=(640, 480))[0]
@@ -75,21 +75,25 @@ def _video(name: str, step: int = 1):
                 yield k, fr.to_ndarray(format="rgb24"), float(fr.time)
 
 
-def _blink_run(name: str, fps: float, step: int, interval_s: float) -> list[tuple[int, float]]:
-    """(frame, duration) of every blink counted, at the frame where it was counted."""
-    found, last = [], {}
+def _blink_run(name: str, fps: float, step: int, interval_s: float) -> tuple[list[tuple[int, float]], list]:
+    """(frame, duration) of every blink counted, at the frame where it was counted; the state events
+    other than eyes_closed; the last PERCLOS."""
+    found, last, events, perclos = [], {}, [], None
     with Pipeline(landmark_interval_s=interval_s) as p:
         for k, rgb, t in _video(name, step):
             r = p.process(rgb, t)
+            events += [[round(e[3], 2), e[1], e[2]] for e in r.state_events if e[1] != "eyes_closed"]
             if not r.measures:
                 continue
+            if len(r) and np.isfinite(r.measures["perclos"][0]):
+                perclos = round(float(r.measures["perclos"][0]), 3)
             for i, tid in enumerate(r.track_ids):
                 b = r.measures["blinks"][i]
                 if np.isfinite(b):
                     if b > last.get(int(tid), 0):
                         found.append((k, round(float(r.measures["blink_s"][i]), 3)))
                     last[int(tid)] = b
-    return found
+    return found, events, perclos
 
 
 def bench_blinks() -> dict:
@@ -100,7 +104,7 @@ def bench_blinks() -> dict:
         late = int(round(0.7 * fps))  # a blink is counted when the eye has reopened
         for label, step, interval in (("every frame", 1, 0.0), ("landmarks every other frame", 1, 1.5 / fps),
                                       ("video at half frame rate", 2, 0.0)):
-            found = _blink_run(name, fps, step, interval)
+            found, events, perclos = _blink_run(name, fps, step, interval)
             hit, tp_frames = set(), []
             for k, dur in found:
                 match = [j for j, (a, b) in enumerate(g["blinks"]) if a - step <= k <= b + late and j not in hit]
@@ -113,7 +117,8 @@ def bench_blinks() -> dict:
                 "true_blinks": len(g["blinks"]), "detected": len(hit), "missed": len(g["blinks"]) - len(hit),
                 "false": len(fps_frames), "false_during_closed_or_hand": len(in_closed),
                 "recall": round(len(hit) / len(g["blinks"]), 3),
-                "counted_at_frames": [k for k, _ in found], "durations_s": [d for _, d in found]}
+                "counted_at_frames": [k for k, _ in found], "durations_s": [d for _, d in found],
+                "state_events": events, "perclos_at_end": perclos}
     return out
 
 
@@ -216,12 +221,17 @@ def main(argv=None) -> dict:
         for label, c in conds.items():
             print(f"| {name} | {label} | {c['true_blinks']} | {c['detected']} | {c['missed']} | "
                   f"{c['false']} ({c['false_during_closed_or_hand']}) |")
+    for name, conds in res["blinks"].items():
+        c = conds["every frame"]
+        print(f"{name}: PERCLOS at the end {c['perclos_at_end']}; states {c['state_events']}")
     if "cost" in res:
-        print("\n| faces @ size | tracked | landmarks ms (median / p95) | per face | total off | total on |\n|---|---|---|---|---|---|")
+        print("\n| faces @ size | tracked | measured per frame | landmarks ms (median / p95) | per measured face "
+              "| total off | total on |\n|---|---|---|---|---|---|---|")
         for c in res["cost"]["cases"]:
             on, off = c["on"], c["off"]
             print(f"| {c['faces']} @ {c['size'][0]}x{c['size'][1]} | {on['faces_tracked']:.1f} | "
-                  f"{on['landmarks']['median']:.2f} / {on['landmarks']['p95']:.2f} | {on['landmarks_per_face_ms']:.2f} | "
+                  f"{on['faces_measured_per_frame']:.1f} | {on['landmarks']['median']:.2f} / {on['landmarks']['p95']:.2f} | "
+                  f"{on['landmarks_per_measured_face_ms']:.2f} | "
                   f"{off['total']['median']:.2f} | {on['total']['median']:.2f} |")
         print(f"one model call (200 px face): {res['cost']['model_call_ms']}")
     print(f"\nresults: {args.out}")

@@ -101,6 +101,7 @@ RULES = {
     "landmarks.face_states": _bool,
     "landmarks.landmark_interval_s": _range(0.0, 5.0),
     "landmarks.landmark_min_face": _range(8, 4096, numbers.Integral),
+    "landmarks.landmark_max_faces": _range(0, 1024, numbers.Integral),
     "landmarks.away_yaw_deg": _range(5.0, 90.0),
     "landmarks.away_pitch_deg": _range(5.0, 90.0),
     "landmarks.away_s": _range(0.0, 60.0),

@@ -8,9 +8,10 @@ seconds, so the results hold at any frame rate; a frame without measures
 
 * **Eye openness** (``eye_open_r``/``eye_open_l``, 0 closed .. 1 this person's
   open eyes): EAR over the person's own open-eye baseline, the 90th percentile
-  of their frontal EAR over the last :data:`BASELINE_WINDOW_S` seconds (NaN for
-  the first :data:`BASELINE_MIN_S` seconds while it is learned).  The face-mesh
-  model never closes an eye completely: fully shut lids give about
+  of their frontal EAR over the last :data:`BASELINE_WINDOW_S` seconds; for the
+  first :data:`BASELINE_MIN_S` seconds, while it is learned, an average open eye
+  (:data:`POPULATION_OPEN_EAR`).  It assumes the eyes are open most of the
+  time.  The face-mesh model never closes an eye completely: fully shut lids give about
   :data:`CLOSED_RATIO` of the open EAR (measured on the blinks of the real
   videos in ``benchmarks/groundtruth/blinks.json``), so that ratio maps to 0.
 * **Blinks**: a dip of the mean EAR below :data:`BLINK_DROP` of its highest
@@ -42,6 +43,7 @@ import numpy as np
 
 BASELINE_WINDOW_S = 60.0
 BASELINE_MIN_S = 2.0
+POPULATION_OPEN_EAR = 0.30  # an average open eye (neutral open eyes measured 0.25-0.42); stills use it too
 CLOSED_RATIO = 0.55  # EAR of shut eyes / open EAR, as the face-mesh model gives it
 CLOSED80 = 0.2  # openness at or below: "at least 80 % closed" (PERCLOS P80)
 BLINK_DROP, BLINK_RECOVER, BLINK_MAX_S = 0.85, 0.5, 0.6
@@ -60,7 +62,8 @@ class FaceState:
     def __init__(self, cfg):
         self.cfg = cfg
         self.base = deque()  # (t, ear_r, ear_l) frontal samples, decimated to 10 a second
-        self.base_r = self.base_l = math.nan
+        self.base_r = self.base_l = POPULATION_OPEN_EAR
+        self._learned = False
         self._base_next = 0.0
         self.ref = deque()  # (t, ear) the last second, for blinks
         self.last_t: float | None = None
@@ -87,14 +90,16 @@ class FaceState:
             self._base_next = t + 0.1
             while self.base and self.base[0][0] < t - BASELINE_WINDOW_S:
                 self.base.popleft()
-            if self.base and self.base[-1][0] - self.base[0][0] >= BASELINE_MIN_S:
+            ready = self.base and self.base[-1][0] - self.base[0][0] >= BASELINE_MIN_S
+            if ready and (len(self.base) % 5 == 0 or not self._learned):  # twice a second
                 arr = np.array([(r, l) for _, r, l in self.base], np.float64)
                 self.base_r, self.base_l = np.nanpercentile(arr, 90, axis=0)
+                self._learned = True
 
     def _openness(self, ear, base):
         if not (math.isfinite(ear) and math.isfinite(base) and base > 0):
             return math.nan
-        return float(np.clip((ear / base - CLOSED_RATIO) / (1 - CLOSED_RATIO), 0.0, 1.2))
+        return min(max((ear / base - CLOSED_RATIO) / (1 - CLOSED_RATIO), 0.0), 1.2)
 
     def _blink(self, t, ear):
         ref_vals = [e for tt, e in self.ref if tt >= t - 1.0]
@@ -141,7 +146,8 @@ class FaceState:
                 self._blink(t, (ear_r + ear_l) / 2)
             o_r, o_l = self._openness(ear_r, self.base_r), self._openness(ear_l, self.base_l)
             out["eye_open_r"], out["eye_open_l"] = o_r, o_l
-            o = np.nanmean([o_r, o_l]) if (math.isfinite(o_r) or math.isfinite(o_l)) else math.nan
+            both = [v for v in (o_r, o_l) if math.isfinite(v)]
+            o = sum(both) / len(both) if both else math.nan
             if math.isfinite(o):
                 closed = o <= CLOSED80 or (self.flags["eyes_closed"] and o <= CLOSED80 + 0.1)  # hysteresis
                 self.perclos_buf.append((t, dt, closed))

@@ -1,7 +1,10 @@
 """The landmark stage: face mesh on each tracked face, then per-face measures and states.
 
 Runs after smoothing, once per measured face (at most once per
-``landmarks.landmark_interval_s`` per face), and fills ``FrameResult.landmarks``,
+``landmarks.landmark_interval_s`` per face, and for at most
+``landmarks.landmark_max_faces`` faces per frame - the ones that waited
+longest - so a crowd costs what 4 faces cost and each face is measured every
+few frames), and fills ``FrameResult.landmarks``,
 ``FrameResult.measures`` (:data:`pipeline.results.FACE_COLUMNS`) and
 ``FrameResult.state_events``.  Predicted rows (faces the detector missed) are
 not measured: their measures are NaN and their states hold.  Switched off
@@ -19,11 +22,8 @@ import numpy as np
 from tracker.facegeom import measures
 from tracker.landmarks import LandmarkConfig, LandmarkModel
 
-from .facestate import CLOSED_RATIO, FaceStates
+from .facestate import CLOSED_RATIO, POPULATION_OPEN_EAR, FaceStates
 from .results import FACE_COLUMNS, FrameResult
-
-#: Open-eye EAR of an average face, for stills (no personal baseline): neutral open eyes measured 0.25-0.42.
-POPULATION_OPEN_EAR = 0.30
 
 _shared: LandmarkModel | None = None
 _shared_lock = threading.Lock()
@@ -80,6 +80,14 @@ class LandmarkStage:
         if self.cfg.landmark_interval_s > 0:
             gap = self.cfg.landmark_interval_s - 1e-6
             todo &= np.array([t - self._last_run.get(int(i), -math.inf) >= gap for i in tids], bool)
+        cap = self.cfg.landmark_max_faces
+        if cap and todo.sum() > cap:  # the faces that waited longest (new ones first), the rest next frame
+            waited = np.array([t - self._last_run.get(int(i), -1e9) for i in tids])
+            side = np.maximum(res.boxes[:, 2] - res.boxes[:, 0], res.boxes[:, 3] - res.boxes[:, 1])
+            cand = np.flatnonzero(todo & (side >= self.cfg.landmark_min_face))
+            keep = cand[np.argsort(-waited[cand], kind="stable")[:cap]]
+            todo = np.zeros(n, bool)
+            todo[keep] = True
         lms, _ = shared_model().run(rgb, res.boxes, res.keypoints, self.cfg.landmark_min_face, todo)
         meas = measures(lms)
         has = np.isfinite(meas["yaw"])

@@ -155,3 +155,16 @@ def test_drowsy_and_looking_away_are_time_based(detector, single_video, fps):
     assert abs(starts["looking_away"] - 35.5) < 0.3 and abs(ends["looking_away"] - 37.0) < 0.3
     assert abs(last["perclos"][0] - 2.5 / 37.5) < 0.02 and last["attentive"][0] == 1
     assert all(e[0] == 7 for e in events)
+
+
+def test_a_crowd_is_measured_a_few_faces_per_frame_in_turn(crowd_of_42):
+    seen = []
+    with Pipeline() as p:
+        for i in range(8):
+            r = p.process(crowd_of_42, i / 30)
+            if len(r):
+                measured = np.isfinite(r.measures["yaw"])
+                assert measured.sum() <= 4
+                seen.append(set(r.track_ids[measured].tolist()))
+    assert len(seen) >= 6 and all(len(s) == 4 for s in seen)
+    assert len(set().union(*seen[:6])) == 24  # nobody twice before the others had their turn
