@@ -96,6 +96,7 @@ RULES = {
     "tracking.embedder": _choice(*EMBEDDERS),
     "classification.model": lambda v: None if isinstance(v, str) and v else "a model id or a spec .json path",
     "classification.max_faces": _range(1, 1024, numbers.Integral),
+    "classification.align": _bool,
     "smoothing.half_life_s": _range(0.0, 60.0),
     "smoothing.margin": _range(0.0, 1.0),
     "landmarks.face_states": _bool,

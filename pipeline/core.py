@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from classifier.hub import load_classifier
+from classifier.onnx_model import eye_angles
 from classifier.smoothing import ProbabilitySmoother
 from tracker.detect import FaceDetector, make_detector
 from tracker.embed import embed
@@ -168,7 +169,8 @@ class Pipeline:
         t2 = time.perf_counter()
         timings["track"] = (t2 - t1) * 1000
 
-        res.raw = self.classifier.predict(rgb, res.boxes)
+        angles = eye_angles(res.keypoints) if self.config.classification.align else None
+        res.raw = self.classifier.predict(rgb, res.boxes, angles)
         t3 = time.perf_counter()
         timings["classify"] = (t3 - t2) * 1000
 
@@ -235,7 +237,7 @@ def analyze_image(frame, config: PipelineConfig | str | None = None,
         warnings = [w for w in (warn, capped) if w]
         t1 = time.perf_counter()
         res.track_ids = np.arange(1, len(res) + 1, dtype=np.int64)
-        res.raw = clf.predict(rgb, res.boxes)
+        res.raw = clf.predict(rgb, res.boxes, eye_angles(res.keypoints) if cfg.classification.align else None)
         res.smoothed = res.raw.copy()
         res.labels = np.argmax(res.raw, axis=1) if len(res) else np.zeros((0,), np.int64)
         t2 = time.perf_counter()
