@@ -27,6 +27,7 @@ from benchmarks.pipeline import grid_frames, stats
 from pipeline import Pipeline
 from pipeline.landmarks import shared_model
 from testkit.assets import feat_data, read_rgb
+from tracker.facegeom import measures
 
 GT = Path(__file__).parent / "groundtruth" / "blinks.json"
 
@@ -75,13 +76,17 @@ def _video(name: str, step: int = 1):
                 yield k, fr.to_ndarray(format="rgb24"), float(fr.time)
 
 
-def _blink_run(name: str, fps: float, step: int, interval_s: float) -> tuple[list[tuple[int, float]], list]:
+def _blink_run(name: str, fps: float, step: int, interval_s: float, record: list | None = None):
     """(frame, duration) of every blink counted, at the frame where it was counted; the state events
-    other than eyes_closed; the last PERCLOS."""
+    other than eyes_closed; the last PERCLOS.  ``record`` gets (frame, time, measures) of the first
+    face of every frame (for :func:`_replay`)."""
     found, last, events, perclos = [], {}, [], None
     with Pipeline(landmark_interval_s=interval_s) as p:
         for k, rgb, t in _video(name, step):
             r = p.process(rgb, t)
+            if record is not None:  # this frame's raw measures (EAR, not openness) of the first face
+                ok = len(r) and r.landmarks is not None and not r.predicted[0]
+                record.append((k, t, {c: float(v[0]) for c, v in measures(r.landmarks[:1]).items()} if ok else None))
             events += [[round(e[3], 2), e[1], e[2]] for e in r.state_events if e[1] != "eyes_closed"]
             if not r.measures:
                 continue
@@ -96,29 +101,61 @@ def _blink_run(name: str, fps: float, step: int, interval_s: float) -> tuple[lis
     return found, events, perclos
 
 
+def _score(found, g, step, late):
+    hit, tp_frames = set(), []
+    for k, _ in found:
+        match = [j for j, (a, b) in enumerate(g["blinks"]) if a - step <= k <= b + late and j not in hit]
+        if match:
+            hit.add(match[0])
+            tp_frames.append(k)
+    false = [k for k, _ in found if k not in tp_frames]
+    in_closed = [k for k in false if any(a <= k <= b + late for a, b in g["closed"])]
+    return hit, false, in_closed
+
+
+def _replay(record, step: int, phase: int):
+    """The blinks found when the recorded measures are seen only on every ``step``-th frame."""
+    from pipeline import preset
+    from pipeline.facestate import FaceStates
+
+    states, found, last = FaceStates(preset().landmarks), [], 0
+    keys = ("ear_r", "ear_l", "mouth_open", "yaw", "pitch", "roll")
+    for k, t, m in record[phase::step]:
+        if m is None or not np.isfinite(m.get("yaw", np.nan)):
+            continue
+        meas = {key: np.array([m[key]], np.float32) for key in keys}
+        cols, _ = states.update(t, [1], meas, np.array([True]))
+        if cols["blinks"][0] > last:
+            found.append((k, float(cols["blink_s"][0])))
+            last = cols["blinks"][0]
+    return found
+
+
 def bench_blinks() -> dict:
     gt = json.loads(GT.read_text())["videos"]
     out = {}
     for name, g in gt.items():
         fps = g["fps"]
         late = int(round(0.7 * fps))  # a blink is counted when the eye has reopened
+        record: list = []
         for label, step, interval in (("every frame", 1, 0.0), ("landmarks every other frame", 1, 1.5 / fps),
                                       ("video at half frame rate", 2, 0.0)):
-            found, events, perclos = _blink_run(name, fps, step, interval)
-            hit, tp_frames = set(), []
-            for k, dur in found:
-                match = [j for j, (a, b) in enumerate(g["blinks"]) if a - step <= k <= b + late and j not in hit]
-                if match:
-                    hit.add(match[0])
-                    tp_frames.append(k)
-            fps_frames = [k for k, _ in found if k not in tp_frames]
-            in_closed = [k for k in fps_frames if any(a <= k <= b + late for a, b in g["closed"])]
+            found, events, perclos = _blink_run(name, fps, step, interval, record if step == 1 and not interval else None)
+            hit, fps_frames, in_closed = _score(found, g, step, late)
             out.setdefault(name, {})[label] = {
                 "true_blinks": len(g["blinks"]), "detected": len(hit), "missed": len(g["blinks"]) - len(hit),
                 "false": len(fps_frames), "false_during_closed_or_hand": len(in_closed),
                 "recall": round(len(hit) / len(g["blinks"]), 3),
                 "counted_at_frames": [k for k, _ in found], "durations_s": [d for _, d in found],
                 "state_events": events, "perclos_at_end": perclos}
+        # the same face measures seen on every 2nd/3rd/4th frame only, every phase: robustness to frame rate
+        rates = []
+        for step in (1, 2, 3, 4):
+            for phase in range(step):
+                hit, false, in_closed = _score(_replay(record, step, phase), g, step, late)
+                rates.append({"every_nth_frame": step, "phase": phase, "fps": round(fps / step, 2),
+                              "detected": len(hit), "false": len(false), "false_during_closed_or_hand": len(in_closed)})
+        out[name]["replayed_at_lower_rates"] = rates
     return out
 
 
@@ -126,7 +163,6 @@ def bench_head_pose() -> dict:
     import cv2
 
     from tracker.detect import FaceDetector
-    from tracker.facegeom import measures
 
     det = FaceDetector("full")
     m = shared_model()
@@ -167,7 +203,6 @@ def bench_head_pose() -> dict:
 def bench_eyes() -> dict:
     from pipeline import analyze_image
     from tracker.detect import FaceDetector
-    from tracker.facegeom import measures
 
     gt = json.loads(GT.read_text())["videos"]
     det = FaceDetector("full")
@@ -219,8 +254,16 @@ def main(argv=None) -> dict:
     print("\n| video | condition | blinks | detected | missed | false (in closed-eye/hand spans) |\n|---|---|---|---|---|---|")
     for name, conds in res["blinks"].items():
         for label, c in conds.items():
+            if label == "replayed_at_lower_rates":
+                continue
             print(f"| {name} | {label} | {c['true_blinks']} | {c['detected']} | {c['missed']} | "
                   f"{c['false']} ({c['false_during_closed_or_hand']}) |")
+    print("\n| video | measured on every n-th frame | fps | blinks found (per phase) | false (per phase) |\n|---|---|---|---|---|")
+    for name, conds in res["blinks"].items():
+        for n in (1, 2, 3, 4):
+            rs = [r for r in conds["replayed_at_lower_rates"] if r["every_nth_frame"] == n]
+            print(f"| {name} | {n} | {rs[0]['fps']} | {', '.join(str(r['detected']) for r in rs)} of "
+                  f"{conds['every frame']['true_blinks']} | {', '.join(str(r['false']) for r in rs)} |")
     for name, conds in res["blinks"].items():
         c = conds["every frame"]
         print(f"{name}: PERCLOS at the end {c['perclos_at_end']}; states {c['state_events']}")
