@@ -26,7 +26,7 @@ from testkit.synth import make_sequence
 from pipeline import Pipeline
 from pipeline.annotate import draw
 
-STAGES = ("detect", "track", "classify", "smooth", "total")
+STAGES = ("detect", "track", "classify", "smooth", "landmarks", "total")
 
 
 def stats(values) -> dict:
@@ -158,12 +158,12 @@ def main(argv=None) -> dict:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=2))
 
-    print("| layout | size | detector | faces (in view / tracked) | detect | track | classify | smooth | total median | total p95 "
-          "| drawing |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| layout | size | detector | faces (in view / tracked) | detect | track | classify | smooth | landmarks "
+          "| total median | total p95 | drawing |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for c in cases:
         print(f"| {c['layout']} | {c['size'][0]}x{c['size'][1]} | {c['detector']} | {c['faces_in_gt']:.0f} / {c['faces_tracked']:.1f} | {c['detect']['median']:.2f} "
-              f"| {c['track']['median']:.2f} | {c['classify']['median']:.2f} | {c['smooth']['median']:.2f} "
+              f"| {c['track']['median']:.2f} | {c['classify']['median']:.2f} | {c['smooth']['median']:.2f} | {c['landmarks']['median']:.2f} "
               f"| **{c['total']['median']:.2f}** | {c['total']['p95']:.2f} | {c['draw']['median']:.2f} |")
     print("\n| batch | classify ms | ms per face |\n|---|---|---|")
     for b in batch:

@@ -37,9 +37,34 @@ def square_box(box, margin_frac: float = 0.0, margin_px: float = 0.0) -> tuple[f
     return (x1 + x2) / 2, (y1 + y2) / 2, max(side, 1.0)
 
 
-def crop_square(rgb: np.ndarray, box, size: tuple[int, int], margin_frac=0.0, margin_px=0.0, square=True) -> np.ndarray:
-    """The face region resized to ``size`` (w, h); parts outside the frame replicate the edge."""
+#: Tilts smaller than this (degrees) are not corrected: the plain crop is used.
+MIN_ALIGN_DEG = 3.0
+
+
+def eye_angles(keypoints) -> np.ndarray:
+    """(N,) tilt of each face in degrees from its (right eye, left eye) keypoints; 0 where unknown."""
+    k = np.asarray(keypoints, np.float64)
+    if len(k) == 0 or k.ndim != 3 or k.shape[1] < 2:
+        return np.zeros(len(k))
+    a = np.degrees(np.arctan2(k[:, 1, 1] - k[:, 0, 1], k[:, 1, 0] - k[:, 0, 0]))
+    return np.where(np.isfinite(a), a, 0.0)
+
+
+def crop_square(rgb: np.ndarray, box, size: tuple[int, int], margin_frac=0.0, margin_px=0.0, square=True,
+                angle: float = 0.0) -> np.ndarray:
+    """The face region resized to ``size`` (w, h); parts outside the frame replicate the edge.
+
+    ``angle`` (degrees, square crops): the square is turned by it about the face centre first, so a
+    face tilted by ``angle`` comes out upright (eyes level).
+    """
     h, w = rgb.shape[:2]
+    if square and abs(angle) >= MIN_ALIGN_DEG:
+        cx, cy, side = square_box(box, margin_frac, margin_px)
+        m = cv2.getRotationMatrix2D((cx, cy), float(angle), size[0] / side)
+        m[0, 2] += size[0] / 2 - cx
+        m[1, 2] += size[1] / 2 - cy
+        interp = cv2.INTER_AREA if side > size[0] else cv2.INTER_LINEAR
+        return cv2.warpAffine(rgb, m, size, flags=interp, borderMode=cv2.BORDER_REPLICATE)
     if square:
         cx, cy, side = square_box(box, margin_frac, margin_px)
         x1, y1, x2, y2 = cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2
@@ -116,9 +141,11 @@ class EmotionClassifier:
                 )
         self.fixed_batch = dims[0] if isinstance(dims[0], int) and dims[0] > 0 else None
 
-    def preprocess(self, rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    def preprocess(self, rgb: np.ndarray, boxes: np.ndarray, angles=None) -> np.ndarray:
         s = self.spec
-        crops = [crop_square(rgb, b, s.input_size, s.crop_margin, s.crop_margin_px, s.square) for b in boxes]
+        angles = np.zeros(len(boxes)) if angles is None else angles
+        crops = [crop_square(rgb, b, s.input_size, s.crop_margin, s.crop_margin_px, s.square, a)
+                 for b, a in zip(boxes, angles)]
         x = np.stack(crops)
         if s.color == "gray":
             x = np.stack([cv2.cvtColor(c, cv2.COLOR_RGB2GRAY) for c in crops])[..., None]
@@ -137,10 +164,11 @@ class EmotionClassifier:
         out = self._sess.run([self.output_name], {self.input_name: x})[0]
         return np.asarray(out, np.float32).reshape(len(x), -1)
 
-    def predict(self, rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    def predict(self, rgb: np.ndarray, boxes: np.ndarray, angles=None) -> np.ndarray:
+        """(N, C) probabilities; ``angles``: each face's tilt in degrees (:func:`eye_angles`) to crop it upright."""
         if len(boxes) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
-        out = self._run(self.preprocess(rgb, boxes))
+        out = self._run(self.preprocess(rgb, boxes, angles))
         if self.spec.output == "logits":
             out = out - out.max(axis=1, keepdims=True)
             out = np.exp(out)

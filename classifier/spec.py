@@ -115,6 +115,7 @@ class ClassifierConfig:
 
     model: str = DEFAULT_MODEL  # a built-in spec id (classifier/specs) or a spec .json path
     max_faces: int = 64  # classify at most this many faces per frame (the largest)
+    align: bool = True  # turn each crop so the eyes are level (benchmarks/alignment.py: helps on tilted heads)
 
 
 def get_spec(name_or_path: str | None = None) -> ModelSpec:

@@ -1,10 +1,13 @@
 """Command line: analyse video files into annotated MP4s, timelines and summaries.
 
     python -m export VIDEO_OR_FOLDER [...] --out DIR [--preset NAME] [--frame-step N]
-                     [--detector short|full] [--model ID] [--png] [--max-seconds S] [--quiet]
+                     [--detector short|full] [--model ID] [--no-face-states] [--landmark-interval S]
+                     [--png] [--max-seconds S] [--quiet]
 
 The settings are a preset of :mod:`pipeline.config` (default: its default
 preset); ``--detector`` and ``--model`` are expert overrides on top of it.
+Face states (eyes, blinks, PERCLOS, yawns, head pose, drowsy, attentive) are
+on by default; ``--no-face-states`` gives emotions only.
 
 A folder means every video file in it (by extension, sorted, not recursive).
 A file that cannot be processed gets a one-line error on stderr and the
@@ -98,6 +101,11 @@ def _one(f: Path, out: Path, config, args) -> bool:
     print(f"{f.name}: {r.frames_read} frames ({r.frames_processed} analysed), "
           f"{r.summary['session']['tracks']} face tracks, {fps:.0f} frames/s, video {r.video_codec}, "
           f"audio {r.audio}")
+    fs = r.summary["session"].get("face_states")
+    if fs:
+        print(f"  face states: {fs['blinks']} blinks, {fs['yawns']} yawns, drowsy {fs['drowsy_s']:.1f} s, "
+              f"attentive {100 * (fs['attentive_share'] or 0):.0f}% and looking away "
+              f"{100 * (fs['looking_away_share'] or 0):.0f}% of {fs['measured_s']:.1f} face-seconds")
     for w in r.warnings:
         print(f"  warning: {w}")
     for p in written.paths():
@@ -116,6 +124,10 @@ def main(argv=None) -> int:
     ap.add_argument("--detector", choices=["short", "full"], default=None,
                     help="face detector range (overrides the preset)")
     ap.add_argument("--model", default=None, help="emotion model spec id or spec .json path (overrides the preset)")
+    ap.add_argument("--no-face-states", action="store_true",
+                    help="emotions only: no landmarks, eye/head measures or face states")
+    ap.add_argument("--landmark-interval", type=float, default=None, metavar="S",
+                    help="measure each face at most every S seconds (default 0: every analysed frame)")
     ap.add_argument("--png", action="store_true", help="also write a PNG chart of the timeline per video")
     ap.add_argument("--max-seconds", type=float, default=None, help="refuse videos longer than this")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -123,7 +135,10 @@ def main(argv=None) -> int:
     if args.frame_step < 1:
         ap.error("--frame-step must be >= 1")
 
-    overrides = {k: v for k, v in (("model", args.model), ("detector", args.detector)) if v is not None}
+    overrides = {k: v for k, v in (("model", args.model), ("detector", args.detector),
+                                   ("landmark_interval_s", args.landmark_interval)) if v is not None}
+    if args.no_face_states:
+        overrides["face_states"] = False
     try:
         config = preset(args.preset, **overrides)
     except ConfigError as e:

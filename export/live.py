@@ -84,6 +84,7 @@ class LiveRecorder:
         with self._lock:
             if self.closed:
                 raise ValueError("the recorder is closed")
+            self._writer.add_events(getattr(result, "state_events", ()))
             self._writer.write_rows(rows, time_s=t)
             self.last_time_s = t
             self._summary.add_result(result)

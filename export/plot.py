@@ -59,8 +59,38 @@ def timeline_frame(df, classes, max_points: int | None = 5000):
     return long[cols].reset_index(drop=True)
 
 
+def _spans(t: np.ndarray, on: np.ndarray) -> list[tuple[float, float]]:
+    """(start, end) times of the runs where ``on`` is 1."""
+    on = np.nan_to_num(on, nan=0.0) > 0.5
+    edges = np.flatnonzero(np.diff(np.r_[0, on.astype(int), 0]))
+    return [(t[a], t[min(b, len(t) - 1)]) for a, b in zip(edges[::2], edges[1::2])]
+
+
+def _face_states(ax, g, t: np.ndarray, gaps: np.ndarray) -> None:
+    """Eye openness (dashed), blinks (ticks at the top), drowsy (red) and looking-away (grey) spans."""
+    if "eye_open_r" not in g or not np.isfinite(g[["eye_open_r", "eye_open_l"]].to_numpy(float)).any():
+        return
+    e = g[["eye_open_r", "eye_open_l"]].to_numpy(float)
+    n = np.isfinite(e).sum(axis=1)
+    eo = np.where(n > 0, np.nansum(e, axis=1) / np.maximum(n, 1), np.nan)
+    ax.plot(np.insert(t, gaps, np.nan), np.insert(np.clip(eo, 0, 1), gaps, np.nan), color="black", lw=0.8,
+            ls="--", label="eye openness")
+    for col, color, alpha in (("drowsy", "#d62728", 0.18), ("looking_away", "#7f7f7f", 0.22)):
+        if col in g:
+            for a, b in _spans(t, g[col].to_numpy(float)):
+                ax.axvspan(a, b, color=color, alpha=alpha, lw=0)
+    if "blinks" in g:
+        b = g["blinks"].to_numpy(float)
+        new = np.flatnonzero(np.diff(np.nan_to_num(b, nan=-1)) > 0) + 1
+        ax.plot(t[new], np.full(len(new), 0.98), "|", color="black", ms=8)
+
+
 def plot_timeline(df, classes, path_png, title: str | None = None, max_tracks: int = 12) -> Path:
-    """A PNG with one subplot per track (the ``max_tracks`` longest-seen), probability per class over time."""
+    """A PNG with one subplot per track (the ``max_tracks`` longest-seen), probability per class over time.
+
+    With face states (timeline 1.3): each track's eye openness (dashed), its blinks (ticks at the
+    top) and its drowsy (red) and looking-away (grey) spans.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure  # no pyplot: no global state, thread-safe
 
@@ -87,6 +117,7 @@ def plot_timeline(df, classes, path_png, title: str | None = None, max_tracks: i
             y = g[col].to_numpy(dtype=float)
             ts, ys = np.insert(t, gaps, np.nan), np.insert(y, gaps, np.nan)
             ax.plot(ts, ys, color=colors[c], lw=1.4, label=c)
+        _face_states(ax, g, t, gaps)
         ax.set_ylim(-0.02, 1.02)
         ax.set_ylabel(f"face #{tid}")
         ax.grid(alpha=0.3)

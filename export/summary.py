@@ -36,20 +36,25 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.results import prob_columns
+from pipeline.results import FACE_COLUMNS, prob_columns
 
 from .files import AtomicFiles
 
 SUMMARY_SCHEMA = "emotion-summary"
-SUMMARY_VERSION = "1.0"
+SUMMARY_VERSION = "1.1"  # 1.1: "face_states" per track and for the session
 
 
 def _r(v, d=4):
     return None if v is None or not math.isfinite(v) else round(float(v), d)
 
 
+#: The per-track face-state summary: time in each state, counts, PERCLOS (see SCHEMA.md).
+_STATE_T = ("attentive", "looking_away", "drowsy", "eyes_closed")
+
+
 class _Track:
-    __slots__ = ("first", "frames", "label_t", "last", "last_label", "sum_p", "visible")
+    __slots__ = ("first", "frames", "label_t", "last", "last_label", "sum_p", "visible",
+                 "state_t", "measured_t", "last_states", "blinks", "yawns", "perclos_sum", "perclos_n")
 
     def __init__(self, t, C):
         self.first = self.last = t
@@ -58,6 +63,45 @@ class _Track:
         self.label_t = np.zeros(C, np.float64)
         self.visible = 0.0
         self.last_label = -1
+        self.state_t = dict.fromkeys(_STATE_T, 0.0)
+        self.measured_t = 0.0  # visible time with face states
+        self.last_states: dict | None = None
+        self.blinks = self.yawns = None
+        self.perclos_sum, self.perclos_n = 0.0, 0
+
+    def add_states(self, dur: float, row: dict | None) -> None:
+        """The previous row's states last ``dur``; ``row`` (this row's face columns) takes over."""
+        if self.last_states is not None:
+            self.measured_t += dur
+            for k in _STATE_T:
+                if self.last_states.get(k) == 1:
+                    self.state_t[k] += dur
+        if row is None or not np.isfinite(row.get("attentive", np.nan)):
+            self.last_states = None
+            return
+        self.last_states = row
+        for k in ("blinks", "yawns"):
+            if np.isfinite(row.get(k, np.nan)):
+                setattr(self, k, max(getattr(self, k) or 0, int(row[k])))
+        if np.isfinite(row.get("perclos", np.nan)):
+            self.perclos_sum += float(row["perclos"])
+            self.perclos_n += 1
+
+    def states_dict(self, step: float) -> dict | None:
+        if self.blinks is None and self.measured_t == 0:
+            return None
+        m = self.measured_t + (step if self.last_states is not None else 0.0)
+        t = dict(self.state_t)
+        if self.last_states is not None:
+            for k in _STATE_T:
+                if self.last_states.get(k) == 1:
+                    t[k] += step
+        return {"measured_s": _r(m, 4), "blinks": self.blinks,
+                "blink_rate_per_min": _r(self.blinks * 60.0 / m, 2) if m >= 10 and self.blinks is not None else None,
+                "perclos_mean": _r(self.perclos_sum / self.perclos_n) if self.perclos_n else None,
+                "yawns": self.yawns, "drowsy_s": _r(t["drowsy"], 4), "eyes_closed_s": _r(t["eyes_closed"], 4),
+                "attentive_share": _r(t["attentive"] / m) if m > 0 else None,
+                "looking_away_share": _r(t["looking_away"] / m) if m > 0 else None}
 
 
 class SummaryBuilder:
@@ -106,11 +150,12 @@ class SummaryBuilder:
         return max(3 * self.step(), 0.5)
 
     # -- input ---------------------------------------------------------------
-    def add_frame(self, time_s: float, track_ids=(), labels=(), probs=None) -> None:
+    def add_frame(self, time_s: float, track_ids=(), labels=(), probs=None, states=None) -> None:
         """One processed frame: its faces' track IDs, label indices and (N, C) smoothed probabilities.
 
         Call it for frames without faces too (they count towards the frame
-        interval and the session length).  Times must not decrease.
+        interval and the session length).  Times must not decrease.  ``states``: the
+        rows' face-state columns (``{column: (N,) array}``, see ``pipeline.results.FACE_COLUMNS``).
         """
         t = float(time_s)
         if self.last_t is not None:
@@ -132,9 +177,10 @@ class SummaryBuilder:
         self._bin_idx = b
         step = self.step()
         gap = float(self.max_gap_s) if self.max_gap_s is not None else max(3 * step, 0.5)
-        for tid, li, p in zip(track_ids, labels, probs):
+        for i, (tid, li, p) in enumerate(zip(track_ids, labels, probs)):
             tid, li = int(tid), int(li)
             tr = self.tracks.get(tid)
+            dur = 0.0
             if tr is None:
                 tr = self.tracks[tid] = _Track(t, self.C)
             else:
@@ -143,6 +189,7 @@ class SummaryBuilder:
                 tr.visible += dur
                 if tr.last_label >= 0:
                     tr.label_t[tr.last_label] += dur
+            tr.add_states(dur, {k: float(v[i]) for k, v in states.items()} if states else None)
             tr.last = t
             tr.last_label = li
             tr.frames += 1
@@ -165,7 +212,8 @@ class SummaryBuilder:
             return
         labels = result.labels if result.labels is not None else np.argmax(result.smoothed, axis=1)
         seen = ~result.predicted if len(result.predicted) == n else np.ones(n, bool)  # measured rows only
-        self.add_frame(result.timestamp, result.track_ids[seen], labels[seen], result.smoothed[seen])
+        states = {k: v[seen] for k, v in (getattr(result, "measures", None) or {}).items()}
+        self.add_frame(result.timestamp, result.track_ids[seen], labels[seen], result.smoothed[seen], states)
 
     @staticmethod
     def _bin_means_of(acc) -> np.ndarray:
@@ -203,6 +251,7 @@ class SummaryBuilder:
             "dominant": classes[dom],
             "mean_probs": {c: _r(v) for c, v in zip(classes, mean_p)},
             "label_share": {c: _r(v) for c, v in zip(classes, share)},
+            "face_states": tr.states_dict(step),
         }, label_t
 
     def result(self) -> dict:
@@ -248,10 +297,23 @@ class SummaryBuilder:
                 "dominant": sess_dom,
                 "mean_probs": mean_d,
                 "label_share": share_d,
+                "face_states": _session_states(tracks),
             },
             "tracks": tracks,
             "bins": bins,
         }
+
+
+def _session_states(tracks: list[dict]) -> dict | None:
+    """The group's face states: totals over tracks, shares over all measured face time."""
+    st = [t["face_states"] for t in tracks if t.get("face_states")]
+    m = sum(x["measured_s"] for x in st)
+    if not st or m <= 0:
+        return None
+    share = lambda k: _r(sum((x[k] or 0) * x["measured_s"] for x in st) / m)  # noqa: E731
+    return {"measured_s": _r(m, 4), "blinks": sum(x["blinks"] or 0 for x in st),
+            "yawns": sum(x["yawns"] or 0 for x in st), "drowsy_s": _r(sum(x["drowsy_s"] for x in st), 4),
+            "attentive_share": share("attentive_share"), "looking_away_share": share("looking_away_share")}
 
 
 def summarize(df, classes, bin_s: float = 1.0, step_s: float | None = None,
@@ -291,8 +353,11 @@ def summarize(df, classes, bin_s: float = 1.0, step_s: float | None = None,
         labels = np.argmax(probs, axis=1)
     starts = np.flatnonzero(np.r_[True, times[1:] != times[:-1]])
     ends = np.r_[starts[1:], len(times)]
+    scols = [c for c in FACE_COLUMNS if c in d.columns]
+    svals = d[scols].to_numpy(np.float64) if scols else None
     for s, e in zip(starts, ends):
-        b.add_frame(times[s], tids[s:e], labels[s:e], probs[s:e])
+        st = {c: svals[s:e, j] for j, c in enumerate(scols)} if scols else None
+        b.add_frame(times[s], tids[s:e], labels[s:e], probs[s:e], st)
     return b.result()
 
 
@@ -311,7 +376,12 @@ def write_summary(summary: dict, path_json) -> Path:
 
 def summary_csv_columns(classes) -> list[str]:
     return (["track_id", "first_seen_s", "last_seen_s", "visible_s", "frames", "dominant"]
-            + prob_columns(classes, "mean_p") + prob_columns(classes, "share"))
+            + prob_columns(classes, "mean_p") + prob_columns(classes, "share") + list(STATE_CSV))
+
+
+#: Face-state columns of the summary CSV (empty when the track had no face states).
+STATE_CSV = ("blinks", "blink_rate_per_min", "perclos_mean", "yawns", "drowsy_s", "attentive_share",
+             "looking_away_share")
 
 
 def write_summary_csv(summary: dict, path_csv) -> Path:
@@ -321,5 +391,7 @@ def write_summary_csv(summary: dict, path_csv) -> Path:
     for t in summary["tracks"]:
         vals = [t["track_id"], t["first_seen_s"], t["last_seen_s"], t["visible_s"], t["frames"], t["dominant"]]
         vals += [t["mean_probs"][c] for c in classes] + [t["label_share"][c] for c in classes]
+        fs = t.get("face_states") or {}
+        vals += [fs.get(k) for k in STATE_CSV]
         lines.append(",".join("" if v is None else str(v) for v in vals))
     return _atomic_write_text(Path(path_csv), "\n".join(lines) + "\n")

@@ -13,12 +13,14 @@ never holds a half-written file.
 Columns (see ``export/SCHEMA.md``)::
 
     time_s, frame, track_id, x1, y1, x2, y2, score, label, label_prob,
-    p_<class> ... (smoothed probabilities), raw_<class> ... (raw probabilities)
+    p_<class> ... (smoothed probabilities), raw_<class> ... (raw probabilities), predicted,
+    eye_open_r, eye_open_l, mouth_open, yaw, pitch, roll, blinks, blink_rate, blink_s,
+    perclos, yawns, eyes_closed, yawning, looking_away, drowsy, attentive (face states)
 
-The JSON file is ``{"schema": "emotion-timeline", "schema_version": "1.1", ...,
-"columns": [...], "rows": [[...], ...], "frames_processed": N, ...}``: the header
-is written first, rows are streamed as arrays in ``columns`` order, and a small
-footer closes the document.
+The JSON file is ``{"schema": "emotion-timeline", "schema_version": "1.3", ...,
+"columns": [...], "rows": [[...], ...], "frames_processed": N, "state_events": [...], ...}``:
+the header is written first, rows are streamed as arrays in ``columns`` order, and a small
+footer (with the face states' start/end events) closes the document.
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.results import prob_columns
+from pipeline.results import FACE_COLUMNS, prob_columns
 
 from . import APP_VERSION
 from .files import AtomicFiles, OutputFiles
@@ -40,7 +42,9 @@ from .files import AtomicFiles, OutputFiles
 SCHEMA_NAME = "emotion-timeline"
 #: 1.1: ``settings`` is the nested ``PipelineConfig.to_dict()`` (one object per section);
 #: ``smoothing`` is always ``{"half_life_s", "margin"}`` copied from ``settings["smoothing"]``.
-SCHEMA_VERSION = "1.2"
+#: 1.2: a ``predicted`` column.  1.3: the face-state columns (:data:`pipeline.results.FACE_COLUMNS`) after
+#: ``predicted`` and ``state_events`` in the footer.
+SCHEMA_VERSION = "1.3"
 
 BASE_COLUMNS = ["time_s", "frame", "track_id", "x1", "y1", "x2", "y2", "score", "label", "label_prob"]
 INT_COLUMNS = ("frame", "track_id", "predicted")
@@ -48,6 +52,9 @@ STR_COLUMNS = ("label",)
 
 # decimals per column kind: timestamps to the microsecond, pixels to 0.1, probabilities to 1e-4
 _DEC_TIME, _DEC_BOX, _DEC_PROB = 6, 1, 4
+#: face-state columns written as whole numbers (counts and 0/1 states); angles to 0.1 degree, the rest to 1e-4
+_FACE_INT = {"blinks", "yawns", "eyes_closed", "yawning", "looking_away", "drowsy", "attentive"}
+_FACE_DEC = {c: (1 if c in ("yaw", "pitch", "roll") else _DEC_PROB) for c in FACE_COLUMNS}
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -60,7 +67,14 @@ def safe_stem(stem: str) -> str:
 
 def columns_for(classes) -> list[str]:
     classes = list(classes)
-    return BASE_COLUMNS + prob_columns(classes) + prob_columns(classes, "raw") + ["predicted"]
+    return BASE_COLUMNS + prob_columns(classes) + prob_columns(classes, "raw") + ["predicted"] + list(FACE_COLUMNS)
+
+
+def _face_cell(c: str, v) -> int | float | None:
+    v = float(v)
+    if not math.isfinite(v):
+        return None
+    return int(round(v)) if c in _FACE_INT else round(v, _FACE_DEC[c])
 
 
 def timeline_meta(pipeline=None, fps: float | None = None, source: str | None = None, **extra) -> dict:
@@ -117,6 +131,8 @@ def result_rows(result, frame: int | None = None) -> list[list]:
     held = result.predicted if len(result.predicted) == n else np.zeros(n, bool)
     t = _num(result.timestamp, _DEC_TIME)
     fr = int(result.index if frame is None else frame)
+    face = getattr(result, "measures", None) or {}
+    face = [face.get(c) for c in FACE_COLUMNS]
     rows = []
     for i in range(n):
         li = labels[i]
@@ -129,6 +145,7 @@ def result_rows(result, frame: int | None = None) -> list[list]:
         row += [_num(p, _DEC_PROB) for p in sm[i]]
         row += [_num(p, _DEC_PROB) for p in raw[i]]
         row.append(int(held[i]))
+        row += [None if col is None else _face_cell(c, col[i]) for c, col in zip(FACE_COLUMNS, face)]
         rows.append(row)
     return rows
 
@@ -167,6 +184,7 @@ class TimelineWriter:
         self.first_time_s: float | None = None
         self.last_time_s: float | None = None
         self.closed = False
+        self.state_events: list[list] = []  # [time_s, track_id, state, "start" | "end"], for the footer
         self._csv = self._json = None
         try:
             self._csv = open(self._tmp[0], "w", encoding="utf-8", newline="")
@@ -209,7 +227,8 @@ class TimelineWriter:
 
     def _footer_text(self) -> str:
         foot = {"frames_processed": self.frames_written, "rows_count": self.rows_written,
-                "first_time_s": self.first_time_s, "last_time_s": self.last_time_s, "complete": True}
+                "first_time_s": self.first_time_s, "last_time_s": self.last_time_s,
+                "state_events": self.state_events, "complete": True}
         return "\n],\n" + json.dumps(foot)[1:] + "\n"  # closes rows, adds the footer keys and the object
 
     # -- writing ---------------------------------------------------------
@@ -221,7 +240,13 @@ class TimelineWriter:
         """
         if tuple(result.classes) and tuple(result.classes) != self.classes:
             raise ValueError(f"result classes {result.classes} differ from the timeline's {self.classes}")
+        self.add_events(getattr(result, "state_events", ()))
         return self.write_rows(result_rows(result, frame), time_s=float(result.timestamp))
+
+    def add_events(self, events) -> None:
+        """Record face-state events ``(track_id, state, "start" | "end", time_s)`` for the JSON footer."""
+        with self._lock:
+            self.state_events += [[round(float(t), _DEC_TIME), int(tid), str(s), str(k)] for tid, s, k, t in events]
 
     def write_rows(self, rows: list[list], time_s: float | None = None) -> int:
         """Append ready rows (lists in ``columns`` order) as one frame."""

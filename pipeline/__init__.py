@@ -6,6 +6,7 @@
         result = p.process(frame_rgb, t_seconds)   # FrameResult: boxes, track_ids, probabilities...
         for face in result:
             print(face.track_id, face.label, face.smoothed)
+            print(face.measures["eye_open_r"], face.measures["blinks"], face.measures["attentive"])
     photo = analyze_image(image_rgb)             # stills: every face numbered 1..N
 """
 from .config import DEFAULT_PRESET, PRESETS, ConfigError, PipelineConfig, preset

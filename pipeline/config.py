@@ -8,6 +8,9 @@ that uses it:
 * ``tracking``: :class:`tracker.track.TrackerConfig`
 * ``classification``: :class:`classifier.spec.ClassifierConfig`
 * ``smoothing``: :class:`classifier.smoothing.SmoothingConfig`
+* ``landmarks``: :class:`tracker.landmarks.LandmarkConfig` (eyes, blinks,
+  drowsiness, yawns, head pose and attention per face; ``face_states=False``
+  for emotions only)
 
 Every value is checked here, in :data:`RULES`, when a config is made; an error
 names the field and its allowed values.  Times are in seconds everywhere.
@@ -30,6 +33,7 @@ from classifier.smoothing import SmoothingConfig
 from classifier.spec import ClassifierConfig
 from tracker.detect import DetectionConfig
 from tracker.embed import EMBEDDERS
+from tracker.landmarks import LandmarkConfig
 from tracker.track import TrackerConfig
 
 SECTIONS = {
@@ -37,6 +41,7 @@ SECTIONS = {
     "tracking": TrackerConfig,
     "classification": ClassifierConfig,
     "smoothing": SmoothingConfig,
+    "landmarks": LandmarkConfig,
 }
 
 
@@ -60,6 +65,10 @@ def _choice(*allowed, path_ok=False):
         extra = f" or a {path_ok} path" if path_ok else ""
         return f"one of {', '.join(map(repr, allowed))}{extra}"
     return check
+
+
+def _bool(v):
+    return None if isinstance(v, bool) else "True or False"
 
 
 def _tiles(v):
@@ -87,8 +96,17 @@ RULES = {
     "tracking.embedder": _choice(*EMBEDDERS),
     "classification.model": lambda v: None if isinstance(v, str) and v else "a model id or a spec .json path",
     "classification.max_faces": _range(1, 1024, numbers.Integral),
+    "classification.align": _bool,
     "smoothing.half_life_s": _range(0.0, 60.0),
     "smoothing.margin": _range(0.0, 1.0),
+    "landmarks.face_states": _bool,
+    "landmarks.landmark_interval_s": _range(0.0, 5.0),
+    "landmarks.landmark_min_face": _range(8, 4096, numbers.Integral),
+    "landmarks.landmark_max_faces": _range(0, 1024, numbers.Integral),
+    "landmarks.away_yaw_deg": _range(5.0, 90.0),
+    "landmarks.away_pitch_deg": _range(5.0, 90.0),
+    "landmarks.away_s": _range(0.0, 60.0),
+    "landmarks.drowsy_perclos": _range(0.01, 1.0),
 }
 
 #: Field name -> section, for changes given by plain field name (``min_score=0.6``).
@@ -97,12 +115,13 @@ FIELD_SECTION = {f.name: sec for sec, cls in SECTIONS.items() for f in fields(cl
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """Every setting of a :class:`pipeline.Pipeline`, in four sections (see the module doc)."""
+    """Every setting of a :class:`pipeline.Pipeline`, in five sections (see the module doc)."""
 
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     tracking: TrackerConfig = field(default_factory=TrackerConfig)
     classification: ClassifierConfig = field(default_factory=ClassifierConfig)
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
+    landmarks: LandmarkConfig = field(default_factory=LandmarkConfig)
 
     def __post_init__(self):
         for sec, cls in SECTIONS.items():

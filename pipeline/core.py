@@ -1,4 +1,4 @@
-"""The per-stream pipeline: detect -> track -> classify -> smooth.
+"""The per-stream pipeline: detect -> track -> classify -> smooth -> landmarks and face states.
 
 One :class:`Pipeline` per stream (browser connection, video file).  Tracking
 and smoothing state live in the pipeline and nowhere else, so two pipelines
@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from classifier.hub import load_classifier
+from classifier.onnx_model import eye_angles
 from classifier.smoothing import ProbabilitySmoother
 from tracker.detect import FaceDetector, make_detector
 from tracker.embed import embed
@@ -20,6 +21,7 @@ from tracker.track import FaceTracker
 
 from .config import PipelineConfig, preset
 from .frames import to_rgb_uint8
+from .landmarks import LandmarkStage, still_face_columns
 from .predicted import add_predicted
 from .results import FrameResult
 
@@ -59,6 +61,7 @@ class Pipeline:
         self._hints: np.ndarray | None = None  # last frame's face boxes, for the "auto" detector (None: scan all)
         self._size: tuple[int, int] | None = None  # (width, height) of the last frame
         self._t0 = time.monotonic()
+        self._restarted = False
         self._build(self.config, None)
 
     # -- configuration -------------------------------------------------
@@ -82,8 +85,13 @@ class Pipeline:
             self.tracker = FaceTracker(new.tracking)  # a different tracker setup starts fresh
             if old is not None:
                 self.smoother.reset()
+                self._restarted = True  # the face states end at the next frame (ids start afresh)
         else:
             self.tracker.config = new.tracking
+        if old is None:
+            self.landmarks = LandmarkStage(new.landmarks)
+        else:
+            self.landmarks.set_config(new.landmarks)
         if old is None:
             self.smoother = ProbabilitySmoother(new.smoothing.half_life_s, new.smoothing.margin)
         else:
@@ -161,7 +169,8 @@ class Pipeline:
         t2 = time.perf_counter()
         timings["track"] = (t2 - t1) * 1000
 
-        res.raw = self.classifier.predict(rgb, res.boxes)
+        angles = eye_angles(res.keypoints) if self.config.classification.align else None
+        res.raw = self.classifier.predict(rgb, res.boxes, angles)
         t3 = time.perf_counter()
         timings["classify"] = (t3 - t2) * 1000
 
@@ -171,13 +180,21 @@ class Pipeline:
         self._hints = np.concatenate([self._hints, upd.predicted_boxes])  # look where missed faces should be
         t4 = time.perf_counter()
         timings["smooth"] = (t4 - t3) * 1000
-        timings["total"] = (t4 - t_start) * 1000
+
+        gone = res.ended_tracks + upd.restarted
+        if self._restarted:  # a new tracker: every earlier face's states end
+            gone, self._restarted = tuple(self.landmarks.states.faces), False
+        res = self.landmarks(res, rgb, gone)
+        t5 = time.perf_counter()
+        timings["landmarks"] = (t5 - t4) * 1000
+        timings["total"] = (t5 - t_start) * 1000
         return res
 
     def reset(self) -> None:
         """Forget all tracks and history (IDs restart at 1)."""
         self.tracker.reset()
         self.smoother.reset()
+        self.landmarks.reset()
         self.frame_index = 0
         self._last_t = None
         self._hints = None
@@ -196,6 +213,9 @@ class Pipeline:
 def analyze_image(frame, config: PipelineConfig | str | None = None,
                   detector: FaceDetector | None = None) -> FrameResult:
     """Analyse one still image: every face, numbered 1..N left to right, no tracking or smoothing.
+
+    With ``landmarks.face_states`` (the default) each face also gets eye openness (against an average
+    open eye: a photo has no personal baseline), mouth opening and head pose in ``result.measures``.
 
     ``config`` is a config or a preset name (None: the default preset).
     ``detector`` may be a ready :class:`FaceDetector` built from
@@ -217,11 +237,14 @@ def analyze_image(frame, config: PipelineConfig | str | None = None,
         warnings = [w for w in (warn, capped) if w]
         t1 = time.perf_counter()
         res.track_ids = np.arange(1, len(res) + 1, dtype=np.int64)
-        res.raw = clf.predict(rgb, res.boxes)
+        res.raw = clf.predict(rgb, res.boxes, eye_angles(res.keypoints) if cfg.classification.align else None)
         res.smoothed = res.raw.copy()
         res.labels = np.argmax(res.raw, axis=1) if len(res) else np.zeros((0,), np.int64)
         t2 = time.perf_counter()
-        res.timings_ms.update(detect=(t1 - t0) * 1000, classify=(t2 - t1) * 1000, total=(t2 - t_start) * 1000)
+        res = still_face_columns(res, rgb, cfg.landmarks)
+        t3 = time.perf_counter()
+        res.timings_ms.update(detect=(t1 - t0) * 1000, classify=(t2 - t1) * 1000, landmarks=(t3 - t2) * 1000,
+                              total=(t3 - t_start) * 1000)
         res.warnings = tuple(warnings)
         return res
     finally:

@@ -15,7 +15,11 @@ Stage by stage:
 * a confirmed face the detector missed in this frame is still reported for a
   moment (``tracking.hold_s``) at the box its track predicts, with
   ``predicted`` True, NaN ``raw`` (nothing was measured) and its smoothed
-  probabilities held as they were (:mod:`pipeline.predicted`).
+  probabilities held as they were (:mod:`pipeline.predicted`);
+* the landmark stage (:mod:`pipeline.landmarks`, ``landmarks.enabled``) fills
+  ``landmarks`` (N, 468, 3) and ``measures``: the per-face measure and state
+  columns of :data:`FACE_COLUMNS` (each (N,) float32, NaN: no value - the stage is off,
+  the face is too small or not measured in this frame) and ``state_events``.
 """
 from __future__ import annotations
 
@@ -25,6 +29,19 @@ from typing import Iterator
 import numpy as np
 
 _EMPTY_F = np.zeros((0,), np.float32)
+
+
+#: Per-face measure and state columns, (N,) float32 each, NaN for "no value" (see ``export/SCHEMA.md``):
+#: eye openness per eye (0 shut .. 1 this person's open eyes; ``_r``/``_l``: the person's right/left eye),
+#: mouth opening, head pose (degrees), blink count / rate per minute / last blink's duration (s),
+#: PERCLOS (0-1), yawn count, and the states as 0/1.
+FACE_COLUMNS = ("eye_open_r", "eye_open_l", "mouth_open", "yaw", "pitch", "roll",
+                "blinks", "blink_rate", "blink_s", "perclos", "yawns",
+                "eyes_closed", "yawning", "looking_away", "drowsy", "attentive")
+
+
+def face_columns_empty(n: int) -> dict[str, np.ndarray]:
+    return {c: np.full(n, np.nan, np.float32) for c in FACE_COLUMNS}
 
 
 def prob_columns(classes, kind: str = "p") -> list[str]:
@@ -44,6 +61,7 @@ class FaceView:
     label: str
     label_prob: float
     predicted: bool = False  # not detected in this frame: the box is the track's prediction
+    measures: dict[str, float | None] = field(default_factory=dict)  # FACE_COLUMNS values (None: no value)
 
     def to_dict(self) -> dict:
         return {
@@ -55,6 +73,7 @@ class FaceView:
             "label_prob": round(float(self.label_prob), 4),
             "probs": {k: round(v, 4) for k, v in self.smoothed.items()},
             "raw_probs": {k: (round(v, 4) if np.isfinite(v) else None) for k, v in self.raw.items()},
+            **({"measures": self.measures} if self.measures else {}),
         }
 
 
@@ -79,6 +98,10 @@ class FrameResult:
     model_id: str = ""
     ended_tracks: tuple[int, ...] = ()
     warnings: tuple[str, ...] = ()
+    landmarks: np.ndarray | None = None  # (N, 468, 3) frame pixels (z: depth), NaN rows: none; None: stage off
+    measures: dict[str, np.ndarray] = field(default_factory=dict)  # FACE_COLUMNS -> (N,) float32; {}: stage off
+    #: (track_id, state, "start" | "end", time_s) for every state that began or ended in this frame.
+    state_events: tuple[tuple, ...] = ()
 
     def __len__(self) -> int:
         return int(self.boxes.shape[0])
@@ -100,6 +123,8 @@ class FrameResult:
             raw=take(self.raw),
             smoothed=take(self.smoothed),
             labels=take(self.labels),
+            landmarks=take(self.landmarks),
+            measures={k: v[idx] for k, v in self.measures.items()},
         )
 
     def face(self, i: int) -> FaceView:
@@ -119,6 +144,7 @@ class FrameResult:
             label=classes[li] if li >= 0 else "",
             label_prob=float(sm[li]) if li >= 0 else 0.0,
             predicted=bool(self.predicted[i]) if len(self.predicted) > i else False,
+            measures={k: (round(float(v[i]), 4) if np.isfinite(v[i]) else None) for k, v in self.measures.items()},
         )
 
     def __getitem__(self, i: int) -> FaceView:
@@ -142,4 +168,6 @@ class FrameResult:
             "faces": [f.to_dict() for f in self],
             "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
             "warnings": list(self.warnings),
+            **({"state_events": [{"track_id": e[0], "state": e[1], "event": e[2], "time_s": round(e[3], 4)}
+                                 for e in self.state_events]} if self.state_events else {}),
         }

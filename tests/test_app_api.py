@@ -53,6 +53,9 @@ def test_analyze_image_group_photo(client):
     labels = _check_faces(r, 5)
     assert labels.count("happiness") >= 3, labels  # 4 of the 5 people smile
     assert [f["track_id"] for f in r["faces"]] == [1, 2, 3, 4, 5]
+    for f in r["faces"]:  # per-face eye openness and head pose (frontal, eyes open)
+        m = f["measures"]
+        assert abs(m["yaw"]) < 20 and abs(m["roll"]) < 20 and m["eye_open_r"] > 0.3 and m["blinks"] is None
     print(f"\n/analyze_image multi_face.jpg: {dt * 1000:.0f} ms round trip, server {r['timings_ms']}")
 
 

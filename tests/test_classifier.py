@@ -112,3 +112,32 @@ def test_broken_model_falls_back_to_default(tmp_path):
         load_classifier(spec, fallback=False)
     with pytest.raises(ModelUnavailable, match="missing"):
         resolve(fer_spec(id="gone", source="file", path=str(tmp_path / "gone.onnx")))
+
+
+def test_aligned_crop_turns_a_tilted_face_upright():
+    """A real face photo turned by 25 degrees: the crop turned by the detector's eye angle looks like
+    the upright crop (the plain crop does not), and the default pipeline gives the upright label."""
+    import cv2
+
+    from classifier.onnx_model import crop_square, eye_angles
+    from pipeline import analyze_image, preset
+    from testkit.assets import feat_data, read_rgb
+
+    img = read_rgb(feat_data() / "single_face.jpg")
+    h, w = img.shape[:2]
+    det = FaceDetector("full")
+    try:
+        up = det.detect(img)
+        turned = cv2.warpAffine(img, cv2.getRotationMatrix2D((w / 2, h / 2), 25, 1.0), (w, h))
+        tilt = det.detect(turned)
+    finally:
+        det.close()
+    a_up, a_tilt = eye_angles(up.keypoints)[0], eye_angles(tilt.keypoints)[0]
+    assert abs((a_tilt - a_up) + 25) < 5  # counter-clockwise by 25: the eye line falls by about 25
+    ref = crop_square(img, up.boxes[0], (64, 64), 0.1, 0, True, a_up).astype(int)
+    aligned = crop_square(turned, tilt.boxes[0], (64, 64), 0.1, 0, True, a_tilt)
+    plain = crop_square(turned, tilt.boxes[0], (64, 64), 0.1, 0, True, 0.0)
+    assert np.abs(aligned - ref).mean() < 0.6 * np.abs(plain - ref).mean()
+    assert analyze_image(turned)[0].label == analyze_image(img)[0].label == "happiness"
+    plain_cfg = preset(align=False)
+    assert plain_cfg.classification.align is False and preset().classification.align is True

@@ -143,19 +143,27 @@ def test_roundtrip_real_video(single):
     assert raw["label"].dtype == object and set(raw["label"]) <= set(CLASSES7)
     assert set(raw["predicted"]) <= {0, 1} and raw["predicted"].dtype == np.int64
     assert raw.loc[raw["predicted"] == 1, [c for c in cols if c.startswith("raw_")]].isna().all().all()
+    counts = ("blinks", "yawns", "eyes_closed", "yawning", "looking_away", "drowsy", "attentive")
     for c in cols:
-        if c not in ("frame", "track_id", "label", "predicted"):
+        if c not in ("frame", "track_id", "label", "predicted") + counts:
             assert raw[c].dtype == np.float64, c
+    # face states (1.3): the blink at frames 26-28 is counted once; head pose in degrees; states 0/1
+    measured = raw[raw["predicted"] == 0]
+    assert measured["blinks"].iloc[-1] == 1 and measured["blinks"].is_monotonic_increasing
+    assert measured["yaw"].abs().max() < 30 and set(measured["attentive"].dropna()) <= {0, 1}
+    fs = summarize(raw, CLASSES7)["tracks"][0]["face_states"]
+    assert fs["blinks"] == 1 and fs["attentive_share"] > 0.9 and fs["drowsy_s"] == 0
     first_line = r.timeline_csv.read_text().splitlines()[0]
     assert first_line == ",".join(cols)
 
     doc = json.loads(r.timeline_json.read_text())
     validate_timeline_json(doc)
     assert doc["app_version"] == APP_VERSION and doc["columns"] == cols and doc["classes"] == list(CLASSES7)
-    assert doc["model"]["id"] == "fer-mini-xception" and doc["schema_version"] == "1.2"
+    assert doc["model"]["id"] == "fer-mini-xception" and doc["schema_version"] == "1.3"
     # settings: the whole config of the default preset, nested by section; smoothing is its section
     assert doc["settings"] == json.loads(json.dumps(preset().to_dict()))
-    assert set(doc["settings"]) == {"detection", "tracking", "classification", "smoothing"}
+    assert set(doc["settings"]) == {"detection", "tracking", "classification", "smoothing", "landmarks"}
+    assert ["attentive", "start"] in [e[2:] for e in doc["state_events"]]
     assert doc["smoothing"] == doc["settings"]["smoothing"] and set(doc["smoothing"]) == {"half_life_s", "margin"}
     assert doc["fps"] == pytest.approx(30.0) and doc["frames_processed"] == 72
     assert doc["rows_count"] == len(doc["rows"]) == len(raw)
@@ -196,13 +204,13 @@ def test_writer_exact_values_and_atomic(tmp_path):
     assert listing(tmp_path) == ["clip_one_timeline.csv", "clip_one_timeline.json"]
     assert paths.paths() == [tmp_path / "clip_one_timeline.csv", tmp_path / "clip_one_timeline.json"]
     lines = paths.timeline_csv.read_text().splitlines()
-    assert lines[1] == "0.0,0,3,10.0,20.0,110.0,140.1,0.9,happiness,0.7,0.2,0.7,0.1,0.1,0.85,0.05,0"
+    assert lines[1] == "0.0,0,3,10.0,20.0,110.0,140.1,0.9,happiness,0.7,0.2,0.7,0.1,0.1,0.85,0.05,0" + "," * 16  # no face states: empty cells
     assert len(lines) == 4 and lines[3].startswith("0.2,2,4,200.0,20.0,260.0,90.0,0.9,sadness,0.8,")
     doc = json.loads(paths.timeline_json.read_text())
     validate_timeline_json(doc)
     assert doc["frames_processed"] == 3 and doc["rows_count"] == 3 and doc["last_time_s"] == 0.2
     assert doc["smoothing"] == {"half_life_s": 0.5, "margin": 0.1}
-    assert doc["rows"][0] == [0.0, 0, 3, 10.0, 20.0, 110.0, 140.1, 0.9, "happiness", 0.7, 0.2, 0.7, 0.1, 0.1, 0.85, 0.05, 0]
+    assert doc["rows"][0] == [0.0, 0, 3, 10.0, 20.0, 110.0, 140.1, 0.9, "happiness", 0.7, 0.2, 0.7, 0.1, 0.1, 0.85, 0.05, 0] + [None] * 16
     df = read_timeline(paths.timeline_csv)
     assert list(df["track_id"]) == [3, 3, 4] and df["frame"].dtype == np.int64
 
@@ -693,6 +701,7 @@ def test_cli_folder_with_good_and_bad(data, tmp_path):
     errors = [l for l in p.stderr.splitlines() if l.startswith("error:")]
     assert errors == ["error: b_bad.mp4: not a readable video file (Invalid data found when processing input)"]
     assert "a_good.mp4: 72 frames (24 analysed)" in p.stdout
+    assert re.search(r"face states: \d+ blinks, 0 yawns, drowsy 0.0 s, attentive \d+%", p.stdout), p.stdout
     assert listing(out) == ["a_good_annotated.mp4", "a_good_summary.csv", "a_good_summary.json",
                             "a_good_timeline.csv", "a_good_timeline.json", "a_good_timeline.png"]
     for name in listing(out):
@@ -716,6 +725,8 @@ def test_cli_config_comes_from_a_preset(tmp_path, monkeypatch, capsys):
     assert seen[0] == preset(DEFAULT_PRESET)  # no flags: the default preset
     assert seen[1] == preset("steady", detector="full")  # an expert override on top of the preset
     assert seen[1].detection.tiles == PRESETS["steady"].config.detection.tiles
+    assert cli.main([*args, "--no-face-states", "--landmark-interval", "0.1"]) == 1
+    assert seen[2] == preset(DEFAULT_PRESET, face_states=False, landmark_interval_s=0.1)
     assert "error: v.mp4: stop here" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main([*args, "--preset", "nope"])

@@ -1,0 +1,285 @@
+"""Face states on real material: ``python -m benchmarks.face_states [--seconds 3] [--out FILE]``.
+
+1. Cost: the landmark stage's milliseconds per frame and per face at 640x480 with
+   1, 5 and 10 real faces (benchmarks.pipeline's grid), and the whole pipeline
+   with the stage on and off (also 1280x720 with 10 faces); one model call alone.
+2. Blinks on real videos against ``benchmarks/groundtruth/blinks.json`` (checked by
+   eye): every frame, the landmark model on every other frame per face
+   (``landmark_interval_s``), and the video itself at half its frame rate.
+3. Head pose on real photos: a mirrored photo must give the opposite yaw and roll;
+   a photo turned by a known angle must give that angle as roll.
+4. Eye openness on real frames with the eyes shut (the middle of each blink) and
+   open (10 frames before it).
+
+Results go to ``benchmarks/results/face_states.json``.  Timings are noisy on a
+shared machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.pipeline import grid_frames, stats
+from pipeline import Pipeline
+from pipeline.landmarks import shared_model
+from testkit.assets import feat_data, read_rgb
+from tracker.facegeom import measures
+
+GT = Path(__file__).parent / "groundtruth" / "blinks.json"
+
+
+def bench_cost(seconds: float) -> dict:
+    out = {"cases": []}
+    for n, size in ((1, (640, 480)), (5, (640, 480)), (10, (640, 480)), (10, (1280, 720))):
+        frames = grid_frames(n, int(seconds * 30), seed=n, size=size)
+        case = {"faces": n, "size": list(size)}
+        for on in (False, True):
+            with Pipeline(face_states=on) as p:
+                for i, f in enumerate(frames[:5]):
+                    p.process(f, i / 30)
+                p.reset()
+                rs = [p.process(f, i / 30) for i, f in enumerate(frames)]
+            tracked = float(np.mean([len(r) for r in rs[5:]]))
+            key = "on" if on else "off"
+            case[key] = {"total": stats([r.timings_ms["total"] for r in rs]), "faces_tracked": round(tracked, 2)}
+            if on:
+                lm = [r.timings_ms["landmarks"] for r in rs[5:]]
+                case[key]["landmarks"] = stats(lm)
+                per_frame = float(np.mean([np.isfinite(r.measures["yaw"]).sum() for r in rs[5:] if len(r)]))
+                case[key]["faces_measured_per_frame"] = round(per_frame, 2)
+                case[key]["landmarks_per_measured_face_ms"] = round(float(np.median(lm)) / max(per_frame, 1), 3)
+        out["cases"].append(case)
+    # one model call alone (warp + interpreter + mapping back), a 200 px face
+    frame = grid_frames(1, 1, size=(640, 480))[0]
+    with Pipeline() as p:
+        r = [p.process(frame, i / 30) for i in range(3)][-1]
+    m = shared_model()
+    ts = []
+    for _ in range(200):
+        t0 = time.perf_counter()
+        m.run(frame, r.boxes[:1], r.keypoints[:1])
+        ts.append((time.perf_counter() - t0) * 1000)
+    out["model_call_ms"] = stats(ts)
+    return out
+
+
+def _video(name: str, step: int = 1):
+    import av
+
+    with av.open(str(feat_data() / name)) as c:
+        for k, fr in enumerate(c.decode(video=0)):
+            if k % step == 0:
+                yield k, fr.to_ndarray(format="rgb24"), float(fr.time)
+
+
+def _blink_run(name: str, fps: float, step: int, interval_s: float, record: list | None = None):
+    """(frame, duration) of every blink counted, at the frame where it was counted; the state events
+    other than eyes_closed; the last PERCLOS.  ``record`` gets (frame, time, measures) of the first
+    face of every frame (for :func:`_replay`)."""
+    found, last, events, perclos = [], {}, [], None
+    with Pipeline(landmark_interval_s=interval_s) as p:
+        for k, rgb, t in _video(name, step):
+            r = p.process(rgb, t)
+            if record is not None:  # this frame's raw measures (EAR, not openness) of the first face
+                ok = len(r) and r.landmarks is not None and not r.predicted[0]
+                record.append((k, t, {c: float(v[0]) for c, v in measures(r.landmarks[:1]).items()} if ok else None))
+            events += [[round(e[3], 2), e[1], e[2]] for e in r.state_events if e[1] != "eyes_closed"]
+            if not r.measures:
+                continue
+            if len(r) and np.isfinite(r.measures["perclos"][0]):
+                perclos = round(float(r.measures["perclos"][0]), 3)
+            for i, tid in enumerate(r.track_ids):
+                b = r.measures["blinks"][i]
+                if np.isfinite(b):
+                    if b > last.get(int(tid), 0):
+                        found.append((k, round(float(r.measures["blink_s"][i]), 3)))
+                    last[int(tid)] = b
+    return found, events, perclos
+
+
+def _score(found, g, step, late):
+    hit, tp_frames = set(), []
+    for k, _ in found:
+        match = [j for j, (a, b) in enumerate(g["blinks"]) if a - step <= k <= b + late and j not in hit]
+        if match:
+            hit.add(match[0])
+            tp_frames.append(k)
+    false = [k for k, _ in found if k not in tp_frames]
+    in_closed = [k for k in false if any(a <= k <= b + late for a, b in g["closed"])]
+    return hit, false, in_closed
+
+
+def _replay(record, step: int, phase: int):
+    """The blinks found when the recorded measures are seen only on every ``step``-th frame."""
+    from pipeline import preset
+    from pipeline.facestate import FaceStates
+
+    states, found, last = FaceStates(preset().landmarks), [], 0
+    keys = ("ear_r", "ear_l", "mouth_open", "yaw", "pitch", "roll")
+    for k, t, m in record[phase::step]:
+        if m is None or not np.isfinite(m.get("yaw", np.nan)):
+            continue
+        meas = {key: np.array([m[key]], np.float32) for key in keys}
+        cols, _ = states.update(t, [1], meas, np.array([True]))
+        if cols["blinks"][0] > last:
+            found.append((k, float(cols["blink_s"][0])))
+            last = cols["blinks"][0]
+    return found
+
+
+def bench_blinks() -> dict:
+    gt = json.loads(GT.read_text())["videos"]
+    out = {}
+    for name, g in gt.items():
+        fps = g["fps"]
+        late = int(round(0.7 * fps))  # a blink is counted when the eye has reopened
+        record: list = []
+        for label, step, interval in (("every frame", 1, 0.0), ("landmarks every other frame", 1, 1.5 / fps),
+                                      ("video at half frame rate", 2, 0.0)):
+            found, events, perclos = _blink_run(name, fps, step, interval, record if step == 1 and not interval else None)
+            hit, fps_frames, in_closed = _score(found, g, step, late)
+            out.setdefault(name, {})[label] = {
+                "true_blinks": len(g["blinks"]), "detected": len(hit), "missed": len(g["blinks"]) - len(hit),
+                "false": len(fps_frames), "false_during_closed_or_hand": len(in_closed),
+                "recall": round(len(hit) / len(g["blinks"]), 3),
+                "counted_at_frames": [k for k, _ in found], "durations_s": [d for _, d in found],
+                "state_events": events, "perclos_at_end": perclos}
+        # the same face measures seen on every 2nd/3rd/4th frame only, every phase: robustness to frame rate
+        rates = []
+        for step in (1, 2, 3, 4):
+            for phase in range(step):
+                hit, false, in_closed = _score(_replay(record, step, phase), g, step, late)
+                rates.append({"every_nth_frame": step, "phase": phase, "fps": round(fps / step, 2),
+                              "detected": len(hit), "false": len(false), "false_during_closed_or_hand": len(in_closed)})
+        out[name]["replayed_at_lower_rates"] = rates
+    return out
+
+
+def bench_head_pose() -> dict:
+    import cv2
+
+    from tracker.detect import FaceDetector
+
+    det = FaceDetector("full")
+    m = shared_model()
+
+    def pose(rgb):
+        d = det.detect(rgb, scan_all=True)
+        ms = measures(m.run(rgb, d.boxes, d.keypoints)[0])
+        order = np.argsort(d.boxes[:, 0]) if len(d) else []
+        return d.boxes[order], {k: v[order] for k, v in ms.items()}
+
+    out = {"mirror": [], "rotation": []}
+    for name in ("single_face.jpg", "multi_face.jpg"):
+        img = read_rgb(feat_data() / name)
+        b0, m0 = pose(img)
+        b1, m1 = pose(np.ascontiguousarray(img[:, ::-1]))
+        for i in range(len(b0)):  # match the mirrored face by its mirrored box
+            cx = img.shape[1] - (b0[i, 0] + b0[i, 2]) / 2
+            j = int(np.argmin(np.abs((b1[:, 0] + b1[:, 2]) / 2 - cx)))
+            out["mirror"].append({"image": name, "face": i, "yaw": round(float(m0["yaw"][i]), 2),
+                                  "yaw_mirrored": round(float(m1["yaw"][j]), 2),
+                                  "roll": round(float(m0["roll"][i]), 2), "roll_mirrored": round(float(m1["roll"][j]), 2)})
+        if name == "single_face.jpg":
+            h, w = img.shape[:2]
+            for ang in (-45, -30, -15, -5, 5, 15, 30, 45):
+                rot = cv2.warpAffine(img, cv2.getRotationMatrix2D((w / 2, h / 2), ang, 1.0), (w, h))
+                _, mr = pose(rot)
+                out["rotation"].append({"angle": ang, "roll_change": round(float(mr["roll"][0] - m0["roll"][0]), 2),
+                                        "yaw_change": round(float(mr["yaw"][0] - m0["yaw"][0]), 2),
+                                        "pitch_change": round(float(mr["pitch"][0] - m0["pitch"][0]), 2)})
+    det.close()
+    mir = out["mirror"]
+    out["mirror_yaw_sign_flips"] = f"{sum(np.sign(r['yaw']) == -np.sign(r['yaw_mirrored']) for r in mir)} of {len(mir)}"
+    out["mirror_yaw_sum_abs_max"] = round(max(abs(r["yaw"] + r["yaw_mirrored"]) for r in mir), 2)
+    out["rotation_roll_error_abs_max"] = round(max(abs(r["roll_change"] - r["angle"]) for r in out["rotation"]), 2)
+    return out
+
+
+def bench_eyes() -> dict:
+    from pipeline import analyze_image
+    from tracker.detect import FaceDetector
+
+    gt = json.loads(GT.read_text())["videos"]
+    det = FaceDetector("full")
+    rows = []
+    for name, g in gt.items():
+        want = {}
+        for a, b in g["blinks"]:
+            want[(a + b) // 2 if b - a > 1 else (a if name != "single_face.mp4" else 27)] = "shut"
+            want[a - 10] = "open"
+        frames = {k: rgb for k, rgb, _ in _video(name) if k in want}
+        for k in sorted(want):
+            rgb = frames[k]
+            d = det.detect(rgb, scan_all=True)
+            ms = measures(shared_model().run(rgb, d.boxes[:1], d.keypoints[:1])[0])
+            still = analyze_image(rgb)
+            rows.append({"video": name, "frame": k, "eyes": want[k],
+                         "ear": round(float((ms["ear_r"][0] + ms["ear_l"][0]) / 2), 3),
+                         "eye_open_still": still[0].measures.get("eye_open_r") if len(still) else None})
+    det.close()
+    pairs = []
+    for r in rows:
+        if r["eyes"] == "shut":
+            o = [x for x in rows if x["video"] == r["video"] and x["eyes"] == "open" and x["frame"] < r["frame"]][-1]
+            pairs.append(round(r["ear"] / o["ear"], 3))
+    return {"frames": rows, "shut_over_open_ear": pairs}
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "face_states.json"))
+    ap.add_argument("--skip-cost", action="store_true")
+    args = ap.parse_args(argv)
+    res = {"command": "python -m benchmarks.face_states", "note": "timings on a shared 2-core machine: noisy"}
+    res["head_pose"] = bench_head_pose()
+    res["eyes"] = bench_eyes()
+    res["blinks"] = bench_blinks()
+    if not args.skip_cost:
+        res["cost"] = bench_cost(args.seconds)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(res, indent=2))
+
+    hp = res["head_pose"]
+    print(f"head pose: mirrored yaw flips sign {hp['mirror_yaw_sign_flips']}, |yaw + mirrored yaw| <= "
+          f"{hp['mirror_yaw_sum_abs_max']} deg; roll error on rotations +-5..45 deg <= {hp['rotation_roll_error_abs_max']} deg")
+    print(f"eyes: shut/open EAR ratios {res['eyes']['shut_over_open_ear']}")
+    for r in res["eyes"]["frames"]:
+        print(f"  {r['video']} frame {r['frame']} {r['eyes']}: EAR {r['ear']}, still eye_open {r['eye_open_still']}")
+    print("\n| video | condition | blinks | detected | missed | false (in closed-eye/hand spans) |\n|---|---|---|---|---|---|")
+    for name, conds in res["blinks"].items():
+        for label, c in conds.items():
+            if label == "replayed_at_lower_rates":
+                continue
+            print(f"| {name} | {label} | {c['true_blinks']} | {c['detected']} | {c['missed']} | "
+                  f"{c['false']} ({c['false_during_closed_or_hand']}) |")
+    print("\n| video | measured on every n-th frame | fps | blinks found (per phase) | false (per phase) |\n|---|---|---|---|---|")
+    for name, conds in res["blinks"].items():
+        for n in (1, 2, 3, 4):
+            rs = [r for r in conds["replayed_at_lower_rates"] if r["every_nth_frame"] == n]
+            print(f"| {name} | {n} | {rs[0]['fps']} | {', '.join(str(r['detected']) for r in rs)} of "
+                  f"{conds['every frame']['true_blinks']} | {', '.join(str(r['false']) for r in rs)} |")
+    for name, conds in res["blinks"].items():
+        c = conds["every frame"]
+        print(f"{name}: PERCLOS at the end {c['perclos_at_end']}; states {c['state_events']}")
+    if "cost" in res:
+        print("\n| faces @ size | tracked | measured per frame | landmarks ms (median / p95) | per measured face "
+              "| total off | total on |\n|---|---|---|---|---|---|---|")
+        for c in res["cost"]["cases"]:
+            on, off = c["on"], c["off"]
+            print(f"| {c['faces']} @ {c['size'][0]}x{c['size'][1]} | {on['faces_tracked']:.1f} | "
+                  f"{on['faces_measured_per_frame']:.1f} | {on['landmarks']['median']:.2f} / {on['landmarks']['p95']:.2f} | "
+                  f"{on['landmarks_per_measured_face_ms']:.2f} | "
+                  f"{off['total']['median']:.2f} | {on['total']['median']:.2f} |")
+        print(f"one model call (200 px face): {res['cost']['model_call_ms']}")
+    print(f"\nresults: {args.out}")
+    return res
+
+
+if __name__ == "__main__":
+    main()

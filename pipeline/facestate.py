@@ -1,0 +1,267 @@
+"""Per-face states over time: eye openness, blinks, PERCLOS, yawns, looking away, drowsy, attentive.
+
+One :class:`FaceState` per track, fed the frame's measures
+(:func:`tracker.facegeom.measures`) with the frame time.  Everything is in
+seconds, so the results hold at any frame rate; a frame without measures
+(no landmarks: a small face, a predicted row, a frame skipped by
+``landmarks.interval_s``) changes nothing but the clock.
+
+* **Eye openness** (``eye_open_r``/``eye_open_l``, 0 closed .. 1 this person's
+  open eyes): EAR over the person's own open-eye baseline, the 90th percentile
+  of their frontal EAR over the last :data:`BASELINE_WINDOW_S` seconds; for the
+  first :data:`BASELINE_MIN_S` seconds, while it is learned, an average open eye
+  (:data:`POPULATION_OPEN_EAR`).  It assumes the eyes are open most of the
+  time.  The face-mesh model never closes an eye completely: fully shut lids give about
+  :data:`CLOSED_RATIO` of the open EAR (measured on the blinks of the real
+  videos in ``benchmarks/groundtruth/blinks.json``), so that ratio maps to 0.
+* **Blinks**: a dip of the mean EAR below :data:`BLINK_DROP` of its highest
+  value over the previous second (from open eyes, EAR >= :data:`MIN_OPEN_EAR`)
+  that wins back half the drop (:data:`BLINK_RECOVER`) within
+  :data:`BLINK_MAX_S`; its duration is the time spent below half the dip's
+  depth (one frame interval at least).  Relative to the recent level, so a smile (a slow,
+  lasting squint) is not a blink, and a blink into a smile still counts.
+  Tuned on the real videos of ``benchmarks/groundtruth/blinks.json``.  ``blinks`` counts them, ``blink_rate`` is
+  per minute over the last 60 s, ``blink_s`` the duration of the last one.
+* **PERCLOS**: share of the measured time in the last 60 s with the eyes at
+  least 80 % closed (openness <= 0.2); NaN until 10 s were measured.
+* **Yawns**: the mouth open wider than :data:`YAWN_OPEN` for at least 1.5 s.
+* **Looking away**: |yaw| or |pitch| beyond the configured limits for
+  ``away_s``; back after 0.5 s within them.
+* **Drowsy**: on when PERCLOS reaches ``drowsy_perclos``, an eye closure lasts
+  1 s, or 3 yawns fall within 5 minutes; off when none of these held for 10 s.
+* **Attentive**: facing the camera (not looking away), eyes not closed for
+  longer than a blink, and not drowsy.
+
+State changes are reported as events ``(track_id, state, "start"|"end", time_s)``.
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+
+BASELINE_WINDOW_S = 60.0
+BASELINE_MIN_S = 2.0
+POPULATION_OPEN_EAR = 0.30  # an average open eye (neutral open eyes measured 0.25-0.42); stills use it too
+CLOSED_RATIO = 0.55  # EAR of shut eyes / open EAR, as the face-mesh model gives it
+CLOSED80 = 0.2  # openness at or below: "at least 80 % closed" (PERCLOS P80)
+BLINK_DROP, BLINK_RECOVER, BLINK_MAX_S = 0.85, 0.5, 0.6
+MIN_OPEN_EAR = 0.22  # a blink starts from open eyes
+LONG_CLOSURE_S = 1.0
+PERCLOS_WINDOW_S, PERCLOS_MIN_S = 60.0, 10.0
+YAWN_OPEN, YAWN_CLOSE, YAWN_MIN_S = 0.65, 0.45, 1.5  # a surprised face's open mouth measured 0.58
+FRONTAL_DEG = 20.0  # baseline samples only from faces within this yaw/pitch
+MAX_DT = 0.5  # a gap between measures longer than this counts as this much
+STATES = ("eyes_closed", "yawning", "looking_away", "drowsy", "attentive")
+
+
+class FaceState:
+    """The time-based state of one face (see the module doc)."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.base = deque()  # (t, ear_r, ear_l) frontal samples, decimated to 10 a second
+        self.base_r = self.base_l = POPULATION_OPEN_EAR
+        self._learned = False
+        self._base_next = 0.0
+        self.ref = deque()  # (t, ear) the last second, for blinks
+        self.last_t: float | None = None
+        self.blinks = 0
+        self.blink_times = deque()
+        self.blink_s = math.nan
+        self._dip_t: float | None = None  # a blink in progress: when the dip began
+        self.perclos_buf = deque()  # (t, dt, closed)
+        self.closed_since: float | None = None
+        self.long_closure_t = -math.inf
+        self.yawns = 0
+        self.yawn_times = deque()
+        self._mouth_since: float | None = None
+        self._away_since: float | None = None
+        self._back_since: float | None = None
+        self.flags = dict.fromkeys(STATES, False)
+        self._drowsy_clear_since: float | None = None
+        self.measured = False
+
+    # -- helpers --------------------------------------------------------
+    def _learn(self, t, ear_r, ear_l, yaw, pitch):
+        if abs(yaw) <= FRONTAL_DEG and abs(pitch) <= FRONTAL_DEG and t >= self._base_next:
+            self.base.append((t, ear_r, ear_l))
+            self._base_next = t + 0.1
+            while self.base and self.base[0][0] < t - BASELINE_WINDOW_S:
+                self.base.popleft()
+            ready = self.base and self.base[-1][0] - self.base[0][0] >= BASELINE_MIN_S
+            if ready and (len(self.base) % 5 == 0 or not self._learned):  # twice a second
+                arr = np.array([(r, l) for _, r, l in self.base], np.float64)
+                self.base_r, self.base_l = np.nanpercentile(arr, 90, axis=0)
+                self._learned = True
+
+    def _openness(self, ear, base):
+        if not (math.isfinite(ear) and math.isfinite(base) and base > 0):
+            return math.nan
+        return min(max((ear / base - CLOSED_RATIO) / (1 - CLOSED_RATIO), 0.0), 1.2)
+
+    def _blink(self, t, ear):
+        ref_vals = [e for tt, e in self.ref if tt >= t - 1.0]
+        self.ref.append((t, ear))
+        while self.ref and self.ref[0][0] < t - 1.0:
+            self.ref.popleft()
+        if self._dip_t is None:
+            if not ref_vals:
+                return
+            level = max(ref_vals)
+            if ear < BLINK_DROP * level and level >= MIN_OPEN_EAR:
+                self._dip_t, self._dip_level, self._dip = t, level, [(t, ear)]
+            return
+        self._dip.append((t, ear))
+        low = min(e for _, e in self._dip)
+        if ear >= low + BLINK_RECOVER * (self._dip_level - low):
+            self._dip_t = None
+            # the duration at half depth: from the first sample below it to the first one back above it
+            half = (low + self._dip_level) / 2
+            below = [tt for tt, e in self._dip if e <= half]
+            after = [tt for tt, e in self._dip if e > half and tt > below[0]]
+            dur = (after[0] if after else t) - below[0]
+            if t - self._dip[0][0] <= BLINK_MAX_S:
+                self.blinks += 1
+                self.blink_s = dur
+                self.blink_times.append(t)
+        elif t - self._dip_t > BLINK_MAX_S:
+            self._dip_t = None  # a long closure or a change of expression, not a blink
+            self.ref.clear()
+
+    # -- one frame --------------------------------------------------------
+    def update(self, t: float, m: dict | None) -> dict:
+        """Feed one frame's measures (None: none this frame); returns this face's columns."""
+        cfg = self.cfg
+        dt = 0.0 if self.last_t is None else min(max(t - self.last_t, 0.0), MAX_DT)
+        out = {"eye_open_r": math.nan, "eye_open_l": math.nan}
+        if m is not None and math.isfinite(m["yaw"]):
+            self.measured = True
+            self.last_t = t
+            ear_r, ear_l, yaw, pitch = m["ear_r"], m["ear_l"], m["yaw"], m["pitch"]
+            eyes = math.isfinite(ear_r) and math.isfinite(ear_l)
+            if eyes:
+                self._learn(t, ear_r, ear_l, yaw, pitch)
+                self._blink(t, (ear_r + ear_l) / 2)
+            o_r, o_l = self._openness(ear_r, self.base_r), self._openness(ear_l, self.base_l)
+            out["eye_open_r"], out["eye_open_l"] = o_r, o_l
+            both = [v for v in (o_r, o_l) if math.isfinite(v)]
+            o = sum(both) / len(both) if both else math.nan
+            if math.isfinite(o):
+                closed = o <= CLOSED80 or (self.flags["eyes_closed"] and o <= CLOSED80 + 0.1)  # hysteresis
+                self.perclos_buf.append((t, dt, closed))
+                if closed:
+                    self.closed_since = t if self.closed_since is None else self.closed_since
+                    if t - self.closed_since >= LONG_CLOSURE_S:
+                        self.long_closure_t = t
+                else:
+                    self.closed_since = None
+                self.flags["eyes_closed"] = closed
+            # yawns
+            mo = m["mouth_open"]
+            if math.isfinite(mo):
+                if mo >= YAWN_OPEN or (self._mouth_since is not None and mo > YAWN_CLOSE):
+                    self._mouth_since = t if self._mouth_since is None else self._mouth_since
+                    if not self.flags["yawning"] and t - self._mouth_since >= YAWN_MIN_S:
+                        self.flags["yawning"] = True
+                        self.yawns += 1
+                        self.yawn_times.append(t)
+                else:
+                    self._mouth_since = None
+                    self.flags["yawning"] = False
+            # looking away, with hysteresis in time
+            away = abs(yaw) > cfg.away_yaw_deg or abs(pitch) > cfg.away_pitch_deg
+            if away:
+                self._back_since = None
+                self._away_since = t if self._away_since is None else self._away_since
+                if t - self._away_since >= cfg.away_s:
+                    self.flags["looking_away"] = True
+            else:
+                self._away_since = None
+                self._back_since = t if self._back_since is None else self._back_since
+                if t - self._back_since >= 0.5:
+                    self.flags["looking_away"] = False
+        while self.perclos_buf and self.perclos_buf[0][0] < t - PERCLOS_WINDOW_S:
+            self.perclos_buf.popleft()
+        for dq, span in ((self.blink_times, 60.0), (self.yawn_times, 300.0)):
+            while dq and dq[0] < t - span:
+                dq.popleft()
+        total = sum(d for _, d, _ in self.perclos_buf)
+        perclos = sum(d for _, d, c in self.perclos_buf if c) / total if total >= PERCLOS_MIN_S else math.nan
+        if self.measured:
+            reason = ((math.isfinite(perclos) and perclos >= cfg.drowsy_perclos)
+                      or t - self.long_closure_t < 0.1 or len(self.yawn_times) >= 3)
+            if reason:
+                self.flags["drowsy"] = True
+                self._drowsy_clear_since = None
+            elif self.flags["drowsy"]:
+                self._drowsy_clear_since = t if self._drowsy_clear_since is None else self._drowsy_clear_since
+                if t - self._drowsy_clear_since >= 10.0:
+                    self.flags["drowsy"] = False
+            long_closed = self.closed_since is not None and t - self.closed_since >= LONG_CLOSURE_S
+            self.flags["attentive"] = not (self.flags["looking_away"] or self.flags["drowsy"] or long_closed)
+        out.update(
+            blinks=float(self.blinks) if self.measured else math.nan,
+            blink_rate=len(self.blink_times) * 60.0 / total if total >= PERCLOS_MIN_S else math.nan,
+            blink_s=self.blink_s,
+            perclos=perclos,
+            yawns=float(self.yawns) if self.measured else math.nan,
+        )
+        for s in STATES:
+            out[s] = float(self.flags[s]) if self.measured else math.nan
+        return out
+
+
+#: The columns :meth:`FaceStates.update` fills, in order (all float, NaN: no value).
+COLUMNS = ("eye_open_r", "eye_open_l", "blinks", "blink_rate", "blink_s", "perclos", "yawns") + STATES
+
+
+class FaceStates:
+    """:class:`FaceState` of every track of one stream, and the events when a state starts or ends."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.faces: dict[int, FaceState] = {}
+
+    def update(self, t: float, track_ids, meas: dict[str, np.ndarray], has: np.ndarray
+               ) -> tuple[dict[str, np.ndarray], list[tuple]]:
+        """Columns for the faces ``track_ids`` at time ``t`` (``has[i]``: face i was measured)."""
+        n = len(track_ids)
+        cols = {c: np.full(n, np.nan, np.float32) for c in COLUMNS}
+        events = []
+        for i, tid in enumerate(int(v) for v in track_ids):
+            st = self.faces.get(tid)
+            if st is None:
+                st = self.faces[tid] = FaceState(self.cfg)
+            before = dict(st.flags)
+            row = st.update(t, {k: float(v[i]) for k, v in meas.items()} if has[i] else None)
+            for c in COLUMNS:
+                cols[c][i] = row[c]
+            events += [(tid, s, "start" if st.flags[s] else "end", float(t))
+                       for s in STATES if st.flags[s] != before[s]]
+        return cols, events
+
+    def drop(self, track_ids, t: float) -> list[tuple]:
+        """Forget these tracks; their open states end at ``t``."""
+        events = []
+        for tid in track_ids:
+            st = self.faces.pop(int(tid), None)
+            if st is not None:
+                events += [(int(tid), s, "end", float(t)) for s in STATES if st.flags[s]]
+        return events
+
+    def end_all(self, t: float) -> list[tuple]:
+        """Every open state ends at ``t`` (the stage is switched off); counts and baselines are kept."""
+        events = []
+        for tid, st in self.faces.items():
+            for s in STATES:
+                if st.flags[s]:
+                    st.flags[s] = False
+                    events.append((tid, s, "end", float(t)))
+            st._away_since = st._back_since = st.closed_since = st._mouth_since = st._dip_t = None
+            st.last_t = None
+        return events
+
+    def reset(self) -> None:
+        self.faces.clear()

@@ -1,0 +1,122 @@
+"""The landmark stage: face mesh on each tracked face, then per-face measures and states.
+
+Runs after smoothing, once per measured face (at most once per
+``landmarks.landmark_interval_s`` per face, and for at most
+``landmarks.landmark_max_faces`` faces per frame - the ones that waited
+longest - so a crowd costs what 4 faces cost and each face is measured every
+few frames), and fills ``FrameResult.landmarks``,
+``FrameResult.measures`` (:data:`pipeline.results.FACE_COLUMNS`) and
+``FrameResult.state_events``.  Predicted rows (faces the detector missed) are
+not measured: their measures are NaN and their states hold.  Switched off
+(``face_states=False``) the columns are absent (NaN in exports) and every open
+state ends at that frame, so a timeline stays consistent when the switch is
+flipped mid-stream.
+"""
+from __future__ import annotations
+
+import math
+import threading
+
+import numpy as np
+
+from tracker.facegeom import measures
+from tracker.landmarks import LandmarkConfig, LandmarkModel
+
+from .facestate import CLOSED_RATIO, POPULATION_OPEN_EAR, FaceStates
+from .results import FACE_COLUMNS, FrameResult
+
+_shared: LandmarkModel | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_model() -> LandmarkModel:
+    """One landmark model per process (its calls are serialised; 1-2 ms each)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = LandmarkModel()
+        return _shared
+
+
+class LandmarkStage:
+    """The per-stream part: states per track and when each face was last measured."""
+
+    def __init__(self, cfg: LandmarkConfig):
+        self.cfg = cfg
+        self.states = FaceStates(cfg)
+        self._last_run: dict[int, float] = {}
+        self._was_on = False
+
+    def set_config(self, cfg: LandmarkConfig) -> None:
+        self.cfg = cfg
+        self.states.cfg = cfg
+        for st in self.states.faces.values():
+            st.cfg = cfg
+
+    def forget(self, track_ids, t: float) -> list[tuple]:
+        for tid in track_ids:
+            self._last_run.pop(int(tid), None)
+        return self.states.drop(track_ids, t)
+
+    def reset(self) -> None:
+        self.states.reset()
+        self._last_run.clear()
+        self._was_on = False
+
+    def __call__(self, res: FrameResult, rgb: np.ndarray, gone=()) -> FrameResult:
+        t = float(res.timestamp)
+        events = self.forget(gone, t)
+        if not self.cfg.face_states:
+            if self._was_on:
+                events += self.states.end_all(t)
+                self._last_run.clear()
+            self._was_on = False
+            res.state_events = tuple(events)
+            return res
+        self._was_on = True
+        n = len(res)
+        tids = res.track_ids if len(res.track_ids) == n else np.arange(1, n + 1)
+        todo = ~res.predicted if len(res.predicted) == n else np.ones(n, bool)
+        if self.cfg.landmark_interval_s > 0:
+            gap = self.cfg.landmark_interval_s - 1e-6
+            todo &= np.array([t - self._last_run.get(int(i), -math.inf) >= gap for i in tids], bool)
+        cap = self.cfg.landmark_max_faces
+        if cap and todo.sum() > cap:  # the faces that waited longest (new ones first), the rest next frame
+            waited = np.array([t - self._last_run.get(int(i), -1e9) for i in tids])
+            side = np.maximum(res.boxes[:, 2] - res.boxes[:, 0], res.boxes[:, 3] - res.boxes[:, 1])
+            cand = np.flatnonzero(todo & (side >= self.cfg.landmark_min_face))
+            keep = cand[np.argsort(-waited[cand], kind="stable")[:cap]]
+            todo = np.zeros(n, bool)
+            todo[keep] = True
+        lms, _ = shared_model().run(rgb, res.boxes, res.keypoints, self.cfg.landmark_min_face, todo)
+        meas = measures(lms)
+        has = np.isfinite(meas["yaw"])
+        for i in np.flatnonzero(has):
+            self._last_run[int(tids[i])] = t
+        cols, ev = self.states.update(t, tids, meas, has)
+        res.landmarks = lms
+        res.measures = {c: (cols[c] if c in cols else meas[c]).astype(np.float32) for c in FACE_COLUMNS}
+        res.state_events = tuple(events + ev)
+        return res
+
+
+def still_face_columns(res: FrameResult, rgb: np.ndarray, cfg: LandmarkConfig) -> FrameResult:
+    """Measures for a still image: eye openness against :data:`POPULATION_OPEN_EAR`, head pose.
+
+    A photo has no time, so no blinks, PERCLOS, yawns or states (NaN).
+    """
+    if not cfg.face_states:
+        return res
+    lms, _ = shared_model().run(rgb, res.boxes, res.keypoints, cfg.landmark_min_face)
+    meas = measures(lms)
+    face = {c: np.full(len(res), np.nan, np.float32) for c in FACE_COLUMNS}
+    for side in ("r", "l"):
+        ratio = meas[f"ear_{side}"] / POPULATION_OPEN_EAR
+        face[f"eye_open_{side}"] = np.clip((ratio - CLOSED_RATIO) / (1 - CLOSED_RATIO), 0, 1.2).astype(np.float32)
+    for c in ("mouth_open", "yaw", "pitch", "roll"):
+        face[c] = meas[c].astype(np.float32)
+    looking_away = (np.abs(meas["yaw"]) > cfg.away_yaw_deg) | (np.abs(meas["pitch"]) > cfg.away_pitch_deg)
+    face["looking_away"] = np.where(np.isfinite(meas["yaw"]), looking_away, np.nan).astype(np.float32)
+    res.landmarks = lms
+    res.measures = face
+    return res

@@ -1,0 +1,120 @@
+"""Face landmarks: MediaPipe's 468-point face mesh model, run directly on each tracked face.
+
+``face_landmark.tflite`` (Apache-2.0, from the mediapipe 0.10.21 wheel, see
+``tracker/models/README.md``) takes a 192x192 RGB crop in [0, 1] and returns
+468 points (x, y, z in crop pixels; z is depth, smaller is nearer the camera,
+on roughly the scale of x) and a face-presence logit.  It runs through
+``ai-edge-litert``'s interpreter, so the face is not detected a second time:
+the crop comes from the tracker's box, rotated so that the detector's two eye
+keypoints are level (as MediaPipe's own face-mesh graph does), 1.5x the box.
+
+One interpreter call per face (the model's batch is 1; resizing it to a batch
+gave no gain here).  Faces smaller than ``min_face`` pixels, or where the
+model says there is no face, get NaN landmarks: empty values, not noise.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .detect import quiet_native_logs
+
+MODEL_PATH = Path(__file__).resolve().parent / "models" / "face_landmark.tflite"
+N_POINTS = 468
+INPUT = 192
+ROI_SCALE = 1.5  # crop side / face box side (MediaPipe's face-mesh graph uses 1.5)
+
+
+@dataclass(frozen=True)
+class LandmarkConfig:
+    """Landmark stage settings (validated by ``pipeline.config``)."""
+
+    face_states: bool = True  # False: emotions only, no landmarks, eye/head measures or states
+    landmark_interval_s: float = 0.0  # per face, at most one landmark run every this many seconds (0: every frame)
+    landmark_min_face: int = 40  # faces smaller than this (box side, pixels) get no landmarks
+    landmark_max_faces: int = 4  # at most this many faces measured per frame, the longest-waiting first (0: all)
+    away_yaw_deg: float = 30.0  # "looking away" when |yaw| stays beyond this ...
+    away_pitch_deg: float = 25.0  # ... or |pitch| beyond this ...
+    away_s: float = 1.0  # ... for this long (seconds)
+    drowsy_perclos: float = 0.15  # drowsy when PERCLOS over the last 60 s reaches this share
+
+
+def roi_transforms(boxes: np.ndarray, keypoints: np.ndarray | None) -> np.ndarray:
+    """(N, 2, 3) affine maps from frame pixels to the 192x192 model crop of each face."""
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    out = np.zeros((len(boxes), 2, 3), np.float64)
+    for i, (x1, y1, x2, y2) in enumerate(boxes):
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        side = max(x2 - x1, y2 - y1) * ROI_SCALE
+        angle = 0.0
+        if keypoints is not None and len(keypoints) > i and np.all(np.isfinite(keypoints[i, :2])):
+            (rx, ry), (lx, ly) = keypoints[i, 0], keypoints[i, 1]  # the person's right eye, left eye
+            angle = float(np.degrees(np.arctan2(ly - ry, lx - rx)))
+        m = cv2.getRotationMatrix2D((float(cx), float(cy)), angle, INPUT / max(side, 1.0))
+        m[:, 2] += (INPUT / 2 - cx, INPUT / 2 - cy)
+        out[i] = m
+    return out
+
+
+class LandmarkModel:
+    """``face_landmark.tflite`` on face boxes of RGB uint8 frames.  Thread-safe (one call at a time)."""
+
+    def __init__(self, path: str | Path = MODEL_PATH, threads: int = 1):
+        from ai_edge_litert.interpreter import Interpreter
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"face landmark model {path} not found (see tracker/models/README.md)")
+        with quiet_native_logs():
+            self._it = Interpreter(model_path=str(path), num_threads=threads)
+            self._it.allocate_tensors()
+            self._in = self._it.get_input_details()[0]["index"]
+            outs = {tuple(o["shape"])[-1]: o["index"] for o in self._it.get_output_details()}
+            self._pts, self._flag = outs[N_POINTS * 3], outs[1]
+            self._lock = threading.Lock()
+            self._invoke(np.zeros((1, INPUT, INPUT, 3), np.float32))  # the first call's cost, now
+
+    def _invoke(self, x: np.ndarray) -> tuple[np.ndarray, float]:
+        with self._lock:
+            self._it.set_tensor(self._in, x)
+            self._it.invoke()
+            pts = self._it.get_tensor(self._pts).reshape(N_POINTS, 3).copy()
+            logit = float(self._it.get_tensor(self._flag).reshape(-1)[0])
+        return pts, logit
+
+    def run(self, rgb: np.ndarray, boxes: np.ndarray, keypoints: np.ndarray | None = None,
+            min_face: int = 40, todo: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Landmarks of each face: ((N, 468, 3) frame pixels, NaN where none; (N,) presence 0-1).
+
+        ``z`` is in frame pixels too (depth relative to the face).  ``todo``: a mask of the faces
+        to run (others get NaN).
+        """
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        n = len(boxes)
+        lms = np.full((n, N_POINTS, 3), np.nan, np.float32)
+        presence = np.full(n, np.nan, np.float32)
+        if n == 0:
+            return lms, presence
+        side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+        run = np.isfinite(side) & (side >= min_face)
+        if todo is not None:
+            run &= np.asarray(todo, bool)
+        mats = roi_transforms(boxes, keypoints)
+        for i in np.flatnonzero(run):
+            m = mats[i]
+            crop = cv2.warpAffine(rgb, m, (INPUT, INPUT), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            x = crop.astype(np.float32)[None] * (1.0 / 255.0)
+            pts, logit = self._invoke(x)
+            presence[i] = 1.0 / (1.0 + np.exp(-logit))
+            if presence[i] < 0.5:
+                continue
+            inv = cv2.invertAffineTransform(m)
+            xy = pts[:, :2] @ inv[:, :2].T + inv[:, 2]
+            scale = np.sqrt(abs(np.linalg.det(inv[:, :2])))
+            lms[i, :, :2] = xy
+            lms[i, :, 2] = pts[:, 2] * scale
+        return lms, presence
