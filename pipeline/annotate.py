@@ -69,6 +69,7 @@ class Label:
     rows: tuple[tuple[str, float], ...] = ()  # (class, probability) rows of a panel
     prob: float = 0.0
     name: str = ""  # the class the label shows
+    info: tuple[str, ...] = ()  # a panel's text lines under its bars (eyes, blinks, head pose, state)
 
 
 @dataclass
@@ -139,22 +140,26 @@ class FaceAnnotator:
             i = int(i)
             f = result.face(i)
             fnt = _Font.for_frame(width, height, heights[i])
-            options = self._options(f, classes, sm[i] if sm is not None else None, fnt, heights[i], min(frame), n)
+            m = {k: float(v[i]) for k, v in result.measures.items() if k in _SHOWN}
+            options = self._options(f, classes, sm[i] if sm is not None else None, fnt, heights[i], min(frame), n, m)
             got = place(faces[i], [o[0] for o in options], frame, placed, faces, i, obstacles, gap=2)
             if got is None:
                 continue  # no free place even for the ID (extreme crowding): the box and table still name it
             rect, k = got
-            kind, text, rows = options[k][1:]
-            labels.append(Label(tuple(int(v) for v in rect), i, kind, text, rows, float(f.label_prob), f.label))
+            kind, text, rows, info = options[k][1:]
+            labels.append(Label(tuple(int(v) for v in rect), i, kind, text, rows, float(f.label_prob), f.label, info))
             placed = np.vstack([placed, rect[None]])
         return labels
 
-    def _options(self, f, classes, probs, fnt: _Font, face_h: float, min_side: int, n_faces: int):
-        """The label's forms, richest first: ((w, h), kind, text, rows)."""
+    def _options(self, f, classes, probs, fnt: _Font, face_h: float, min_side: int, n_faces: int,
+                 m: dict | None = None):
+        """The label's forms, richest first: ((w, h), kind, text, rows, info lines)."""
+        m = m or {}
         held = probs is not None and len(classes) and not f.predicted and classes[int(np.argmax(probs))] != f.label
         pct = f"{f.label_prob * 100:.0f}%"
-        chip_text = f"#{f.track_id} {f.label} {pct}" + (" held" if held else "")
-        short = f"#{f.track_id} {SHORT.get(f.label, f.label[:3])} {pct}"
+        tags = state_tags(m)
+        chip_text = f"#{f.track_id} {f.label} {pct}" + (" held" if held else "") + "".join(f"  {t}" for t in tags)
+        short = f"#{f.track_id} {SHORT.get(f.label, f.label[:3])} {pct}" + (f" {tags[0]}" if tags else "")
         if f.predicted:
             chip_text, short = f"#{f.track_id} {f.label}", f"#{f.track_id}"
         pad, line = fnt.pad, fnt.line
@@ -166,14 +171,15 @@ class FaceAnnotator:
             rows = tuple((classes[j], float(probs[j])) for j in order)
             name_w = max(fnt.width(c) for c in classes)
             bar_w = max(40, int(round(60 * fnt.scale)))
-            w = max(fnt.width(chip_text), name_w + bar_w + fnt.width("100%")) + 4 * pad
+            info = state_lines(m)
+            w = max([fnt.width(chip_text), name_w + bar_w + fnt.width("100%")] + [fnt.width(t) for t in info]) + 4 * pad
             row_h = line + pad
             for k in (len(rows), 3):
-                out.append(((w, chip_h + k * row_h + pad), "panel", chip_text, rows[:k]))
-        out.append(((fnt.width(chip_text) + 2 * pad, chip_h), "chip", chip_text, ()))
-        out.append(((fnt.width(short) + 2 * pad, chip_h), "short", short, ()))
+                out.append(((w, chip_h + (k + len(info)) * row_h + pad), "panel", chip_text, rows[:k], info))
+        out.append(((fnt.width(chip_text) + 2 * pad, chip_h), "chip", chip_text, (), ()))
+        out.append(((fnt.width(short) + 2 * pad, chip_h), "short", short, (), ()))
         tag = f"{f.track_id}"
-        out.append(((fnt.width(tag) + 2 * pad, line + 2 * pad), "id", tag, ()))
+        out.append(((fnt.width(tag) + 2 * pad, line + 2 * pad), "id", tag, (), ()))
         return out
 
     # drawing ---------------------------------------------------------------
@@ -245,6 +251,10 @@ class FaceAnnotator:
             txt = f"{p * 100:.0f}%"
             self._put(img, txt, x2 - fnt.pad - fnt.width(txt), base, fnt, (235, 235, 235))
             y += fnt.line + fnt.pad
+        for text in lab.info:
+            warn = text.startswith(("DROWSY", "looking away", "yawning"))
+            self._put(img, text, x1 + fnt.pad, y + fnt.line - fnt.line // 5, fnt, (255, 170, 60) if warn else (190, 230, 255))
+            y += fnt.line + fnt.pad
 
     @staticmethod
     def _leader(img, rect, box, col) -> None:
@@ -266,6 +276,52 @@ class FaceAnnotator:
         x1, y1, x2, y2 = lab.rect
         cv2.rectangle(img, (x1, y1), (x2 - 1, y2 - 1), (0, 0, 0), -1)
         self._put(img, lab.text, x1 + fnt.pad, y1 + fnt.pad + fnt.line - fnt.line // 5, fnt, (255, 255, 255))
+
+
+#: The face-state columns the overlay reads (``FrameResult.measures``; NaN: nothing to show).
+_SHOWN = ("eye_open_r", "eye_open_l", "yaw", "pitch", "blinks", "blink_rate", "eyes_closed", "yawning",
+          "looking_away", "drowsy", "attentive")
+
+
+def _on(v) -> bool:
+    return v is not None and np.isfinite(v) and v >= 0.5
+
+
+def state_tags(m: dict) -> list[str]:
+    """Short tags for a chip from a face's measures: DROWSY, away, yawn, eyes shut (none when all is well)."""
+    tags = []
+    if _on(m.get("drowsy")):
+        tags.append("DROWSY")
+    if _on(m.get("looking_away")):
+        tags.append("away")
+    if _on(m.get("yawning")):
+        tags.append("yawn")
+    if _on(m.get("eyes_closed")) and not tags:
+        tags.append("eyes shut")
+    return tags
+
+
+def state_lines(m: dict) -> tuple[str, ...]:
+    """A close-up panel's lines from a face's measures: eyes and blinks, head pose, state."""
+    def num(k):
+        v = m.get(k)
+        return v if v is not None and np.isfinite(v) else None
+
+    out = []
+    r, l_ = num("eye_open_r"), num("eye_open_l")
+    if r is not None or l_ is not None:
+        eyes = np.nanmean([v if v is not None else np.nan for v in (r, l_)])
+        blinks, rate = num("blinks"), num("blink_rate")
+        out.append(f"eyes {eyes:.2f}" + (f"  blinks {blinks:.0f}" if blinks is not None else "")
+                   + (f" ({rate:.0f}/min)" if rate is not None else ""))
+    yaw, pitch = num("yaw"), num("pitch")
+    if yaw is not None and pitch is not None:
+        out.append(f"head yaw {yaw:+.0f}  pitch {pitch:+.0f}")
+    state = ("DROWSY" if _on(m.get("drowsy")) else "looking away" if _on(m.get("looking_away"))
+             else "yawning" if _on(m.get("yawning")) else "attentive" if _on(m.get("attentive")) else "")
+    if state:
+        out.append(state)
+    return tuple(out)
 
 
 _DEFAULT = FaceAnnotator()

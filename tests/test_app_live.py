@@ -209,13 +209,14 @@ def test_preset_change_sets_the_sliders_to_the_preset_values(tmp_path):
     assert tuple(s.value for s in sliders) == preset_slider_values(DEFAULT_PRESET)
     # ... and the stream receives the preset and the sliders, in the handler's order, whenever one changes
     to_stream = [d for d in demo.fns.values() if getattr(d.fn, "__name__", "") == "set_input_gradio"]
-    assert to_stream and all(d.inputs[2:-1] == [radio, *sliders] for d in to_stream)
-    seq = to_stream[0].inputs[-1]
+    assert to_stream and all(d.inputs[2:-2] == [radio, *sliders] for d in to_stream)
+    seq, states = to_stream[0].inputs[-2:]
+    assert states.value is True and states.elem_id == "live-face-states"
     changed = {t[0] for d in to_stream for t in d.targets if t[1] == "change"}
     assert {radio._id, seq._id, *(s._id for s in sliders)} <= changed
     # every control's change stamps `seq` in the page, so the server keeps the newest values
     stamps = [d for d in demo.fns.values() if d.outputs == [seq] and d.js]
-    assert {t[0] for d in stamps for t in d.targets} >= {radio._id, *(s._id for s in sliders)}
+    assert {t[0] for d in stamps for t in d.targets} >= {radio._id, states._id, *(s._id for s in sliders)}
 
 
 def test_session_runs_exactly_the_preset_with_the_slider_changes(tmp_path, frames):
@@ -251,4 +252,24 @@ def test_an_older_change_arriving_late_does_not_undo_a_newer_one(tmp_path, frame
     assert s.config.smoothing.half_life_s == 0.7
     h(frames[4], "fer-mini-xception", "standard", 0.2, 20, 0.5)  # unstamped (older clients): applies as before
     assert s.config.smoothing.half_life_s == 0.2
+    reg.release("conn")
+
+
+def test_face_states_switch_applies_to_the_running_stream(tmp_path, frames):
+    """The Live tab's face-state checkbox turns the landmark stage off and on mid-stream."""
+    reg = SessionRegistry(live_dir=tmp_path)
+    h = LiveHandler(reg, session_id=lambda: "conn")
+    for f in frames[:3]:
+        h(f, "fer-mini-xception", "standard", 0.1, 20, 0.5, 1000, True)
+    s = reg.get("conn")
+    assert s.config.landmarks.face_states and s.last_result.measures
+    assert np.isfinite(s.last_result.measures["yaw"]).all()
+    for f in frames[3:5]:
+        h(f, "fer-mini-xception", "standard", 0.1, 20, 0.5, 2000, False)
+    assert not s.config.landmarks.face_states and not s.last_result.measures
+    from webapp.charts import tracks_html
+
+    assert "<th>state</th>" not in tracks_html(s.last_result)
+    h(frames[5], "fer-mini-xception", "standard", 0.1, 20, 0.5, 3000, True)
+    assert s.last_result.measures and "<th>state</th>" in tracks_html(s.last_result)
     reg.release("conn")

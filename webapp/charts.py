@@ -13,11 +13,11 @@ import pandas as pd
 
 from export.plot import timeline_frame
 from pipeline import FrameResult
-from pipeline.annotate import track_hex
+from pipeline.annotate import state_lines, state_tags, track_hex
 
 from .svgchart import TOP, timeline_svg
 
-TRACK_COLUMNS = ["track", "emotion", "prob", "held", "predicted", "runner_up", "runner_up_prob"]
+TRACK_COLUMNS = ["track", "emotion", "prob", "held", "predicted", "runner_up", "runner_up_prob", "state", "details"]
 
 #: Styles of the table and chart (added to the page's CSS by webapp.ui).
 CSS = """
@@ -26,6 +26,9 @@ CSS = """
 .tracks td { padding: 4px 6px; border-bottom: 1px solid var(--border-color-primary); white-space: nowrap;
              overflow: hidden; text-overflow: ellipsis; vertical-align: middle; }
 .tracks col.c-id { width: 19%; } .tracks col.c-top { width: 46%; } .tracks col.c-next { width: 35%; }
+.tracks.states col.c-id { width: 17%; } .tracks.states col.c-top { width: 39%; }
+.tracks.states col.c-next { width: 24%; } .tracks.states col.c-state { width: 20%; }
+.tracks .warn { color: #c2410c; font-weight: 600; }
 .tracks .sw { display: inline-block; width: 12px; height: 12px; border-radius: 3px; margin-right: 6px;
               vertical-align: -1px; }
 .tracks .bar { display: block; height: 5px; border-radius: 3px; background: var(--border-color-primary);
@@ -52,9 +55,13 @@ def tracks_frame(result: FrameResult | None, classes=()) -> pd.DataFrame:
             p = np.asarray(sm[int(i)], np.float64)
             order = [int(j) for j in np.argsort(-p) if cls[int(j)] != f.label]
             nxt = order[0] if order else None
+            m = {k: float(v[int(i)]) for k, v in result.measures.items()}
+            tags = state_tags(m)
+            state = tags[0] if tags else ("attentive" if m.get("attentive", 0) >= 0.5 else "")
             rows.append([f.track_id, f.label, round(f.label_prob, 3),
                          bool(cls[int(np.argmax(p))] != f.label) and not f.predicted, f.predicted,
-                         cls[nxt] if nxt is not None else "", round(float(p[nxt]), 3) if nxt is not None else 0.0])
+                         cls[nxt] if nxt is not None else "", round(float(p[nxt]), 3) if nxt is not None else 0.0,
+                         state, " · ".join(state_lines(m))])
     return pd.DataFrame(rows, columns=TRACK_COLUMNS)
 
 
@@ -64,8 +71,11 @@ def tracks_html(result: FrameResult | None, empty: str = "No faces in view.") ->
     df = tracks_frame(result)
     if not len(df):
         return f'<div class="tracks-empty">{escape(empty)}</div>'
-    out = ['<table class="tracks"><colgroup><col class="c-id"><col class="c-top"><col class="c-next"></colgroup>'
-           '<thead><tr><th>person</th><th>emotion</th><th>runner-up</th></tr></thead><tbody>']
+    states = bool(result.measures)  # the face-state stage is on: a state column (details in its tooltip)
+    out = [f'<table class="tracks{" states" if states else ""}"><colgroup><col class="c-id"><col class="c-top">'
+           '<col class="c-next">' + ('<col class="c-state">' if states else "") + '</colgroup>'
+           '<thead><tr><th>person</th><th>emotion</th><th>runner-up</th>' + ("<th>state</th>" if states else "")
+           + '</tr></thead><tbody>']
     for r in df.itertuples(index=False):
         col = track_hex(r.track)
         tag = ('<span class="tag">not seen</span>' if r.predicted
@@ -75,7 +85,9 @@ def tracks_html(result: FrameResult | None, empty: str = "No faces in view.") ->
             f'<tr class="{"unseen" if r.predicted else ""}"><td><span class="sw" style="background:{col}"></span>'
             f'#{r.track}</td><td title="{escape(r.emotion)} {r.prob:.0%}">{escape(r.emotion)} {r.prob:.0%}{tag}'
             f'<span class="bar"><span style="width:{r.prob * 100:.0f}%;background:{col}"></span></span></td>'
-            f'<td>{escape(r.runner_up)} {r.runner_up_prob:.0%}</td></tr>')
+            f'<td>{escape(r.runner_up)} {r.runner_up_prob:.0%}</td>'
+            + (f'<td title="{escape(r.details)}" class="{"warn" if r.state not in ("", "attentive") else ""}">'
+               f'{escape(r.state) or "-"}</td>' if states else "") + '</tr>')
     out.append("</tbody></table>")
     return "".join(out)
 

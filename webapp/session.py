@@ -58,10 +58,12 @@ class LiveControls:
     #: request, run concurrently, so an older set of values can arrive after a newer one; the session keeps
     #: the newest (:meth:`newer_than`).
     seq: float | None = None
+    #: The face-state stage (eyes, blinks, head pose, drowsy/attentive); None: the preset's value.
+    face_states: bool | None = None
 
     @classmethod
     def from_inputs(cls, model=None, preset_name=None, half_life_s=None, min_face=None,
-                    min_score=None, seq=None) -> LiveControls:
+                    min_score=None, seq=None, face_states=None) -> LiveControls:
         """From the page's values, in the order the handler receives them; bad values are clamped or dropped."""
         def num(name, v):
             lo, hi, kind = SLIDER_RANGES[name]
@@ -74,7 +76,8 @@ class LiveControls:
         return cls(model=offered[model][1] if isinstance(model, str) and model in offered else None,
                    preset=preset_name if preset_name in PRESETS else None,
                    half_life_s=num("half_life_s", half_life_s), min_face=num("min_face", min_face),
-                   min_score=num("min_score", min_score), seq=_seq(seq))
+                   min_score=num("min_score", min_score), seq=_seq(seq),
+                   face_states=face_states if isinstance(face_states, bool) else None)
 
     def stale_against(self, current: LiveControls) -> bool:
         """Whether these controls are older than ``current`` (both stamped by the page)."""
@@ -83,6 +86,8 @@ class LiveControls:
     def changes(self) -> dict:
         """The field changes these controls make to their preset."""
         out = {k: getattr(self, k) for k in SLIDER_RANGES if getattr(self, k) is not None}
+        if self.face_states is not None:
+            out["face_states"] = self.face_states
         if self.model:
             out["model"] = self.model
         return out

@@ -107,6 +107,9 @@ class LiveTab:
                         model = gr.Dropdown(S.model_choices(), value=S.DEFAULT_UI_MODEL, label="Model")
                         scene = gr.Radio(S.preset_choices(), value=DEFAULT_PRESET, label="Preset",
                                          elem_id="live-preset")
+                    states = gr.Checkbox(preset(DEFAULT_PRESET).landmarks.face_states, elem_id="live-face-states",
+                                         label="Face states: eyes, blinks, head pose, attention and drowsiness "
+                                               "(about 1 ms per face)")
                     with gr.Row():
                         sliders = [gr.Slider(lo, hi, value=v, step=_SLIDERS[k][1], label=_SLIDERS[k][0],
                                              elem_id=f"live-{k.replace('_', '-')}")
@@ -124,10 +127,10 @@ class LiveTab:
                                 visible=False, elem_id="live-files")
         # every change of a control stamps `seq` (page clock, ms), so the server keeps the newest values
         seq = gr.Number(0, visible=False, elem_id="live-seq")
-        for control in (model, scene, *sliders):
+        for control in (model, scene, *sliders, states):
             control.change(None, None, [seq], js="() => Date.now()", show_api=False, queue=False)
         webrtc.stream(stable_handler(self.services.handler, skip_frames=True),
-                      inputs=[webrtc, model, scene, *sliders, seq], outputs=[webrtc],
+                      inputs=[webrtc, model, scene, *sliders, seq, states], outputs=[webrtc],
                       # LIVE_MAX_STREAMS are analysed (registry.max_active); LIVE_BUSY_SLOTS more connect only
                       # to be told "server busy"; fastrtc refuses any further connection.
                       concurrency_limit=S.LIVE_MAX_STREAMS + S.LIVE_BUSY_SLOTS, time_limit=S.LIVE_TIME_LIMIT_S)
