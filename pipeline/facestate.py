@@ -28,7 +28,9 @@ seconds, so the results hold at any frame rate; a frame without measures
 * **Looking away**: |yaw| or |pitch| beyond the configured limits for
   ``away_s``; back after 0.5 s within them.
 * **Drowsy**: on when PERCLOS reaches ``drowsy_perclos``, an eye closure lasts
-  1 s, or 3 yawns fall within 5 minutes; off when none of these held for 10 s.
+  1 s, or 3 yawns fall within 5 minutes, once the face has been measured for
+  ``PERCLOS_MIN_S`` (10 s: before that its open-eye baseline is not its own);
+  off when none of these held for 10 s.
 * **Attentive**: facing the camera (not looking away), eyes not closed for
   longer than a blink, and not drowsy.
 
@@ -190,8 +192,10 @@ class FaceState:
         total = sum(d for _, d, _ in self.perclos_buf)
         perclos = sum(d for _, d, c in self.perclos_buf if c) / total if total >= PERCLOS_MIN_S else math.nan
         if self.measured:
-            reason = ((math.isfinite(perclos) and perclos >= cfg.drowsy_perclos)
-                      or t - self.long_closure_t < 0.1 or len(self.yawn_times) >= 3)
+            # no verdict before PERCLOS_MIN_S of measures: the open-eye baseline is not this person's yet
+            # (a smile's narrowed eyes or a cry's shut ones in the first seconds are not drowsiness)
+            reason = total >= PERCLOS_MIN_S and ((math.isfinite(perclos) and perclos >= cfg.drowsy_perclos)
+                                                 or t - self.long_closure_t < 0.1 or len(self.yawn_times) >= 3)
             if reason:
                 self.flags["drowsy"] = True
                 self._drowsy_clear_since = None
