@@ -33,6 +33,8 @@ from collections import deque
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from pipeline.results import prob_columns
 
 from .files import OutputFiles
@@ -90,9 +92,12 @@ class LiveRecorder:
             self._summary.add_result(result)
             self.frames += 1
             C = len(self.classes)
-            for r in rows:
+            m = result.measures
+            eyes = ((m["eye_open_r"], m["eye_open_l"]) if "eye_open_r" in m
+                    else (np.full(len(rows), np.nan), np.full(len(rows), np.nan)))
+            for k, r in enumerate(rows):
                 probs = tuple(r[10:10 + C])
-                self._buf.append((r[0], r[2], r[8], probs))
+                self._buf.append((r[0], r[2], r[8], probs + (float(eyes[0][k]), float(eyes[1][k]))))
                 self._tracks[r[2]] = {"track_id": r[2], "time_s": r[0], "label": r[8], "label_prob": r[9],
                                       "box": r[3:7], "probs": dict(zip(self.classes, probs))}
             for tid in getattr(result, "ended_tracks", ()) or ():
@@ -104,13 +109,14 @@ class LiveRecorder:
 
     def recent(self, seconds: float = 30.0):
         """Rows of the last ``seconds`` before the latest frame (at most ``buffer_s``):
-        time_s, track_id, label, p_<class>...  Empty when no face was seen in that window."""
+        time_s, track_id, label, p_<class>..., eye_open_r, eye_open_l (NaN: not measured).
+        Empty when no face was seen in that window."""
         import pandas as pd
 
         with self._lock:
             rows = list(self._buf)
             t_end = self.last_time_s
-        cols = ["time_s", "track_id", "label"] + prob_columns(self.classes)
+        cols = ["time_s", "track_id", "label"] + prob_columns(self.classes) + ["eye_open_r", "eye_open_l"]
         if rows:
             rows = [r for r in rows if r[0] >= t_end - seconds - 1e-9]
         df = pd.DataFrame([(t, tid, lab, *p) for t, tid, lab, p in rows], columns=cols)

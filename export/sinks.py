@@ -103,8 +103,11 @@ class ChartSink:
         if k % self._stride or not len(result) or result.smoothed is None:
             return
         # rounded as in the timeline files, so the chart shows what they hold
+        m = result.measures
+        eyes = (np.column_stack([m["eye_open_r"], m["eye_open_l"]]).astype(np.float64) if "eye_open_r" in m
+                else np.full((len(result), 2), np.nan))
         self._frames.append((k, round(float(result.timestamp), 6), result.track_ids.copy(),
-                             np.round(result.smoothed.astype(np.float64), 4)))
+                             np.column_stack([np.round(result.smoothed.astype(np.float64), 4), np.round(eyes, 4)])))
         self._rows += len(result)
         while self._rows > self._cap and len(self._frames) > 1:
             self._stride *= 2
@@ -114,7 +117,7 @@ class ChartSink:
     def close(self):
         import pandas as pd
 
-        cols = ["time_s", "track_id", *prob_columns(self.classes)]
+        cols = ["time_s", "track_id", *prob_columns(self.classes), "eye_open_r", "eye_open_l"]
         if self._frames:
             times = np.concatenate([np.full(len(ids), t) for _, t, ids, _ in self._frames])
             ids = np.concatenate([ids for _, _, ids, _ in self._frames]).astype(np.int64)

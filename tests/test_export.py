@@ -25,7 +25,7 @@ import pytest
 from export import APP_VERSION
 from export.files import OutputFiles
 from export.live import LiveRecorder, cleanup_old
-from export.plot import plot_timeline, timeline_frame
+from export.plot import EYES, plot_timeline, timeline_frame
 from export.summary import summarize, write_summary, write_summary_csv
 from export.timeline import TimelineWriter, columns_for, read_timeline
 from export.video import VideoError, h264_available, process_video
@@ -581,7 +581,7 @@ def test_live_recorder_bounded_and_snapshots(tmp_path):
     assert len(rec._buf) <= 60 * 10 * 2
     assert mem_20min - mem_5min < 500_000, (mem_5min, mem_20min)
     recent = rec.recent(30)
-    assert set(recent.columns) == {"time_s", "track_id", "label", *prob_columns(CLASSES7)}
+    assert set(recent.columns) == {"time_s", "track_id", "label", *prob_columns(CLASSES7), "eye_open_r", "eye_open_l"}
     assert recent["time_s"].min() >= (n - 1) / 10 - 30 - 1e-6 and len(recent) <= 30 * 10 * 2 + 2
     assert recent["track_id"].dtype == np.int64 and len(recent) > 250
     assert [t["track_id"] for t in rec.tracks()] == [1, 2] or [t["track_id"] for t in rec.tracks()] == [1]
@@ -678,8 +678,12 @@ def test_plots(single, tmp_path):
     df = read_timeline(single[0].timeline_csv)
     long = timeline_frame(df, CLASSES7, max_points=None)
     assert list(long.columns) == ["time_s", "track", "emotion", "prob", "series"]
-    assert len(long) == len(df) * 7 and set(long["emotion"]) == set(CLASSES7)
-    assert long["prob"].between(0, 1).all() and long["time_s"].dtype == np.float64
+    emo = long[long["emotion"] != EYES]
+    assert len(emo) == len(df) * 7 and set(emo["emotion"]) == set(CLASSES7)
+    assert emo["prob"].between(0, 1).all() and long["time_s"].dtype == np.float64
+    # with face states: each measured row's eye openness (mean of both eyes) is one more series
+    measured = df[["eye_open_r", "eye_open_l"]].notna().any(axis=1).sum()
+    assert measured > 0 and (long["emotion"] == EYES).sum() == measured
     assert len(timeline_frame(df, CLASSES7, max_points=140)) <= 140
     assert len(timeline_frame(df.iloc[:0], CLASSES7)) == 0
     png = plot_timeline(df, CLASSES7, tmp_path / "t.png", title="single")

@@ -181,3 +181,34 @@ def test_the_annotated_video_starts_with_boxes(tmp_path):
     assert a.shape == b.shape
     changed = (np.abs(a - b).sum(axis=2) > 120).mean()
     assert changed > 0.005, f"frame 0 of the annotated video looks unannotated ({changed:.4f} of pixels changed)"
+
+
+def test_eye_openness_is_a_chart_choice_live_and_for_videos(tmp_path):
+    """With face states on, the charts can plot each person's eye openness (from the same measures
+    as the timeline files); the top-emotion view is unchanged by it."""
+    from export.plot import EYES
+    from export.video import process_video
+    from webapp.charts import chart_choices, video_chart_html
+
+    vr = process_video(str(feat_data() / "single_face.mp4"), str(tmp_path))
+    assert EYES in set(vr.chart["emotion"]) and EYES in [c[1] for c in chart_choices(["neutral"])]
+    eyes = vr.chart[vr.chart["emotion"] == EYES]
+    assert len(eyes) > 30 and eyes["prob"].between(0, 2).all()
+    svg = video_chart_html(vr.chart, vr.duration_s, EYES)
+    assert "eye openness of each person" in svg and "<polyline" in svg
+    top = video_chart_html(vr.chart, vr.duration_s)
+    assert ">eye openness<" not in top  # never shown as an emotion
+    with Pipeline() as p:
+        from export.live import LiveRecorder
+
+        rec = LiveRecorder(tmp_path / "live", "s1", list(p.classes))
+        import av
+
+        with av.open(str(feat_data() / "single_face.mp4")) as c:
+            for i, fr in enumerate(c.decode(video=0)):
+                rec.add(p.process(fr.to_ndarray(format="rgb24"), i / 30))
+                if i >= 20:
+                    break
+        df = rec.recent(30)
+        rec.close()
+    assert np.isfinite(df["eye_open_r"]).sum() > 10

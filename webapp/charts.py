@@ -11,7 +11,7 @@ from html import escape
 import numpy as np
 import pandas as pd
 
-from export.plot import timeline_frame
+from export.plot import EYES, timeline_frame
 from pipeline import FrameResult
 from pipeline.annotate import state_lines, state_tags, track_hex
 
@@ -106,7 +106,8 @@ def video_chart_html(chart: pd.DataFrame | None, duration_s: float | None, what:
 
 def chart_choices(classes) -> list[tuple[str, str]]:
     """The chart's "what to plot" options: each person's top emotion, or one emotion for everyone."""
-    return [("Top emotion of each person", TOP)] + [(f"{c} of each person", c) for c in classes]
+    return ([("Top emotion of each person", TOP)] + [(f"{c} of each person", c) for c in classes]
+            + [("Eye openness of each person (face states)", EYES)])
 
 
 def status_text(info: dict) -> str:

@@ -10,8 +10,9 @@ build, scales to any width (phones included), and shows exactly this:
   as needed (the SVG grows; nothing is clipped);
 * a gap wherever a track was not seen (no line across it);
 * what is plotted is chosen by ``what``: ``"top"`` (each person's top emotion
-  and its probability, the emotion's name written where it changes) or a class
-  name (that emotion's probability for everyone).
+  and its probability, the emotion's name written where it changes), a class
+  name (that emotion's probability for everyone), or ``export.plot.EYES`` (eye
+  openness, 1 = the person's open eyes, when face states are on).
 
 Input: the long chart frame of :func:`export.plot.timeline_frame` (columns
 ``time_s, track, emotion, prob``).
@@ -23,6 +24,7 @@ from html import escape
 import numpy as np
 import pandas as pd
 
+from export.plot import EYES
 from pipeline.annotate import track_hex
 
 TOP = "top"
@@ -38,9 +40,12 @@ def _series(long: pd.DataFrame, what: str, bin_s: float) -> pd.DataFrame:
     d["time_s"] = (d["time_s"].astype(float) / bin_s).round() * bin_s
     d = d.groupby(["track", "time_s", "emotion"], as_index=False)["prob"].mean()
     if what == TOP:
+        d = d[d["emotion"] != EYES]
         d = d.loc[d.groupby(["track", "time_s"])["prob"].idxmax()]
     else:
         d = d[d["emotion"] == what]
+        if what == EYES:  # 1 = this person's open eyes; wider eyes are drawn at the top
+            d = d.assign(prob=d["prob"].clip(0.0, 1.0))
     return d.sort_values(["track", "time_s"]).reset_index(drop=True)
 
 
