@@ -38,7 +38,9 @@ CSS = """
 .tracks tr.unseen td { opacity: 0.55; }
 .tracks-empty, .tl-empty { color: var(--body-text-color-subdued); padding: 8px 2px; }
 svg.timeline { display: block; color: var(--body-text-color); }
-@media (max-width: 480px) { .tracks { font-size: 13px; } .tracks td, .tracks th { padding: 4px 3px; } }
+@media (max-width: 480px) { .tracks { font-size: 13px; } .tracks td, .tracks th { padding: 4px 3px; }
+  .tracks.states col.c-next, .tracks.states .next { display: none; }
+  .tracks.states col.c-id { width: 20%; } .tracks.states col.c-top { width: 50%; } .tracks.states col.c-state { width: 30%; } }
 """
 
 
@@ -74,7 +76,7 @@ def tracks_html(result: FrameResult | None, empty: str = "No faces in view.") ->
     states = bool(result.measures)  # the face-state stage is on: a state column (details in its tooltip)
     out = [f'<table class="tracks{" states" if states else ""}"><colgroup><col class="c-id"><col class="c-top">'
            '<col class="c-next">' + ('<col class="c-state">' if states else "") + '</colgroup>'
-           '<thead><tr><th>person</th><th>emotion</th><th>runner-up</th>' + ("<th>state</th>" if states else "")
+           '<thead><tr><th>person</th><th>emotion</th><th class="next">runner-up</th>' + ("<th>state</th>" if states else "")
            + '</tr></thead><tbody>']
     for r in df.itertuples(index=False):
         col = track_hex(r.track)
@@ -85,7 +87,7 @@ def tracks_html(result: FrameResult | None, empty: str = "No faces in view.") ->
             f'<tr class="{"unseen" if r.predicted else ""}"><td><span class="sw" style="background:{col}"></span>'
             f'#{r.track}</td><td title="{escape(r.emotion)} {r.prob:.0%}">{escape(r.emotion)} {r.prob:.0%}{tag}'
             f'<span class="bar"><span style="width:{r.prob * 100:.0f}%;background:{col}"></span></span></td>'
-            f'<td>{escape(r.runner_up)} {r.runner_up_prob:.0%}</td>'
+            f'<td class="next">{escape(r.runner_up)} {r.runner_up_prob:.0%}</td>'
             + (f'<td title="{escape(r.details)}" class="{"warn" if r.state not in ("", "attentive") else ""}">'
                f'{escape(r.state) or "-"}</td>' if states else "") + '</tr>')
     out.append("</tbody></table>")
