@@ -142,9 +142,13 @@ def deploy(plan: Plan, log=print) -> str:
         info = api.create_commit(repo_id, operations=ops, repo_type="space",
                                  commit_message="Deploy with python -m deploy")
         log(f"uploaded {len(files)} files in one commit ({getattr(info, 'oid', '')[:12]})")
-    except (HfHubHTTPError, *net) as e:
-        what = "Cannot reach the Hub" if isinstance(e, net) else "The Hub refused the upload"
-        msg = f"{what} ({_why(e)})."
+    except (HfHubHTTPError, ValueError, *net) as e:
+        if isinstance(e, net):
+            msg = f"Cannot reach the Hub ({_why(e)})."
+        elif isinstance(e, HfHubHTTPError):
+            msg = f"The Hub refused the upload ({_why(e)})."
+        else:  # create_commit's check of README.md's front matter
+            msg = f"The Hub refused the Space card (Space.md): {e}."
         if created:
             try:
                 api.delete_repo(repo_id, repo_type="space")
