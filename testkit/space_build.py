@@ -120,6 +120,9 @@ def _check_apt(b: Build, cmd: str) -> None:
     if "packages.txt" not in cmd:
         raise BuildFailed(f"apt step without packages.txt: {cmd!r} (the simulation checks packages.txt)")
     pkgs = [p.strip() for p in (b.context / "packages.txt").read_text().splitlines() if p.strip() and not p.startswith("#")]
+    if not shutil.which("dpkg"):
+        b.checked.append(f"apt packages NOT checked (no dpkg on this machine): {' '.join(pkgs)}")
+        return
     missing = [p for p in pkgs if subprocess.run(["dpkg", "-s", p], capture_output=True).returncode != 0]
     if missing:
         raise BuildFailed(f"packages.txt lists {missing}, not installed on this machine: the simulation cannot "
@@ -197,8 +200,9 @@ def build(context: Path, root: Path, timeout_s: float = 600) -> Build:
 
 
 @contextlib.contextmanager
-def start(b: Build, tmp: Path, timeout_s: float = 180.0):
-    """Run the image's CMD in its WORKDIR with its environment; yields (url, Popen)."""
+def start(b: Build, tmp: Path, timeout_s: float = 180.0, workdir: Path | None = None):
+    """Run the image's CMD in its WORKDIR (or ``workdir``, a changed copy of it) with the image's
+    environment; yields (url, Popen)."""
     tmp = Path(tmp)
     tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -210,7 +214,7 @@ def start(b: Build, tmp: Path, timeout_s: float = 180.0):
         raise BuildFailed(f"CMD {b.cmd[0]!r} is not on the image's PATH {env['PATH']}")
     log_path = tmp / "server.log"
     log = open(log_path, "wb")
-    proc = subprocess.Popen([exe, *b.cmd[1:]], cwd=b.host(b.workdir), env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([exe, *b.cmd[1:]], cwd=workdir or b.host(b.workdir), env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
         t_end = time.time() + timeout_s

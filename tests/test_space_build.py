@@ -35,7 +35,8 @@ def image(tmp_path_factory):
     b = build(tmp / "tree", tmp / "root")
     print("\nsimulated build:\n  ran: " + "\n  ran: ".join(b.ran) + "\n  not run: " + "\n  not run: ".join(b.skipped)
           + "\n  checked: " + "\n  checked: ".join(b.checked))
-    return b
+    yield b
+    shutil.rmtree(tmp / "root", ignore_errors=True)  # the image's venv is ~1.5 GB
 
 
 def venv_python(b) -> str:
@@ -66,6 +67,8 @@ def test_packages_txt_covers_every_system_library_the_wheels_link(image):
     """Every shared library outside the venv that a compiled module of the image links (and that
     resolves here) comes from the base image or from packages.txt and its dependencies.  This is
     what found mediapipe's libEGL.so.1 / libGLESv2.so.2, which python:3.11-slim lacks."""
+    if not (shutil.which("dpkg") and shutil.which("apt-cache") and shutil.which("ldd")):
+        pytest.skip("needs Debian's dpkg and apt-cache, and ldd, to map libraries to packages (absent here)")
     venv = image.root / "home" / "user" / "venv"
     pkgs = [p for p in (image.context / "packages.txt").read_text().split() if p]
     deps = subprocess.run(["apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests", "--no-conflicts",
@@ -111,30 +114,27 @@ def test_the_app_from_the_tree_serves_the_api_and_the_live_tab(image, tmp_path):
         assert "webrtc" in types, sorted(set(types))
 
 
-def _without(image, tmp_path, rel: str):
-    """The built image with one file of the tree missing from the app folder."""
-    app = image.host(image.workdir)
-    copy = tmp_path / "root" / "home" / "user" / "app"
-    shutil.copytree(app, copy)
+def _without(image, tmp_path, rel: str) -> Path:
+    """A copy of the built image's app folder with one file of the tree missing."""
+    copy = tmp_path / "app"
+    shutil.copytree(image.host(image.workdir), copy)
     (copy / rel).unlink()
-    b = type(image)(**{**image.__dict__, "root": image.root})
-    b.workdir = str(copy)  # outside /home/user: host() maps nothing, the path is already real
-    b.host = lambda path: Path(path)
-    return b
+    return copy
 
 
 def test_a_module_missing_from_the_tree_fails_the_start(image, tmp_path):
-    b = _without(image, tmp_path, "webapp/rtc.py")
-    with pytest.raises(BuildFailed, match="rtc"):
-        with start(b, tmp_path / "run"):
+    app = _without(image, tmp_path, "webapp/rtc.py")
+    with pytest.raises(BuildFailed, match="No module named 'webapp.rtc'"):
+        with start(image, tmp_path / "run", workdir=app):
             pass
 
 
 def test_a_model_missing_from_the_tree_fails_the_api(image, tmp_path):
     from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
 
-    b = _without(image, tmp_path, "tracker/models/face_detection_full_range_sparse.tflite")
-    with start(b, tmp_path / "run") as (url, _):
-        with pytest.raises(Exception, match="face_detection_full_range_sparse|No such file|not found|rror"):
+    app = _without(image, tmp_path, "tracker/models/face_detection_full_range_sparse.tflite")
+    with start(image, tmp_path / "run", workdir=app) as (url, _):
+        with pytest.raises(AppError, match="face_detection_full_range_sparse.tflite"):
             r = _client(url).predict(handle_file(str(feat_data() / "multi_face.jpg")), api_name="/analyze_image")
             assert len(r["faces"]) == 5, r  # reached only if the app somehow worked without the file
