@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from deploy.tree import TreeError, build_tree, space_config
+from deploy.tree import TreeError, build_tree, space_config, untracked
 
 TURN_KEYS = ("HF_TOKEN", "TURN_URLS", "CLOUDFLARE_TURN_KEY_ID")
 KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         meta = space_config()
+        left_out = untracked()
+        if left_out:
+            print(f"Left out (not tracked by git; `git add` them to ship them): {', '.join(left_out)}", file=sys.stderr)
         if args.dry_run:
             files = build_tree(args.dry_run)
             print(f"Space tree for {args.space} (sdk {meta['sdk']}): {len(files)} files in {args.dry_run}; "

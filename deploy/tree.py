@@ -66,6 +66,14 @@ def front_matter(card: str) -> dict[str, str]:
     return out
 
 
+def untracked(repo: Path = REPO) -> list[str]:
+    """Files in the shipped folders that git does not track, so the tree leaves them out."""
+    tracked = _tracked(repo)
+    if tracked is None:
+        return []
+    return [rel for top in (*PACKAGES, WHEELS) for rel in _walk(repo, top) if rel not in tracked]
+
+
 def space_files(repo: Path = REPO) -> dict[str, Path]:
     """``{path in the Space: source file}`` for every file of the Space tree."""
     tracked = _tracked(repo)

@@ -171,3 +171,29 @@ def test_bad_arguments(tmp_path):
     (tmp_path / "full" / "x").write_text("x")
     code, out, err = deploy(tmp_path, "http://127.0.0.1:9", "a/b", "--dry-run", str(tmp_path / "full"))
     assert code == 1 and "not empty" in err
+
+
+def test_only_what_git_tracks_is_shipped(tmp_path):
+    """In a small git repository: an untracked file in a product folder is left out (and named),
+    caches never ship, and a repository without git (an archive) ships what is on disk."""
+    from deploy.tree import build_tree, space_files, untracked
+
+    for rel in ("app.py", "LICENSE", "requirements.txt", "packages.txt", "docs/API.md", "deploy/Dockerfile",
+                "webapp/ui.py", "classifier/specs/a.json", "third_party/wheels/x-1-py3-none-any.whl",
+                "tests/test_x.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(rel)
+    (tmp_path / "Space.md").write_text("---\nsdk: docker\napp_port: 7860\n---\n# card\n")
+    (tmp_path / "deploy" / "Dockerfile").write_text("FROM python:3.11-slim\nEXPOSE 7860\nCMD [\"python\", \"app.py\"]\n")
+    no_git = set(space_files(tmp_path))
+    assert "classifier/specs/a.json" in no_git and "tests/test_x.py" not in no_git
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "add", "."], cwd=tmp_path, check=True)
+    (tmp_path / "classifier" / "specs" / "mine.json").write_text("{}")
+    (tmp_path / "webapp" / "__pycache__").mkdir()
+    (tmp_path / "webapp" / "__pycache__" / "ui.cpython-311.pyc").write_bytes(b"\0")
+    files = build_tree(tmp_path / "out", repo=tmp_path)
+    assert "classifier/specs/mine.json" not in files and "classifier/specs/a.json" in files
+    assert untracked(tmp_path) == ["classifier/specs/mine.json"]
+    assert not [f for f in files if "__pycache__" in f]
+    assert set(files) == no_git
