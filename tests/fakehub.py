@@ -1,9 +1,13 @@
-"""A tiny local stand-in for the Hugging Face Hub's file endpoint.
+"""A tiny local stand-in for the Hugging Face Hub.
 
 Serves ``/{repo_id}/resolve/{revision}/{filename}`` (HEAD and GET) from a dict,
 with the headers huggingface_hub reads (commit hash, ETag, size), so the real
 ``hf_hub_download`` code path (download, cache layout, revisions, tokens) runs
 against it via ``HF_ENDPOINT=http://127.0.0.1:PORT``.  Loopback only.
+
+The Space API part (:mod:`tests.fakehub_api`, ``hub.api``; tokens in ``hub.api.users``) answers
+what ``python -m deploy`` calls: whoami, repo creation and deletion, Space secrets,
+variables and hardware, the tree listing, preupload and commit.
 """
 from __future__ import annotations
 
@@ -18,6 +22,9 @@ class FakeHub:
         self.commits: dict[tuple[str, str], str] = {}
         self.private: dict[str, str] = {}  # repo -> required token
         self.requests: list[str] = []
+        from tests.fakehub_api import SpaceApi
+
+        self.api = api = SpaceApi(self)
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -70,7 +77,16 @@ class FakeHub:
                 self._serve(False)
 
             def do_GET(self):
+                if self.path.startswith("/api/") and "/resolve/" not in self.path:
+                    api.handle(self)
+                    return
                 self._serve(True)
+
+            def do_POST(self):
+                api.handle(self)
+
+            def do_DELETE(self):
+                api.handle(self)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -2,7 +2,8 @@
 
 Data flows one way: webapp > export > pipeline > tracker | classifier; the product
 never imports the test kit, benchmarks or tools.  The second test shows the check
-bites: the same contracts on a copy of the tree with one upward import fail.
+bites: the same contracts on a copy of the tree with one upward import fail, and so does deploy
+importing the app.
 """
 import shutil
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 LINT = Path(sys.executable).with_name("lint-imports")
-PACKAGES = ("webapp", "export", "pipeline", "tracker", "classifier", "testkit", "benchmarks", "tools")
+PACKAGES = ("webapp", "export", "pipeline", "tracker", "classifier", "testkit", "benchmarks", "tools", "deploy")
 
 
 def lint(cwd: Path) -> subprocess.CompletedProcess:
@@ -32,3 +33,13 @@ def test_an_upward_import_breaks_the_contract(tmp_path):
     r = lint(tmp_path)
     assert r.returncode != 0
     assert "BROKEN" in r.stdout and "tracker.upward -> pipeline.results" in r.stdout
+
+
+def test_deploy_importing_the_app_breaks_the_contract(tmp_path):
+    for pkg in PACKAGES:
+        shutil.copytree(REPO / pkg, tmp_path / pkg, ignore=shutil.ignore_patterns("*.onnx", "*.tflite", "results"))
+    shutil.copy(REPO / ".importlinter", tmp_path)
+    (tmp_path / "deploy" / "peek.py").write_text("import webapp.settings\n")
+    r = lint(tmp_path)
+    assert r.returncode != 0
+    assert "deploy (python -m deploy)" in r.stdout and "deploy.peek -> webapp.settings" in r.stdout
