@@ -56,7 +56,8 @@ def test_the_image_has_one_headless_opencv(image):
 
 def _debian_package(lib: str) -> str:
     """The Debian package that installed a library file (usr-merged paths: /lib is /usr/lib)."""
-    for path in dict.fromkeys([lib, "/usr" + lib if lib.startswith("/lib") else lib, str(Path(lib).resolve())]):
+    alt = "/usr" + lib if lib.startswith("/lib") else lib[4:] if lib.startswith("/usr/lib") else lib
+    for path in dict.fromkeys([lib, alt, str(Path(lib).resolve())]):
         r = subprocess.run(["dpkg", "-S", path], capture_output=True, text=True)
         if r.returncode == 0:
             return r.stdout.split(":")[0]
