@@ -43,11 +43,10 @@ def _client_error(exc: BaseException, path: str) -> tuple[int, str] | None:
                                                                              AttributeError, ValueError)):
         return 404 if isinstance(exc, KeyError) else 400, (
             "Unknown session or component." if isinstance(exc, KeyError) else "Malformed request.")
-    try:
-        from starlette.formparsers import MultiPartException
-    except ImportError:  # pragma: no cover
-        return None
-    if isinstance(exc, MultiPartException):
+    from python_multipart.exceptions import FormParserError
+    from starlette.formparsers import MultiPartException
+
+    if isinstance(exc, (MultiPartException, FormParserError)):
         return 400, "Malformed multipart body."
     return None
 
