@@ -116,6 +116,8 @@ def test_slow_headers_and_bodies_are_closed(server):
     runs = {
         "silent": (b"", None),  # connects and sends nothing
         "headers": (b"GET / HTTP/1.1\r\nHost: x\r\n", b"X-Slow: 1\r\n"),  # a header line every 2 s
+        # the same on a kept-alive connection, after one complete request
+        "kept-alive headers": (b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\n", b"X-Slow: 1\r\n"),
         "body": (b"POST /gradio_api/upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
                  b"Content-Length: 100000\r\n\r\n--b\r\nContent-Disposition: form-data; name=\"files\"; "
                  b"filename=\"a.txt\"\r\n\r\n", b"a"),  # a body byte every 2 s
@@ -193,7 +195,7 @@ MALFORMED = [
 
 @pytest.mark.parametrize("ctype,body", MALFORMED, ids=[f"body{i}" for i in range(len(MALFORMED))])
 def test_malformed_component_server_bodies_leak_nothing(server, ctype, body):
-    status, headers, reply = _request(server, "POST", "/gradio_api/component_server",
+    status, _, reply = _request(server, "POST", "/gradio_api/component_server",
                                       body=body, headers={"Content-Type": ctype})
     text = reply.decode(errors="replace")
     assert not LEAKS.search(text), f"{status}: {text[:400]}"

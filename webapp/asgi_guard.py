@@ -20,8 +20,8 @@ import re
 
 log = logging.getLogger(__name__)
 
-_FILE_ROUTE = re.compile(r"/file=(.*)\Z", re.S)
-_URL_LIKE = re.compile(r"\A\s*(?:[a-z][a-z0-9+.\-]*:|[/\\]{2})", re.I)
+_FILE_ROUTE = re.compile(r"/file=(.*)\Z", re.DOTALL)
+_URL_LIKE = re.compile(r"\A\s*(?:[a-z][a-z0-9+.\-]*:|[/\\]{2})", re.IGNORECASE)
 
 
 def is_url_target(path: str) -> bool:
@@ -87,8 +87,9 @@ class GuardMiddleware:
                 log.exception("%s %s failed", scope.get("method"), path[:200])
                 status, message = 500, "Internal server error."
             else:
+                generic = known[1] == "Malformed request."  # could also be a bug: keep the traceback
                 log.info("%s %s: %s (%s: %s)", scope.get("method"), path[:200], known[1], type(exc).__name__,
-                         str(exc)[:200])
+                         str(exc)[:200], exc_info=exc if generic else None)
                 status, message = known
             if started:
                 raise

@@ -84,7 +84,7 @@ class GuardedH11Protocol(H11Protocol):
         self._watch = self.loop.call_later(_TICK_S, self._tick)
 
     def _expire(self, why: str) -> None:
-        client = "%s:%d" % self.client if self.client else "client"
+        client = f"{self.client[0]}:{self.client[1]}" if self.client else "client"
         log.warning("closing slow connection from %s: %s", client, why)
         if self.cycle is None or not self.cycle.response_started:
             self.transport.write(_408)
