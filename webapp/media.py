@@ -28,6 +28,7 @@ from pipeline.annotate import draw
 from tracker.detect import DetectionConfig, make_detector
 
 from . import settings as S
+from .imagecheck import jpeg_shortfall
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,14 @@ def read_image(file, max_pixels: int | None = None) -> np.ndarray:
     if p.stat().st_size == 0:
         raise UserInputError(f"{p.name} is empty (0 bytes).")
     w, h = image_size(p, max_pixels)
-    data = np.fromfile(str(p), dtype=np.uint8)
+    raw = p.read_bytes()
+    short = jpeg_shortfall(raw)
+    if short is not None:
+        sw, sh, got, need = short
+        raise UserInputError(f"{p.name} is truncated or corrupt: its header says {sw}x{sh} pixels but it holds "
+                             f"{got:,} bytes of image data, less than the {need:,} that size needs; "
+                             "upload the complete file.")
+    data = np.frombuffer(raw, dtype=np.uint8)
     img = None
     try:
         img = cv2.imdecode(data, cv2.IMREAD_COLOR)  # EXIF orientation applied; 16-bit scaled to 8

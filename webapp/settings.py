@@ -101,3 +101,9 @@ def chart_classes() -> list[str]:
     for spec, _ in offered_models().values():
         out += [c for c in spec.labels if c not in out]
     return out
+#: Slow clients (see webapp/httpguard.py): a request's line and headers must arrive within
+#: HTTP_HEADER_TIMEOUT_S; a request body must arrive at HTTP_BODY_MIN_BPS bytes/s or faster on
+#: average, after a grace of HTTP_BODY_GRACE_S. Otherwise the connection is closed (408).
+HTTP_HEADER_TIMEOUT_S = _float("HTTP_HEADER_TIMEOUT_S", 10.0) or 10.0
+HTTP_BODY_GRACE_S = _float("HTTP_BODY_GRACE_S", 10.0) or 10.0
+HTTP_BODY_MIN_BPS = _float("HTTP_BODY_MIN_BPS", 1024.0) or 1024.0

@@ -12,7 +12,9 @@ import warnings
 
 import gradio as gr
 
+from . import httpguard
 from . import settings as S
+from .asgi_guard import GuardMiddleware
 from .charts import CSS as CHART_CSS
 from .services import Services
 from .ui_live import LiveTab
@@ -57,9 +59,20 @@ def build_demo(services: Services | None = None) -> gr.Blocks:
 
 
 def launch(demo: gr.Blocks, services: Services, **kwargs):
-    """``demo.queue(...).launch(...)`` with the app's queue, upload limit and the folders of ``services``."""
+    """``demo.queue(...).launch(...)`` with the app's queue, upload limit and the folders of ``services``.
+
+    Hostile clients: slow headers and bodies are cut off (:mod:`.httpguard`); ``file=<URL>``
+    redirects are refused and errors reach clients as one sentence, never a traceback
+    (:mod:`.asgi_guard`).
+    """
+    from starlette.middleware import Middleware
+
+    httpguard.install()
+    app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
+    app_kwargs["middleware"] = [*app_kwargs.get("middleware", ()), Middleware(GuardMiddleware)]
     return demo.queue(default_concurrency_limit=2, max_size=S.QUEUE_MAX_SIZE).launch(
         max_file_size=f"{S.MAX_UPLOAD_MB}mb",
         allowed_paths=[str(services.registry.live_dir), str(services.output_dir)],
+        app_kwargs=app_kwargs,
         **kwargs,
     )

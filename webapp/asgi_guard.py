@@ -1,0 +1,96 @@
+"""An ASGI middleware on Gradio's FastAPI app: no open redirect, no traceback to clients.
+
+* ``/gradio_api/file=<URL>``: Gradio answers ``302`` to any http(s) URL given
+  there (an open redirect on our domain). Any ``file=`` target with a URL
+  scheme (``http:``, ``HTTPS:``, ``javascript:``...) or starting with ``//`` is
+  refused with ``403``; local files (``allowed_paths``) are served as before.
+* Errors: Gradio builds its app with ``debug=True``, so an exception in a route
+  (e.g. a malformed body to ``/gradio_api/component_server``, the WebRTC
+  signalling route) answered ``500`` with the whole Python traceback, naming
+  server paths. Here a client's mistake (bad JSON, a body with missing fields,
+  an unknown session or component) gets ``400``/``404`` and one sentence;
+  anything else gets ``500`` "Internal server error" and the traceback goes to
+  the server log only.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+
+log = logging.getLogger(__name__)
+
+_FILE_ROUTE = re.compile(r"/file=(.*)\Z", re.DOTALL)
+_URL_LIKE = re.compile(r"\A\s*(?:[a-z][a-z0-9+.\-]*:|[/\\]{2})", re.IGNORECASE)
+
+
+def is_url_target(path: str) -> bool:
+    """True if ``path`` is a ``.../file=<target>`` request whose target is a URL (or ``//host``)."""
+    m = _FILE_ROUTE.search(path)
+    return bool(m and _URL_LIKE.match(m.group(1)))
+
+
+def _client_error(exc: BaseException, path: str) -> tuple[int, str] | None:
+    """(status, message) for an exception caused by what the client sent, else None."""
+    import pydantic
+
+    if isinstance(exc, json.JSONDecodeError):
+        return 400, "Invalid JSON body."
+    if isinstance(exc, pydantic.ValidationError):
+        fields = sorted({".".join(str(p) for p in e.get("loc", ())) or "body" for e in exc.errors()})
+        return 400, f"Malformed request body (check: {', '.join(fields)[:200]})."
+    if path.rstrip("/").endswith("/component_server") and isinstance(exc, (KeyError, IndexError, TypeError,
+                                                                             AttributeError, ValueError)):
+        return 404 if isinstance(exc, KeyError) else 400, (
+            "Unknown session or component." if isinstance(exc, KeyError) else "Malformed request.")
+    from python_multipart.exceptions import FormParserError
+    from starlette.formparsers import MultiPartException
+
+    if isinstance(exc, (MultiPartException, FormParserError)):
+        return 400, "Malformed multipart body."
+    return None
+
+
+async def _send_json(send, status: int, message: str) -> None:
+    body = json.dumps({"detail": message}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class GuardMiddleware:
+    """Refuses ``file=<URL>`` (403) and turns exceptions into short messages (see the module docstring)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope.get("path", "")
+        if is_url_target(path):
+            log.info("refused file= URL target: %.120r", path)
+            return await _send_json(send, 403, "File not allowed.")
+        started = False
+
+        async def send_tracked(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracked)
+        except Exception as exc:
+            known = _client_error(exc, path)
+            if known is None:
+                log.exception("%s %s failed", scope.get("method"), path[:200])
+                status, message = 500, "Internal server error."
+            else:
+                generic = known[1] == "Malformed request."  # could also be a bug: keep the traceback
+                log.info("%s %s: %s (%s: %s)", scope.get("method"), path[:200], known[1], type(exc).__name__,
+                         str(exc)[:200], exc_info=exc if generic else None)
+                status, message = known
+            if started:
+                raise
+            await _send_json(send, status, message)
