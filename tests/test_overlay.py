@@ -212,3 +212,13 @@ def test_eye_openness_is_a_chart_choice_live_and_for_videos(tmp_path):
         df = rec.recent(30)
         rec.close()
     assert np.isfinite(df["eye_open_r"]).sum() > 10
+
+
+def test_the_video_status_line_and_the_page_show_the_same_numbers():
+    from webapp.charts import stats_markdown, status_text
+
+    info = {"fps": 23.6, "latency_ms": 12.4, "faces": 3, "frames": 100, "model": "m", "preset": "standard",
+            "active": True, "state": "live"}
+    line, page = status_text(info), stats_markdown(info)
+    assert line == "24 fps  12 ms  3 faces"
+    assert "**24 fps**" in page and "**12 ms**" in page and "3 faces" in page and "stream live" in page
