@@ -329,7 +329,7 @@ class VideoReader:
         if self._stop_error is not None:
             self.warnings.append(f"decoding stopped after {n} frames ({short_error(self._stop_error)}); "
                                  "the results cover the part that could be read")
-        elif self._header_frames and n < self._header_frames - max(5, 0.03 * self._header_frames):
+        elif self.stopped is None and self._header_frames and n < self._header_frames - max(5, 0.03 * self._header_frames):
             self.warnings.append(f"only {n} of {self._header_frames} frames could be decoded "
                                  "(the file seems truncated or corrupt); the results cover that part")
 
