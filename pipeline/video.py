@@ -244,6 +244,8 @@ class VideoReader:
         w, h = frame.width, frame.height
         if self.max_pixels is not None and w * h > self.max_pixels:
             return f"frame {n} is {w}x{h} ({w * h:,} pixels per frame); the limit is {self.max_pixels:,} pixels"
+        if w < 16 or h < 16:
+            return f"frame {n} is only {w}x{h} pixels"
         t = self._time(frame, n)
         if self.max_seconds is not None and t > self.max_seconds:
             return f"the video is longer than the limit of {self.max_seconds:g} s (frame {n} is at {t:.1f} s)"

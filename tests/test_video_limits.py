@@ -92,3 +92,11 @@ def test_frame_growing_past_max_pixels_stops_without_decoding_it(tmp_path):
     with pytest.raises(UserInputError, match=r"grow\.ts: the video is 64x64 .*the limit is 4,000 pixels"):
         process_video_file(str(src), tmp_path / "refused", max_pixels=4000)
     assert list((tmp_path / "refused").iterdir()) == []
+
+
+def test_frame_shrinking_to_a_few_pixels_stops_and_keeps(tmp_path):
+    src = growing_ts(tmp_path, small=12, big_size=(8, 8))  # 64x64, then 8x8 frames
+    r = process_video(src, tmp_path / "out", config="steady")
+    assert 6 <= r.frames_read <= 12
+    _kept(r, r.frames_read)
+    assert r.stopped == f"frame {r.frames_read} is only 8x8 pixels"
