@@ -172,7 +172,8 @@ class VideoReader:
         self.frames_read = 0
         self.bad_packets = 0
         self._stop_error: Exception | None = None
-        self._last_t = 0.0
+        #: Time (s) of the last frame yielded.
+        self.last_t = 0.0
         self._container = _open_container(self.path)
         try:
             self._read_header()
@@ -229,7 +230,7 @@ class VideoReader:
 
     def _stop(self, why: str) -> None:
         """Stop decoding because of a limit; what was read so far is kept."""
-        n, t = self.frames_read, self._last_t
+        n, t = self.frames_read, self.last_t
         done = f"{n:,} frames ({t:.1f} s of " + (f"the video's {self.duration_s:.1f} s)" if self.duration_s else "video)")
         self.stopped = why
         self.warnings.append(f"analysis stopped after {done}: {why}; the results cover that part")
@@ -321,7 +322,7 @@ class VideoReader:
         if i == 0:
             self.rotation = int(frame.rotation)
         self.frames_read += 1
-        self._last_t = t
+        self.last_t = t
         return i, t, rgb
 
     def _finish(self) -> None:

@@ -30,6 +30,11 @@ def _mp4_frames(path) -> int:
         return sum(1 for _ in c.decode(video=0))
 
 
+def _audio_end_s(path) -> float:
+    with av.open(str(path)) as c:
+        return max(float((p.pts + (p.duration or 0)) * p.time_base) for p in c.demux(audio=0) if p.pts is not None)
+
+
 def _kept(r, frames: int) -> None:
     """The outputs of a stopped run exist and cover exactly the ``frames`` decoded."""
     assert r.frames_read == frames and r.stopped
@@ -74,8 +79,10 @@ def test_wall_clock_budget_stops_and_keeps(tmp_path):
     assert len(r.warnings) == 1  # not also "truncated": the file is whole
     assert r.stopped == "the processing time limit of 0.01 s was reached"
     assert r.warnings[-1].startswith("analysis stopped after 1 frames (0.0 s of the video's 2.4 s)")
+    assert r.audio != "none" and _audio_end_s(r.annotated_mp4) < 0.3  # the sound ends with the part kept
     full = process_video_file(str(src), tmp_path / "web", max_seconds=600, max_process_s=120)
     assert full.frames_read == 72 and full.stopped is None and full.warnings == []
+    assert _audio_end_s(full.annotated_mp4) > 2.3
 
 
 def test_frame_growing_past_max_pixels_stops_without_decoding_it(tmp_path):
