@@ -88,8 +88,8 @@ class _Audio:
             for rf in self.resampler.resample(af):
                 self.out.mux(self.stream.encode(rf))
 
-    def finish(self) -> None:
-        self.mux_until(None)
+    def finish(self, until: float | None = None) -> None:
+        self.mux_until(until)
         if self.resampler is not None:
             for rf in self.resampler.resample(None):
                 self.out.mux(self.stream.encode(rf))
@@ -168,10 +168,12 @@ class AnnotatedVideoSink:
         vf.pts, vf.time_base = pts, tb
         self._out.mux(self._vout.encode(vf))
 
-    def close(self) -> Mp4Info:
+    def close(self, audio_until: float | None = None) -> Mp4Info:
+        """Finish the file; the source's audio is kept to its end, or to ``audio_until`` seconds
+        (a video whose analysis was stopped early)."""
         self._out.mux(self._vout.encode(None))
         if self._audio is not None:
-            self._audio.finish()
+            self._audio.finish(audio_until)
             if self._audio.skipped:
                 self.warnings.append(f"{self._audio.skipped} audio packets could not be used "
                                      "(corrupt or bad timestamps)")

@@ -16,6 +16,12 @@ sinks of :mod:`export.sinks` and :mod:`export.mp4`, and
   (:class:`VideoError` for bad input).  A file that breaks off mid-way
   (truncated, corrupt) keeps what was decoded and reports it in
   ``VideoResult.warnings``.
+* Limits: refused up front (:class:`VideoError`, nothing written) when the
+  header says the video is too long, too large or has too many frames;
+  stopped and kept when a limit is hit while decoding (the frame cap, the
+  wall-clock budget ``max_process_s``, a later frame too large or too late):
+  the outputs cover the part processed and ``VideoResult.warnings`` says how
+  much that was (``VideoResult.stopped`` the reason).
 """
 from __future__ import annotations
 
@@ -56,6 +62,8 @@ class VideoResult:
     audio: str = "none"  # "copied (aac)", "re-encoded (pcm_s16le -> aac)", "none", "dropped: ..."
     warnings: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
+    #: Why the analysis stopped before the end of the video (a limit hit while decoding), else None.
+    stopped: str | None = None
 
     @property
     def annotated_mp4(self) -> Path:
@@ -84,14 +92,19 @@ def _config(config) -> PipelineConfig:
 
 def process_video(src_path, out_dir, config=None, frame_step: int = 1, progress=None,
                   max_seconds: float | None = None, max_pixels: int | None = None,
-                  stem: str | None = None) -> VideoResult:
+                  stem: str | None = None, max_frames: int | None = None,
+                  max_process_s: float | None = None) -> VideoResult:
     """Analyse ``src_path`` and write the results to ``out_dir``.
 
     ``config``: a :class:`pipeline.PipelineConfig`, a preset name, or None (the
     default preset).  ``progress(done_frames, total_frames)`` is called now and
     then (``total`` is the container's frame count or an estimate).
-    ``max_seconds`` / ``max_pixels`` are checked from the header before the
-    pipeline starts, and again on every decoded frame.  Output names:
+    ``max_seconds`` / ``max_pixels`` / ``max_frames`` (default ``max_seconds``
+    x :data:`pipeline.video.MAX_FPS`) are checked from the header before the
+    pipeline starts, and again on every decoded frame, with the wall-clock
+    budget ``max_process_s`` (seconds from the start of this call); a limit hit
+    while decoding stops the analysis and keeps the part done (see the module
+    doc).  Output names:
     ``<stem>_annotated.mp4``, ``<stem>_timeline.csv/.json``,
     ``<stem>_summary.json/.csv``; ``stem`` defaults to the source file name
     without extension.
@@ -106,7 +119,8 @@ def process_video(src_path, out_dir, config=None, frame_step: int = 1, progress=
     cfg = _config(config)
     src, out_dir = Path(src_path), Path(out_dir)
     stem = safe_stem(stem or src.stem)
-    with VideoReader(src, max_seconds=max_seconds, max_pixels=max_pixels) as reader:
+    with VideoReader(src, max_seconds=max_seconds, max_pixels=max_pixels, max_frames=max_frames,
+                     max_process_s=max_process_s) as reader:
         out_dir.mkdir(parents=True, exist_ok=True)
         with AtomicFiles() as atomic, Pipeline(cfg) as pipe:
             result = _run(reader, pipe, atomic, out_dir, stem, frame_step, progress)
@@ -133,7 +147,8 @@ def _run(reader: VideoReader, pipe: Pipeline, atomic: AtomicFiles, out_dir: Path
         chart = ChartSink(pipe.classes)
         sinks += [summary, chart]
         stats = run_video(reader, pipe, sinks, frame_step=frame_step, progress=progress)
-        mp4 = video.close()
+        # stopped by a limit: the audio ends with the last frame (not the rest of the file)
+        mp4 = video.close(audio_until=(reader.last_t + (1 / fps if fps else 0)) if reader.stopped else None)
         warnings = reader.warnings + mp4.warnings
         summary.info.update(source=reader.name, frames_read=stats.frames_read,
                             frames_processed=stats.frames_processed, frame_step=frame_step,
@@ -149,4 +164,5 @@ def _run(reader: VideoReader, pipe: Pipeline, atomic: AtomicFiles, out_dir: Path
     duration = reader.duration_s or ((last_t + (1 / fps if fps else 0)) if last_t is not None else None)
     return VideoResult(files=files, frames_read=stats.frames_read, frames_processed=stats.frames_processed,
                        fps=fps, duration_s=duration, summary=summary.summary, chart=chart.close(),
-                       video_codec=mp4.video_codec, audio=mp4.audio, warnings=warnings)
+                       video_codec=mp4.video_codec, audio=mp4.audio, warnings=warnings,
+                       stopped=reader.stopped)

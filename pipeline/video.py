@@ -11,12 +11,21 @@
   ``ValueError`` whose message is for the user) and yields
   ``(frame_index, timestamp_s, rgb)`` for every decoded frame.  Timestamps come
   from each frame's pts (variable frame rate safe), in seconds from the start
-  of the file.  Limits (``max_seconds``, ``max_pixels``) are checked from the
-  header before any frame is decoded and again while decoding: every frame's
-  time and size (a stream may change resolution mid-file; a header may lack or
-  understate the duration).  Corrupt packets are skipped and decoding resumes;
-  a file that breaks off keeps what was decoded.  :attr:`VideoReader.warnings`
-  says what happened.
+  of the file.  Limits are checked twice.  From the header, before any frame
+  is decoded: a video longer than ``max_seconds``, larger than ``max_pixels``
+  per frame or with more than ``max_frames`` frames is refused
+  (:class:`VideoError`).  While decoding, because a header can lie (a stream
+  may change resolution mid-file; a header may lack or understate the
+  duration, or claim 10000 frames/s): every frame is counted against
+  ``max_frames`` (default ``max_seconds`` x :data:`MAX_FPS`), its time
+  against ``max_seconds``, its size against ``max_pixels`` (the decoder
+  itself refuses to allocate a larger picture) and the time spent so far
+  against ``max_process_s`` (a wall-clock budget that includes the work of
+  whoever consumes the frames).  A limit hit while decoding stops the reader
+  and keeps what came before: :attr:`VideoReader.stopped` says why, and the
+  results cover the part read.  Corrupt packets are skipped and decoding
+  resumes; a file that breaks off keeps what was decoded.
+  :attr:`VideoReader.warnings` says what happened.
 * :meth:`VideoReader.audio` gives the source's audio as an :class:`AudioTrack`
   (a second opening of the file), read in step with the video by whoever
   writes an output video.
@@ -37,6 +46,12 @@ import av
 import numpy as np
 
 from .results import FrameResult
+
+
+#: The highest frame rate assumed when the frame cap is derived from a duration limit
+#: (``max_frames = max_seconds * MAX_FPS``): real cameras record at most this many frames per
+#: second of playback; a header claiming more cannot make a short clip hold more frames.
+MAX_FPS = 60
 
 
 class VideoError(ValueError):
@@ -142,14 +157,23 @@ class VideoReader:
     stays in sync).  Iterate it once.
     """
 
-    def __init__(self, path, max_seconds: float | None = None, max_pixels: int | None = None):
+    def __init__(self, path, max_seconds: float | None = None, max_pixels: int | None = None,
+                 max_frames: int | None = None, max_process_s: float | None = None):
         self.path = Path(path)
         self.name = self.path.name
         self.max_seconds, self.max_pixels = max_seconds, max_pixels
+        if max_frames is None and max_seconds is not None:
+            max_frames = max(1, int(max_seconds * MAX_FPS))
+        self.max_frames, self.max_process_s = max_frames, max_process_s
+        self._t0 = time.monotonic()
+        #: Why decoding stopped before the end (a limit hit while decoding), else None.
+        self.stopped: str | None = None
         self.warnings: list[str] = []
         self.frames_read = 0
         self.bad_packets = 0
         self._stop_error: Exception | None = None
+        #: Time (s) of the last frame yielded.
+        self.last_t = 0.0
         self._container = _open_container(self.path)
         try:
             self._read_header()
@@ -178,13 +202,20 @@ class VideoReader:
                              f"the limit is {self.max_seconds:g} s")
         self._check_size(w, h, None)
         self._header_frames = int(vin.frames or 0)
+        if self.max_frames is not None and self._header_frames > self.max_frames:
+            raise VideoError(f"{self.name}: the video has {self._header_frames:,} frames; "
+                             f"the limit is {self.max_frames:,} frames")
         self.total_frames = self._header_frames
         if not self.total_frames and self.duration_s and self.fps:
             self.total_frames = int(round(self.duration_s * self.fps))
+        if self.max_frames is not None:
+            self.total_frames = min(self.total_frames, self.max_frames)
         ain = c.streams.audio[0] if c.streams.audio else None
         self.has_audio = ain is not None
         self.start_s = min(_start_s(vin), _start_s(ain)) if ain is not None else _start_s(vin)
         self.rotation = 0
+        if self.max_pixels is not None:  # the decoder refuses to allocate a larger picture
+            vin.codec_context.options = {**vin.codec_context.options, "max_pixels": str(int(self.max_pixels))}
         vin.thread_type = "AUTO"
 
     def _check_size(self, w: int, h: int, index: int | None) -> None:
@@ -197,21 +228,38 @@ class VideoReader:
         if w < 16 or h < 16:
             raise VideoError(f"{self.name}: {where} is only {w}x{h} pixels")
 
-    def _check_time(self, t: float, index: int) -> None:
-        limit = self.max_seconds
-        if limit is None:
-            return
-        if t > limit:
-            raise VideoError(f"{self.name}: the video is longer than the limit of {limit:g} s "
-                             f"(frame {index} is at {t:.1f} s)")
-        if self.fps and index + 1 > 2 * limit * self.fps + 10:  # timestamps that do not advance
-            raise VideoError(f"{self.name}: the video is longer than the limit of {limit:g} s "
-                             f"({index + 1} frames at {self.fps:g} frames/s)")
+    def _stop(self, why: str) -> None:
+        """Stop decoding because of a limit; what was read so far is kept."""
+        n, t = self.frames_read, self.last_t
+        done = f"{n:,} frames ({t:.1f} s of " + (f"the video's {self.duration_s:.1f} s)" if self.duration_s else "video)")
+        self.stopped = why
+        self.warnings.append(f"analysis stopped after {done}: {why}; the results cover that part")
+
+    def _limit_hit(self, frame: av.VideoFrame) -> str | None:
+        """Why ``frame`` (not the first) must not be used, or None."""
+        n = self.frames_read
+        if self.max_frames is not None and n >= self.max_frames:
+            return f"the limit is {self.max_frames:,} frames"
+        if self.max_process_s is not None and time.monotonic() - self._t0 > self.max_process_s:
+            return f"the processing time limit of {self.max_process_s:g} s was reached"
+        w, h = frame.width, frame.height
+        if self.max_pixels is not None and w * h > self.max_pixels:
+            return f"frame {n} is {w}x{h} ({w * h:,} pixels per frame); the limit is {self.max_pixels:,} pixels"
+        if w < 16 or h < 16:
+            return f"frame {n} is only {w}x{h} pixels"
+        t = self._time(frame, n)
+        if self.max_seconds is not None and t > self.max_seconds:
+            return f"the video is longer than the limit of {self.max_seconds:g} s (frame {n} is at {t:.1f} s)"
+        return None
+
+    def _time(self, frame: av.VideoFrame, i: int) -> float:
+        t = frame.time
+        return max((t - self.start_s) if t is not None else i / (self.fps or 30.0), 0.0)
 
     # -- frames --------------------------------------------------------------
     def _decode(self) -> Iterator[tuple[int, float, np.ndarray]]:
         demux = self._container.demux(self._vin)
-        while True:
+        while self.stopped is None:
             try:
                 packet = next(demux)
             except StopIteration:
@@ -221,19 +269,52 @@ class VideoReader:
                 break
             try:
                 frames = packet.decode()
-            except (av.FFmpegError, EOFError):  # a corrupt packet: skip it, decoding resumes
-                self.bad_packets += 1           # at the next intact keyframe
-                continue
-            for frame in frames:
-                yield self._convert(frame)
+            except (av.FFmpegError, EOFError):
+                why = self._oversized_in_decoder()
+                if why is None:          # a corrupt packet: skip it, decoding resumes
+                    self.bad_packets += 1  # at the next intact keyframe
+                    continue
+                yield from self._emit(self._flushed())  # frames decoded before the big one
+                if self.stopped is None:
+                    self._stop(why)
+                break
+            yield from self._emit(frames)
         self._finish()
+
+    def _emit(self, frames) -> Iterator[tuple[int, float, np.ndarray]]:
+        for frame in frames:
+            if self.frames_read and (why := self._limit_hit(frame)) is not None:
+                self._stop(why)
+                return
+            yield self._convert(frame)
+
+    def _oversized_in_decoder(self) -> str | None:
+        """After a decode error: the reason if the decoder refused a picture over ``max_pixels``."""
+        cc = self._vin.codec_context
+        w, h = int(cc.width or 0), int(cc.height or 0)
+        if self.max_pixels is None or w * h <= self.max_pixels:
+            return None
+        if not self.frames_read:
+            raise VideoError(f"{self.name}: the video is {w}x{h} ({w * h:,} pixels per frame); "
+                             f"the limit is {self.max_pixels:,} pixels")
+        # frames still in the decoder's (threaded) pipeline are lost with the error: say "after"
+        return (f"the stream changes to {w}x{h} ({w * h:,} pixels per frame) after frame {self.frames_read - 1}; "
+                f"the limit is {self.max_pixels:,} pixels")
+
+    def _flushed(self) -> list:
+        try:
+            return [f for f in self._vin.decode(None)
+                    if self.max_pixels is None or f.width * f.height <= self.max_pixels]
+        except (av.FFmpegError, EOFError):
+            return []
 
     def _convert(self, frame: av.VideoFrame) -> tuple[int, float, np.ndarray]:
         i = self.frames_read
-        self._check_size(frame.width, frame.height, i)
-        t = frame.time
-        t = max((t - self.start_s) if t is not None else i / (self.fps or 30.0), 0.0)
-        self._check_time(t, i)
+        self._check_size(frame.width, frame.height, i)  # checked before any pixel is converted
+        t = self._time(frame, i)
+        if i == 0 and self.max_seconds is not None and t > self.max_seconds:
+            raise VideoError(f"{self.name}: the video is longer than the limit of {self.max_seconds:g} s "
+                             f"(frame {i} is at {t:.1f} s)")
         rgb = frame.to_ndarray(format="rgb24")
         k = round(frame.rotation / 90) % 4
         if k:
@@ -241,6 +322,7 @@ class VideoReader:
         if i == 0:
             self.rotation = int(frame.rotation)
         self.frames_read += 1
+        self.last_t = t
         return i, t, rgb
 
     def _finish(self) -> None:
@@ -250,7 +332,7 @@ class VideoReader:
         if self._stop_error is not None:
             self.warnings.append(f"decoding stopped after {n} frames ({short_error(self._stop_error)}); "
                                  "the results cover the part that could be read")
-        elif self._header_frames and n < self._header_frames - max(5, 0.03 * self._header_frames):
+        elif self.stopped is None and self._header_frames and n < self._header_frames - max(5, 0.03 * self._header_frames):
             self.warnings.append(f"only {n} of {self._header_frames} frames could be decoded "
                                  "(the file seems truncated or corrupt); the results cover that part")
 

@@ -1,7 +1,7 @@
 """Hostile uploads, a bounded queue, privacy and interleaved clients, through the real API.
 
 One ``python app.py`` subprocess for the module (small limits set through its
-environment: MAX_UPLOAD_MB=5, VIDEO_MAX_SECONDS=20, QUEUE_MAX_SIZE=3, every
+environment: MAX_UPLOAD_MB=5, VIDEO_MAX_SECONDS=20, VIDEO_MAX_FRAMES=600, QUEUE_MAX_SIZE=3, every
 folder it writes to under a fresh temporary directory), called with
 gradio_client and plain HTTP.  Every bad input must give a correct result or a
 clear message, and the server must answer a normal request afterwards.
@@ -24,6 +24,7 @@ import psutil
 import pytest
 
 from testkit.assets import feat_data
+from testkit.hostile_video import fast_clip
 from testkit.server import start_app
 
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
@@ -36,7 +37,7 @@ def server(tmp_path_factory):
     for d in ("tmp", "gradio"):
         (tmp / d).mkdir()
     env = {"TMPDIR": str(tmp / "tmp"), "GRADIO_TEMP_DIR": str(tmp / "gradio"), "MAX_UPLOAD_MB": "5",
-           "VIDEO_MAX_SECONDS": "20", "QUEUE_MAX_SIZE": "3"}
+           "VIDEO_MAX_SECONDS": "20", "VIDEO_MAX_FRAMES": "600", "QUEUE_MAX_SIZE": "3"}
     with start_app(tmp, env) as (url, proc):
         yield {"url": url, "tmp": tmp, "proc": proc}
 
@@ -265,6 +266,25 @@ def test_video_corrupt_midway_gives_partial_result_with_warning(client, tmp_path
     mid.write_bytes(bytes(b))
     out = client.predict(_send(mid), 1, api_name="/analyze_video")
     assert out[5]["frames_read"] > 36
+    _still_serving(client)
+
+
+def test_video_whose_header_lies_about_its_length_is_stopped_at_the_frame_cap(client, tmp_path):
+    """700 face frames at 10000 frames/s: the header says 0.07 s, the stream holds 700 frames.
+    The test server's VIDEO_MAX_FRAMES=600 stops it at frame 600; the user gets the files of that part."""
+    src = fast_clip(tmp_path / "fast_10000fps.ts", 700, "mpegts", size=(160, 90))
+    t0 = time.perf_counter()
+    out = client.predict(_send(src), 10, api_name="/analyze_video")
+    took = time.perf_counter() - t0
+    summary = out[5]
+    assert summary["frames_read"] == 600, summary
+    msg = " ".join(summary["warnings"])
+    assert re.search(r"analysis stopped after 600 frames \(0\.1 s of the video's 0\.1 s\): the limit is 600 "
+                     r"frames; the results cover that part", msg), msg
+    with av.open(out[0]) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 600
+    assert Path(out[1]).stat().st_size > 0 and json.loads(Path(out[3]).read_text())["frames_read"] == 600
+    print(f"\nfast_10000fps.ts (700 frames, header 0.07 s): stopped at 600 frames in {took:.1f} s: {msg}")
     _still_serving(client)
 
 

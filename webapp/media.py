@@ -214,8 +214,15 @@ def safe_name(name: str, default: str = "video", limit: int = 60) -> str:
 def process_video_file(file, out_root: Path, frame_step: int = 1, model: str | None = None,
                        preset_name: str | None = None, max_seconds: float | None = None,
                        progress: Callable[[int, int], None] | None = None,
-                       max_pixels: int | None = None) -> VideoResult:
+                       max_pixels: int | None = None, max_frames: int | None = None,
+                       max_process_s: float | None = None) -> VideoResult:
     """Run :func:`export.video.process_video` on an upload with preset ``preset_name`` (None: the default).
+
+    ``max_pixels``, ``max_frames`` and ``max_process_s`` default to the settings
+    ``VIDEO_MAX_PIXELS``, ``VIDEO_MAX_FRAMES`` and ``VIDEO_MAX_PROCESS_S``.  A
+    limit hit while decoding (the frame cap, the time budget, a frame that
+    grows past the size limit) returns the part done, with a warning in
+    ``VideoResult.warnings``; a header over a limit is a :class:`UserInputError`.
 
     Outputs go to a new folder ``out_root/<time>-<random>/`` named by us; the
     user's file name only contributes a sanitized stem (:func:`safe_name`).
@@ -238,6 +245,9 @@ def process_video_file(file, out_root: Path, frame_step: int = 1, model: str | N
         try:
             return process_video(str(p), str(out_dir), config=cfg, frame_step=step, progress=progress,
                                  max_seconds=max_seconds, max_pixels=max_pixels or VIDEO_MAX_PIXELS,
+                                 max_frames=max_frames if max_frames is not None else S.VIDEO_MAX_FRAMES,
+                                 max_process_s=(max_process_s if max_process_s is not None
+                                                else S.VIDEO_MAX_PROCESS_S),
                                  stem=safe_name(p.stem))
         except BaseException:
             _rmdir_quiet(out_dir)  # nothing half-written stays behind

@@ -24,6 +24,11 @@ def _int(name: str, default: int) -> int:
     return int(v) if v else default
 
 
+def _opt_int(name: str) -> int | None:
+    v = os.environ.get(name, "").strip()
+    return int(float(v)) if v and v.lower() not in ("none", "off", "inf") else None
+
+
 @functools.lru_cache(maxsize=1)
 def offered_models() -> dict[str, tuple[ModelSpec, str]]:
     """The models a client may choose, by id: (spec, what the pipeline is given).
@@ -79,11 +84,19 @@ LIVE_DIR = Path(os.environ.get("LIVE_DIR", "") or Path(tempfile.gettempdir()) / 
 OUTPUT_DIR = Path(os.environ.get("OUTPUT_DIR", "") or Path(tempfile.gettempdir()) / "emotion-out")
 #: Uploaded videos are processed up to this many seconds (None: whole video).
 VIDEO_MAX_SECONDS = _float("VIDEO_MAX_SECONDS", 600.0)
+#: Uploaded videos are analysed up to this many decoded frames; a header claiming more is refused,
+#: a stream holding more is stopped there and the part done is returned with a warning
+#: (None: VIDEO_MAX_SECONDS x 60, i.e. 36000 frames by default).
+VIDEO_MAX_FRAMES = _opt_int("VIDEO_MAX_FRAMES")
+#: Wall-clock seconds one uploaded video may take; then it is stopped and the part done is returned
+#: with a warning (None: no limit).
+VIDEO_MAX_PROCESS_S = _float("VIDEO_MAX_PROCESS_S", 300.0)
 #: Upload size limit passed to Gradio.
 MAX_UPLOAD_MB = _int("MAX_UPLOAD_MB", 200)
 #: Images with more pixels than this are refused from their header, before decoding.
 IMAGE_MAX_PIXELS = _int("IMAGE_MAX_PIXELS", 50_000_000)
-#: Videos whose frames have more pixels than this are refused from their header (default: 4096x2160).
+#: Videos whose frames have more pixels than this are refused from their header (default: 4096x2160);
+#: a stream that grows past it later is stopped there (the part before is kept).
 VIDEO_MAX_PIXELS = _int("VIDEO_MAX_PIXELS", 4096 * 2160)
 #: Requests waiting in the Gradio queue (all events together); one more gets "queue is full".
 QUEUE_MAX_SIZE = _int("QUEUE_MAX_SIZE", 16)
