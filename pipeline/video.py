@@ -36,6 +36,7 @@
 """
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -52,6 +53,10 @@ from .results import FrameResult
 #: (``max_frames = max_seconds * MAX_FPS``): real cameras record at most this many frames per
 #: second of playback; a header claiming more cannot make a short clip hold more frames.
 MAX_FPS = 60
+#: A file may hold at most this many frames per second of the duration its header claims (plus
+#: :data:`PLAUSIBLE_SLACK` frames): 240 fps slow motion passes, a "1.2 s" clip holding 12,000
+#: frames (a header claiming 10,000 fps) is stopped after about 350 and keeps that part.
+MAX_PLAUSIBLE_FPS, PLAUSIBLE_SLACK = 240, 60
 
 
 class VideoError(ValueError):
@@ -210,6 +215,10 @@ class VideoReader:
             self.total_frames = int(round(self.duration_s * self.fps))
         if self.max_frames is not None:
             self.total_frames = min(self.total_frames, self.max_frames)
+        self._plausible = (int(math.ceil(self.duration_s * MAX_PLAUSIBLE_FPS)) + PLAUSIBLE_SLACK
+                           if self.duration_s else None)
+        if self._plausible is not None:
+            self.total_frames = min(self.total_frames, self._plausible)
         ain = c.streams.audio[0] if c.streams.audio else None
         self.has_audio = ain is not None
         self.start_s = min(_start_s(vin), _start_s(ain)) if ain is not None else _start_s(vin)
@@ -240,6 +249,9 @@ class VideoReader:
         n = self.frames_read
         if self.max_frames is not None and n >= self.max_frames:
             return f"the limit is {self.max_frames:,} frames"
+        if self._plausible is not None and n >= self._plausible:
+            return (f"the header says the video lasts {self.duration_s:.2f} s, but it holds more than "
+                    f"{MAX_PLAUSIBLE_FPS} frames per second of it")
         if self.max_process_s is not None and time.monotonic() - self._t0 > self.max_process_s:
             return f"the processing time limit of {self.max_process_s:g} s was reached"
         w, h = frame.width, frame.height

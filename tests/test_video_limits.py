@@ -19,7 +19,7 @@ import av
 import pytest
 
 from export.video import VideoError, process_video
-from pipeline.video import MAX_FPS
+from pipeline.video import MAX_FPS, MAX_PLAUSIBLE_FPS, PLAUSIBLE_SLACK
 from testkit.assets import feat_data
 from testkit.hostile_video import fast_clip, growing_ts
 from webapp.media import UserInputError, process_video_file
@@ -59,8 +59,9 @@ def test_header_with_too_many_frames_is_refused_up_front(tmp_path):
 
 
 def test_frame_cap_counts_decoded_frames_and_keeps_the_part_done(tmp_path):
-    # MPEG-TS carries no frame count: only counting decoded frames can stop it
-    src = fast_clip(tmp_path / "fast.ts", 200, "mpegts")
+    # MPEG-TS carries no frame count: only counting decoded frames can stop it (200 frames at 200
+    # frames/s: a plausible header of 1 s, so only the cap of max_seconds x MAX_FPS = 120 stops it)
+    src = fast_clip(tmp_path / "fast.ts", 200, "mpegts", rate=200)
     r = process_video(src, tmp_path / "out", config="steady", max_seconds=2, frame_step=5)
     _kept(r, 120)
     assert r.stopped == "the limit is 120 frames"
@@ -107,3 +108,24 @@ def test_frame_shrinking_to_a_few_pixels_stops_and_keeps(tmp_path):
     assert 6 <= r.frames_read <= 12
     _kept(r, r.frames_read)
     assert r.stopped == f"frame {r.frames_read} is only 8x8 pixels"
+
+
+def test_more_frames_than_the_header_duration_allows_stops_with_default_limits(tmp_path):
+    """The issue's attack with the app's default limits: a clip whose header says a fraction of a second
+    but which holds hundreds of frames is stopped once it holds more than MAX_PLAUSIBLE_FPS frames per
+    second of its claimed duration, and keeps that part (240 fps slow motion still passes)."""
+    import math
+
+    src = fast_clip(tmp_path / "fast.ts", 400, "mpegts")  # 10000 frames/s: "0.04 s long"
+    r = process_video_file(str(src), tmp_path / "web", frame_step=10)  # VIDEO_MAX_SECONDS etc. as shipped
+    with av.open(str(src)) as c:
+        from pipeline.video import _stream_duration
+
+        claimed = _stream_duration(c, c.streams.video[0])
+    cap = int(math.ceil(claimed * MAX_PLAUSIBLE_FPS)) + PLAUSIBLE_SLACK
+    assert cap < 400
+    _kept(r, cap)
+    assert "holds more than 240 frames per second" in r.stopped
+    slow_motion = fast_clip(tmp_path / "slowmo.ts", 120, "mpegts", rate=240)  # honest 240 fps: all kept
+    r = process_video_file(str(slow_motion), tmp_path / "web", frame_step=10)
+    assert r.frames_read == 120 and r.stopped is None
