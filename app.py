@@ -20,5 +20,5 @@ services = Services()
 demo = build_demo(services)
 
 if __name__ == "__main__":
-    services.start_background()  # live reaper, output janitor
+    services.start_background()  # live reaper, output janitor, disk guard
     launch(demo, services)

@@ -166,7 +166,7 @@ def test_import_and_build_demo_start_no_thread_and_load_no_model(tmp_path):
     r = json.loads(run.stdout.strip().splitlines()[-1])
     assert r["after"] == r["before"], "import app / build_demo() started threads"
     assert r["loaded"] == {"classifiers": 0, "mediapipe": False}, "import app / build_demo() loaded a model"
-    assert sorted(set(r["started"]) - set(r["before"])) == ["live-reaper", "output-janitor"]
+    assert sorted(set(r["started"]) - set(r["before"])) == ["disk-guard", "live-reaper", "output-janitor"]
     assert r["again"] == r["started"]
 
 

@@ -4,6 +4,8 @@
   there (an open redirect on our domain). Any ``file=`` target with a URL
   scheme (``http:``, ``HTTPS:``, ``javascript:``...) or starting with ``//`` is
   refused with ``403``; local files (``allowed_paths``) are served as before.
+* Uploads: the paths the upload route stores are handed to :data:`webapp.diskguard.GUARD`, which
+  deletes those no analysis claims within ``UPLOAD_UNCLAIMED_S``.
 * Errors: Gradio builds its app with ``debug=True``, so an exception in a route
   (e.g. a malformed body to ``/gradio_api/component_server``, the WebRTC
   signalling route) answered ``500`` with the whole Python traceback, naming
@@ -58,6 +60,18 @@ async def _send_json(send, status: int, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def _record_uploads(body: bytes) -> None:
+    """The upload route answers with the list of stored paths: hand them to the disk guard."""
+    try:
+        paths = json.loads(body)
+    except ValueError:
+        return
+    if isinstance(paths, list) and all(isinstance(p, str) for p in paths):
+        from .diskguard import GUARD
+
+        GUARD.uploaded(paths)
+
+
 class GuardMiddleware:
     """Refuses ``file=<URL>`` (403) and turns exceptions into short messages (see the module docstring)."""
 
@@ -72,11 +86,17 @@ class GuardMiddleware:
             log.info("refused file= URL target: %.120r", path)
             return await _send_json(send, 403, "File not allowed.")
         started = False
+        upload = scope.get("method") == "POST" and path.rstrip("/").endswith("/upload")
+        body: list[bytes] = []
 
         async def send_tracked(message):
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+            elif upload and message["type"] == "http.response.body" and sum(map(len, body)) < 1 << 20:
+                body.append(message.get("body", b""))
+                if not message.get("more_body"):
+                    _record_uploads(b"".join(body))
             await send(message)
 
         try:

@@ -28,6 +28,7 @@ from pipeline.annotate import draw
 from tracker.detect import DetectionConfig, make_detector
 
 from . import settings as S
+from .diskguard import GUARD, DiskFull
 from .imagecheck import jpeg_shortfall
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,13 @@ def _path_of(file) -> Path:
         file = file.get("path") or file.get("name")
     p = Path(str(getattr(file, "name", file)))
     if not p.is_file():
-        raise UserInputError(f"The uploaded file could not be found on the server: {p.name}")
+        raise UserInputError(f"The uploaded file could not be found on the server: {p.name} (uploads that are "
+                             "not analysed within a few minutes are removed): please upload it again.")
+    GUARD.claim(p)  # an analysis uses it: not an unclaimed upload
+    try:
+        GUARD.check_free()
+    except DiskFull as exc:
+        raise UserInputError(str(exc)) from None
     return p
 
 

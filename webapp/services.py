@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from . import settings as S
+from .diskguard import GUARD
 from .media import cleanup_outputs
 from .models import ModelLoader
 from .registry import SessionRegistry
@@ -31,10 +32,11 @@ class Services:
                                         keep_s=S.LIVE_KEEP_S, max_active=S.LIVE_MAX_STREAMS)
         self.handler = LiveHandler(self.registry)
         self._janitor: threading.Thread | None = None
+        self._sweeper: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def start_background(self) -> list[threading.Thread]:
-        """Start the live reaper and the output janitor (idempotent); returns both threads."""
+        """Start the live reaper, the output janitor and the disk guard's sweeper (idempotent)."""
         with self._lock:
             if self._janitor is None:
                 self.output_dir.mkdir(parents=True, exist_ok=True)
@@ -42,7 +44,22 @@ class Services:
                 self._janitor = threading.Thread(target=self._janitor_loop, args=(every_s,), daemon=True,
                                                  name="output-janitor")
                 self._janitor.start()
-        return [self.registry.start_reaper(), self._janitor]
+                from gradio.utils import get_upload_folder
+
+                GUARD.watch(get_upload_folder(), self.output_dir, self.registry.live_dir)
+                GUARD.free_path = self.output_dir
+                self._sweeper = threading.Thread(target=self._sweeper_loop, daemon=True, name="disk-guard")
+                self._sweeper.start()
+        return [self.registry.start_reaper(), self._janitor, self._sweeper]
+
+    def _sweeper_loop(self) -> None:
+        """Unclaimed uploads out after UPLOAD_UNCLAIMED_S, the oldest files out over DISK_QUOTA_MB."""
+        while True:
+            try:
+                GUARD.sweep()
+            except Exception:  # pragma: no cover - never let the sweeper die
+                log.exception("disk guard sweep")
+            time.sleep(S.DISK_SWEEP_S)
 
     def _janitor_loop(self, every_s: float) -> None:
         """Delete processed-upload folders older than OUTPUT_KEEP_S, even when no video is processed."""

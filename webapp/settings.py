@@ -120,3 +120,11 @@ def chart_classes() -> list[str]:
 HTTP_HEADER_TIMEOUT_S = _float("HTTP_HEADER_TIMEOUT_S", 10.0) or 10.0
 HTTP_BODY_GRACE_S = _float("HTTP_BODY_GRACE_S", 10.0) or 10.0
 HTTP_BODY_MIN_BPS = _float("HTTP_BODY_MIN_BPS", 1024.0) or 1024.0
+#: Uploads that no analysis opens within this many seconds are deleted (None/"off": only Gradio's hourly cache sweep).
+UPLOAD_UNCLAIMED_S = _float("UPLOAD_UNCLAIMED_S", 300.0)
+#: The upload/output caches, processed videos and live timelines together stay under this many MB (oldest out first).
+DISK_QUOTA_MB = _float("DISK_QUOTA_MB", 4096.0)
+#: New uploads are refused ("server is busy") while the disk has less than this many MB free.
+MIN_FREE_MB = _float("MIN_FREE_MB", 512.0) or 0.0
+#: How often the disk guard sweeps (seconds).
+DISK_SWEEP_S = _float("DISK_SWEEP_S", 30.0) or 30.0
