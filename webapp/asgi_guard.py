@@ -4,6 +4,8 @@
   there (an open redirect on our domain). Any ``file=`` target with a URL
   scheme (``http:``, ``HTTPS:``, ``javascript:``...) or starting with ``//`` is
   refused with ``403``; local files (``allowed_paths``) are served as before.
+* Fairness: requests that join the queue take a token from their address's bucket
+  (:mod:`webapp.fairness`); an empty bucket answers ``429``.
 * Uploads: the paths the upload route stores are handed to :data:`webapp.diskguard.GUARD`, which
   deletes those no analysis claims within ``UPLOAD_UNCLAIMED_S``.
 * Errors: Gradio builds its app with ``debug=True``, so an exception in a route
@@ -19,6 +21,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+
+from .fairness import BUCKETS, is_queued_request
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +89,13 @@ class GuardMiddleware:
         if is_url_target(path):
             log.info("refused file= URL target: %.120r", path)
             return await _send_json(send, 403, "File not allowed.")
+        if is_queued_request(scope.get("method", ""), path):
+            client = (scope.get("client") or ("?", 0))[0]
+            wait = BUCKETS.take(client)
+            if wait > 0:
+                log.info("429 for %s: too many queued requests", client)
+                return await _send_json(send, 429, f"Too many requests from your address: please wait {max(1.0, wait):.0f} s "
+                                                   "and try again.")
         started = False
         upload = scope.get("method") == "POST" and path.rstrip("/").endswith("/upload")
         body: list[bytes] = []

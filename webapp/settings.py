@@ -128,3 +128,6 @@ DISK_QUOTA_MB = _float("DISK_QUOTA_MB", 4096.0)
 MIN_FREE_MB = _float("MIN_FREE_MB", 512.0) or 0.0
 #: How often the disk guard sweeps (seconds).
 DISK_SWEEP_S = _float("DISK_SWEEP_S", 30.0) or 30.0
+#: Queued requests one client address may send at once (a burst), and how many more per second.
+QUEUE_BURST_PER_CLIENT = _float("QUEUE_BURST_PER_CLIENT", 6.0) or 6.0
+QUEUE_RATE_PER_CLIENT = _float("QUEUE_RATE_PER_CLIENT", 2.0) or 2.0

@@ -1,0 +1,71 @@
+"""Fairness between clients (issue 15): one address flooding the queue cannot keep others out.
+
+A real ``python app.py`` with its default queue (16 places, QUEUE_BURST_PER_CLIENT=6); the flooding
+client and the honest one use different loopback addresses (127.0.0.2 and 127.0.0.3)."""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+
+import httpx
+
+from testkit.assets import feat_data
+from testkit.server import start_app
+from webapp.fairness import ClientBuckets, is_queued_request
+
+
+def test_buckets_refill_and_are_per_address():
+    b = ClientBuckets(burst=3, rate_per_s=1.0)
+    assert [b.take("a", now=0.0) for _ in range(4)][:3] == [0.0, 0.0, 0.0]
+    assert b.take("a", now=0.0) > 0 and b.take("b", now=0.0) == 0.0  # another address is not affected
+    assert b.take("a", now=1.5) == 0.0  # refilled
+    assert is_queued_request("POST", "/gradio_api/queue/join") and is_queued_request("POST", "/gradio_api/call/x")
+    assert not is_queued_request("GET", "/gradio_api/queue/data") and not is_queued_request("POST", "/gradio_api/upload")
+
+
+def _client(addr: str, url: str) -> httpx.Client:
+    return httpx.Client(base_url=url, timeout=120, transport=httpx.HTTPTransport(local_address=addr))
+
+
+def _upload(c: httpx.Client, data: bytes) -> str:
+    return c.post("gradio_api/upload", files=[("files", ("p.jpg", data, "image/jpeg"))]).json()[0]
+
+
+def _result(c: httpx.Client, api: str, event_id: str) -> tuple[str, str]:
+    with c.stream("GET", f"gradio_api/call/{api}/{event_id}") as r:
+        kind = None
+        for line in r.iter_lines():
+            if line.startswith("event:"):
+                kind = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and kind in ("complete", "error"):
+                return kind, line[5:]
+    return "none", ""
+
+
+def test_a_flooding_address_gets_429_and_another_still_gets_in(tmp_path):
+    photo = (feat_data() / "multi_face.jpg").read_bytes()
+    with start_app(tmp_path) as (url, _proc):
+        flood, honest = _client("127.0.0.2", url), _client("127.0.0.3", url)
+        path = _upload(flood, photo)
+        data = {"data": [{"path": path, "meta": {"_type": "gradio.FileData"}}, "fer-mini-xception", "standard"]}
+        with cf.ThreadPoolExecutor(24) as ex:
+            answers = list(ex.map(lambda _: flood.post("gradio_api/call/analyze_image", json=data), range(24)))
+        codes = [a.status_code for a in answers]
+        refused = [a for a in answers if a.status_code == 429]
+        assert codes.count(200) <= 8 and len(refused) >= 16, codes
+        assert all("Too many requests from your address" in a.json()["detail"] for a in refused)
+        # while the flood's accepted calls run, another address is served, not told "Queue is full"
+        mine = _upload(honest, photo)
+        ev = honest.post("gradio_api/call/analyze_image",
+                         json={"data": [{"path": mine, "meta": {"_type": "gradio.FileData"}}, "fer-mini-xception",
+                                        "standard"]})
+        assert ev.status_code == 200, ev.text
+        kind, body = _result(honest, "analyze_image", ev.json()["event_id"])
+        assert kind == "complete" and len(json.loads(body)[0]["faces"]) == 5, body[:300]
+        for a in answers:
+            if a.status_code == 200:
+                assert _result(flood, "analyze_image", a.json()["event_id"])[0] == "complete"
+        print(f"\nflood of 24 from one address: {codes.count(200)} queued, {len(refused)} refused (429); "
+              "the other address was served")
+        flood.close()
+        honest.close()

@@ -1,0 +1,61 @@
+"""Fairness between clients: one address cannot fill the request queue for everyone.
+
+Every request that joins Gradio's queue (``POST .../queue/join`` from the pages and
+``gradio_client``, ``POST .../call/<api>`` from plain HTTP) takes a token from its
+address's bucket: ``QUEUE_BURST_PER_CLIENT`` tokens, refilled at ``QUEUE_RATE_PER_CLIENT``
+per second.  An empty bucket answers ``429`` ("too many requests from your address")
+before the request reaches the queue, so with the default 16-place queue and a burst of
+6, a flooding client holds at most a third of the places and others still get in.
+Events that skip the queue (the Live tab's refresh timers) are not counted.  Checked by
+:class:`webapp.asgi_guard.GuardMiddleware`.
+"""
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import OrderedDict
+
+_QUEUED = re.compile(r"/(?:queue/join|call/[^/]+)/?\Z")
+
+
+def is_queued_request(method: str, path: str) -> bool:
+    return method == "POST" and bool(_QUEUED.search(path))
+
+
+class ClientBuckets:
+    """Token buckets by client address (bounded: the least recently seen addresses are forgotten)."""
+
+    def __init__(self, burst: float, rate_per_s: float, max_clients: int = 10_000):
+        self.burst, self.rate = float(burst), float(rate_per_s)
+        self.max_clients = max_clients
+        self._b: OrderedDict[str, tuple[float, float]] = OrderedDict()  # address -> (tokens, time)
+        self._lock = threading.Lock()
+        self.refused = 0
+
+    def take(self, client: str, now: float | None = None) -> float:
+        """0.0 when the client may go on (a token taken), else the seconds until its next token."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            tokens, t = self._b.pop(client, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - t) * self.rate)
+            if tokens >= 1.0:
+                self._b[client] = (tokens - 1.0, now)
+                wait = 0.0
+            else:
+                self._b[client] = (tokens, now)
+                wait = (1.0 - tokens) / self.rate if self.rate > 0 else 60.0
+                self.refused += 1
+            while len(self._b) > self.max_clients:
+                self._b.popitem(last=False)
+            return wait
+
+
+def _from_settings() -> ClientBuckets:
+    from . import settings as S
+
+    return ClientBuckets(S.QUEUE_BURST_PER_CLIENT, S.QUEUE_RATE_PER_CLIENT)
+
+
+#: The app's buckets (configured from the environment).
+BUCKETS = _from_settings()
