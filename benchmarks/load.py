@@ -281,7 +281,10 @@ def main(argv=None) -> dict:
             url, pid = args.url, None
         else:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="load-")))
-            url, proc = stack.enter_context(start_app(tmp))
+            # all simulated clients come from 127.0.0.1: the per-address fairness limit
+            # (webapp.fairness) would throttle them as one; this measures the server's capacity
+            url, proc = stack.enter_context(start_app(tmp, {"QUEUE_BURST_PER_CLIENT": "1000",
+                                                            "QUEUE_RATE_PER_CLIENT": "1000"}))
             pid = proc.pid
         res = run(url, args.clients, args.seconds, args.max_requests, args.video_every, server_pid=pid)
     out = Path(args.out)
