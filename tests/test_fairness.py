@@ -69,3 +69,21 @@ def test_a_flooding_address_gets_429_and_another_still_gets_in(tmp_path):
               "the other address was served")
         flood.close()
         honest.close()
+
+
+def test_only_analyses_count_never_the_live_controls(tmp_path):
+    """fastrtc forwards every Live control change through the queue: a slider drag must never get 429."""
+    from webapp.fairness import counts
+    from webapp.services import Services
+    from webapp.ui import build_demo
+
+    demo = build_demo(Services(live_dir=tmp_path / "live", output_dir=tmp_path / "out"))
+    ids = {fid: getattr(f.fn, "__name__", "") for fid, f in demo.fns.items()}
+    to_stream = [fid for fid, name in ids.items() if name == "set_input_gradio"]
+    analyses = [fid for fid, f in demo.fns.items()
+                if f.api_name in ("analyze_image", "analyze_video", "ui") or str(f.api_name).startswith("ui_image")]
+    assert to_stream and len(analyses) == 5
+    join = "/gradio_api/queue/join"
+    assert not any(counts(join, json.dumps({"fn_index": f, "data": []}).encode()) for f in to_stream)
+    assert all(counts(join, json.dumps({"fn_index": f, "data": []}).encode()) for f in analyses)
+    assert counts("/gradio_api/call/analyze_video", None) and not counts("/gradio_api/call/other", None)

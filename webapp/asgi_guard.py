@@ -22,7 +22,7 @@ import json
 import logging
 import re
 
-from .fairness import BUCKETS, is_queued_request
+from .fairness import BUCKETS, counts, is_queued_request
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,25 @@ def _record_uploads(body: bytes) -> None:
         GUARD.uploaded(paths)
 
 
+async def _peek_body(receive, limit: int = 1 << 20):
+    """Read a request body (up to ``limit`` bytes) and a ``receive`` that replays it to the app."""
+    chunks, more, first = [], True, []
+    while more and sum(map(len, chunks)) < limit:
+        msg = await receive()
+        if msg["type"] != "http.request":
+            first.append(msg)
+            break
+        chunks.append(msg.get("body", b""))
+        more = msg.get("more_body", False)
+    body = b"".join(chunks)
+    replay = first or [{"type": "http.request", "body": body, "more_body": more}]
+
+    async def receive_again():
+        return replay.pop(0) if replay else await receive()
+
+    return (body if not more else None), receive_again
+
+
 class GuardMiddleware:
     """Refuses ``file=<URL>`` (403) and turns exceptions into short messages (see the module docstring)."""
 
@@ -90,8 +109,9 @@ class GuardMiddleware:
             log.info("refused file= URL target: %.120r", path)
             return await _send_json(send, 403, "File not allowed.")
         if is_queued_request(scope.get("method", ""), path):
+            body, receive = await _peek_body(receive) if "/call/" not in path else (None, receive)
             client = (scope.get("client") or ("?", 0))[0]
-            wait = BUCKETS.take(client)
+            wait = BUCKETS.take(client) if counts(path, body) else 0.0
             if wait > 0:
                 log.info("429 for %s: too many queued requests", client)
                 return await _send_json(send, 429, f"Too many requests from your address: please wait {max(1.0, wait):.0f} s "

@@ -1,16 +1,18 @@
 """Fairness between clients: one address cannot fill the request queue for everyone.
 
-Every request that joins Gradio's queue (``POST .../queue/join`` from the pages and
-``gradio_client``, ``POST .../call/<api>`` from plain HTTP) takes a token from its
-address's bucket: ``QUEUE_BURST_PER_CLIENT`` tokens, refilled at ``QUEUE_RATE_PER_CLIENT``
+Every request for an analysis that joins Gradio's queue (``POST .../queue/join`` from the
+pages and ``gradio_client`` for an event registered with :func:`limited`, ``POST
+.../call/<api>`` for the API endpoints) takes a token from its address's bucket: ``QUEUE_BURST_PER_CLIENT`` tokens, refilled at ``QUEUE_RATE_PER_CLIENT``
 per second.  An empty bucket answers ``429`` ("too many requests from your address")
 before the request reaches the queue, so with the default 16-place queue and a burst of
 6, a flooding client holds at most a third of the places and others still get in.
-Events that skip the queue (the Live tab's refresh timers) are not counted.  Checked by
+Other events (the Live tab's controls, which fastrtc forwards through the queue on every
+change, its refresh timers, downloads) are not counted: a slider drag must never be refused.  Checked by
 :class:`webapp.asgi_guard.GuardMiddleware`.
 """
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -19,8 +21,30 @@ from collections import OrderedDict
 _QUEUED = re.compile(r"/(?:queue/join|call/[^/]+)/?\Z")
 
 
+#: Gradio event ids (``fn_index``) and API names of the analyses (see :func:`limited`).
+LIMITED_FNS: set[int] = set()
+LIMITED_APIS = {"analyze_image", "analyze_video"}
+
+
+def limited(dep):
+    """Mark an event (what ``.click(...)`` returns) as an analysis that counts against the bucket."""
+    LIMITED_FNS.add(int(dep["id"]))
+    return dep
+
+
 def is_queued_request(method: str, path: str) -> bool:
     return method == "POST" and bool(_QUEUED.search(path))
+
+
+def counts(path: str, body: bytes | None) -> bool:
+    """Whether a queued request (``path``, and for ``queue/join`` its JSON ``body``) is an analysis."""
+    if "/call/" in path:
+        return path.rstrip("/").rsplit("/call/", 1)[1] in LIMITED_APIS
+    try:
+        fn = json.loads(body or b"{}").get("fn_index")
+    except (ValueError, AttributeError):
+        return True  # unreadable: count it
+    return fn is None or int(fn) in LIMITED_FNS
 
 
 class ClientBuckets:

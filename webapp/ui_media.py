@@ -20,6 +20,7 @@ from .media import (
     cleanup_outputs,
     process_video_file,
 )
+from .fairness import limited
 from .services import Services
 from .svgchart import TOP
 
@@ -78,7 +79,8 @@ def build_image_tab() -> None:
             with gr.Accordion("Details (JSON: boxes and every probability, as the API returns them)", open=False):
                 img_json = gr.JSON(label="Faces")
     for event in (btn.click, img_in.upload):
-        event(ui_image, [img_in, model, scene], [img_out, line, img_json], show_api=False, concurrency_limit=2)
+        limited(event(ui_image, [img_in, model, scene], [img_out, line, img_json], show_api=False,
+                      concurrency_limit=2))
 
 
 # -- video -----------------------------------------------------------------
@@ -145,8 +147,9 @@ class VideoTab:
                                 interactive=False)
                 with gr.Accordion("Summary (JSON)", open=False):
                     summary = gr.JSON(label="Summary")
-        btn.click(_err(self.ui), [vid_in, step, model, scene, what], [note, vid_out, plot, chart, files, summary],
-                  show_api=False, concurrency_limit=1, concurrency_id="video")
+        limited(btn.click(_err(self.ui), [vid_in, step, model, scene, what], [note, vid_out, plot, chart, files,
+                                                                               summary],
+                          show_api=False, concurrency_limit=1, concurrency_id="video"))
         what.change(self.redraw, [chart, what], [plot], show_api=False, queue=False, show_progress="hidden")
 
 
@@ -164,6 +167,7 @@ def build_api(video: VideoTab) -> None:
         outs = [gr.File(label=n) for n in ("annotated_mp4", "timeline_csv", "timeline_json", "summary_json",
                                            "summary_csv")] + [gr.JSON(label="summary")]
         img_btn, vid_btn = gr.Button(), gr.Button()
-    img_btn.click(api_image, [img, img_model, img_preset], [img_out], api_name="analyze_image", concurrency_limit=2)
-    vid_btn.click(_err(video.api), [vid, vid_step, vid_model, vid_preset], outs, api_name="analyze_video",
-                  concurrency_limit=1, concurrency_id="video")
+    limited(img_btn.click(api_image, [img, img_model, img_preset], [img_out], api_name="analyze_image",
+                          concurrency_limit=2))
+    limited(vid_btn.click(_err(video.api), [vid, vid_step, vid_model, vid_preset], outs, api_name="analyze_video",
+                          concurrency_limit=1, concurrency_id="video"))
