@@ -87,3 +87,14 @@ def test_only_analyses_count_never_the_live_controls(tmp_path):
     assert not any(counts(join, json.dumps({"fn_index": f, "data": []}).encode()) for f in to_stream)
     assert all(counts(join, json.dumps({"fn_index": f, "data": []}).encode()) for f in analyses)
     assert counts("/gradio_api/call/analyze_video", None) and not counts("/gradio_api/call/other", None)
+
+
+def test_the_client_address_behind_a_trusted_proxy(monkeypatch):
+    from webapp.fairness import client_address
+
+    scope = {"client": ("10.0.0.9", 5000), "headers": [(b"x-forwarded-for", b"6.6.6.6, 203.0.113.7")]}
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    monkeypatch.delenv("TRUST_PROXY", raising=False)
+    assert client_address(scope) == "10.0.0.9"  # no proxy trusted: the header is the client's word
+    monkeypatch.setenv("SPACE_ID", "user/space")
+    assert client_address(scope) == "203.0.113.7"  # the entry the Space's proxy added, not the spoofed first

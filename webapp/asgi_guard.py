@@ -22,7 +22,7 @@ import json
 import logging
 import re
 
-from .fairness import BUCKETS, counts, is_queued_request
+from .fairness import BUCKETS, client_address, counts, is_queued_request
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class GuardMiddleware:
             return await _send_json(send, 403, "File not allowed.")
         if is_queued_request(scope.get("method", ""), path):
             body, receive = await _peek_body(receive) if "/call/" not in path else (None, receive)
-            client = (scope.get("client") or ("?", 0))[0]
+            client = client_address(scope)
             wait = BUCKETS.take(client) if counts(path, body) else 0.0
             if wait > 0:
                 log.info("429 for %s: too many queued requests", client)

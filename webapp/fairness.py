@@ -32,6 +32,21 @@ def limited(dep):
     return dep
 
 
+def client_address(scope) -> str:
+    """The client's address: the connection's, or behind a trusted proxy (``TRUST_PROXY=1``, or on a
+    Hugging Face Space, where ``SPACE_ID`` is set) the last ``X-Forwarded-For`` entry, the one the
+    proxy itself added (earlier entries are whatever the client sent)."""
+    import os
+
+    if os.environ.get("TRUST_PROXY") == "1" or os.environ.get("SPACE_ID"):
+        for k, v in scope.get("headers") or ():
+            if k == b"x-forwarded-for":
+                last = v.decode("latin-1").split(",")[-1].strip()
+                if last:
+                    return last
+    return (scope.get("client") or ("?", 0))[0]
+
+
 def is_queued_request(method: str, path: str) -> bool:
     return method == "POST" and bool(_QUEUED.search(path))
 
