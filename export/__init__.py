@@ -10,7 +10,7 @@
 * :mod:`export.summary` - :class:`SummaryBuilder`, :func:`summarize` per track and for the group over time.
 * :mod:`export.video` - :func:`process_video`: a video file in, every output out.
 * :mod:`export.sinks`, :mod:`export.mp4` - the sinks ``process_video`` feeds through
-  :func:`pipeline.video.run_video`: timeline, summary, chart data, annotated MP4.
+  :func:`pipeline.videorun.run_video`: timeline, summary, chart data, annotated MP4.
 * :mod:`export.live` - :class:`LiveRecorder` for a live session (bounded memory, snapshots).
 * :mod:`export.files` - :class:`OutputFiles` (what was written) and :class:`AtomicFiles` (all or nothing).
 * :mod:`export.plot` - chart data for ``gr.LinePlot`` and a matplotlib PNG.

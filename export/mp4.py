@@ -98,7 +98,7 @@ class _Audio:
 
 
 class AnnotatedVideoSink:
-    """Writes ``path`` (MP4); a :class:`pipeline.video.FrameSink`.
+    """Writes ``path`` (MP4); a :class:`pipeline.videorun.FrameSink`.
 
     ``size`` is the (width, height) of the frames to come, ``rate`` the source
     frame rate (a Fraction, for the encoder), ``time_base`` the source video's.

@@ -1,7 +1,7 @@
-"""Sinks for :func:`pipeline.video.run_video`: timeline files, summary files, chart data.
+"""Sinks for :func:`pipeline.videorun.run_video`: timeline files, summary files, chart data.
 
 Each sink has one verb for input and one for the end (the
-:class:`pipeline.video.FrameSink` protocol):
+:class:`pipeline.videorun.FrameSink` protocol):
 
 * ``write(frame_index, t, rgb, result, analysed)`` for every decoded frame
   (these sinks only look at analysed frames);

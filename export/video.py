@@ -3,7 +3,7 @@
 :func:`process_video` is a composition: a :class:`pipeline.video.VideoReader`,
 one :class:`pipeline.Pipeline` per file (tracks and smoothing per file), the
 sinks of :mod:`export.sinks` and :mod:`export.mp4`, and
-:func:`pipeline.video.run_video`, all outputs in one
+:func:`pipeline.videorun.run_video`, all outputs in one
 :class:`~export.files.AtomicFiles` set.
 
 * Timestamps are each frame's presentation time, so variable frame rate
@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING
 
 from pipeline import Pipeline
 from pipeline.config import PipelineConfig, preset
-from pipeline.video import VideoError, VideoReader, run_video
+from pipeline.video import VideoError, VideoReader
+from pipeline.videorun import run_video
 
 from .files import AtomicFiles, OutputFiles
 from .mp4 import AnnotatedVideoSink, h264_available

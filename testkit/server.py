@@ -28,21 +28,29 @@ def start_app(tmp: Path, env_extra: dict | None = None, timeout_s: float = 120.0
     env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
            "LIVE_DIR": str(tmp / "live"), "OUTPUT_DIR": str(tmp / "out"), "HF_HUB_OFFLINE": "1",
            "GRADIO_ANALYTICS_ENABLED": "False", **(env_extra or {})}
-    log_path = tmp / "server.log"
+    with serve([sys.executable, "app.py"], REPO, env, port, tmp / "server.log", timeout_s) as out:
+        yield out
+
+
+@contextlib.contextmanager
+def serve(cmd: list[str], cwd, env: dict, port: int, log_path: Path, timeout_s: float = 120.0,
+          error: type[Exception] = RuntimeError):
+    """Run ``cmd`` (a server on 127.0.0.1:``port``) with its output in ``log_path``; yields (url, Popen)
+    once it answers, and stops it afterwards.  ``error`` is raised when it exits or stays silent."""
     log = open(log_path, "wb")
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
         t_end = time.time() + timeout_s
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"app exited: {log_path.read_text(errors='replace')[-3000:]}")
+                raise error(f"the app exited ({proc.returncode}):\n{log_path.read_text(errors='replace')[-3000:]}")
             try:
                 urllib.request.urlopen(url, timeout=2)
                 break
             except OSError:
                 if time.time() > t_end:
-                    raise RuntimeError(f"app did not start within {timeout_s:.0f} s") from None
+                    raise error(f"the app did not answer within {timeout_s:.0f} s") from None
                 time.sleep(0.5)
         yield url, proc
     finally:
@@ -53,3 +61,24 @@ def start_app(tmp: Path, env_extra: dict | None = None, timeout_s: float = 120.0
             proc.kill()
             proc.wait(5)
         log.close()
+
+
+def call_api(client, api: str, data: list) -> tuple[str, str]:
+    """A named endpoint through Gradio's plain HTTP API (``POST .../call/<api>``, then its event
+    stream) with an ``httpx.Client``: (``"complete"`` or ``"error"``, the JSON text of its data).
+    Files already on the server are passed as ``{"path": ..., "meta": {"_type": "gradio.FileData"}}``."""
+    answer = client.post(f"gradio_api/call/{api}", json={"data": data})
+    answer.raise_for_status()
+    return call_result(client, api, answer.json()["event_id"])
+
+
+def call_result(client, api: str, event_id: str) -> tuple[str, str]:
+    """The outcome of a ``.../call/<api>`` event: (kind, data JSON text), ("none", "") if the stream ends."""
+    with client.stream("GET", f"gradio_api/call/{api}/{event_id}") as r:
+        kind = None
+        for line in r.iter_lines():
+            if line.startswith("event:"):
+                kind = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and kind in ("complete", "error"):
+                return kind, line[5:]
+    return "none", ""

@@ -28,11 +28,10 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from testkit.server import free_port
+from testkit.server import free_port, serve
 
 MAPPED = "/home/user"
 
@@ -212,28 +211,6 @@ def start(b: Build, tmp: Path, timeout_s: float = 180.0, workdir: Path | None = 
     exe = shutil.which(b.cmd[0], path=env["PATH"])
     if not exe:
         raise BuildFailed(f"CMD {b.cmd[0]!r} is not on the image's PATH {env['PATH']}")
-    log_path = tmp / "server.log"
-    log = open(log_path, "wb")
-    proc = subprocess.Popen([exe, *b.cmd[1:]], cwd=workdir or b.host(b.workdir), env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        t_end = time.time() + timeout_s
-        while True:
-            if proc.poll() is not None:
-                raise BuildFailed(f"the app exited ({proc.returncode}):\n{log_path.read_text(errors='replace')[-3000:]}")
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                if time.time() > t_end:
-                    raise BuildFailed(f"the app did not answer within {timeout_s:.0f} s") from None
-                time.sleep(0.5)
-        yield url, proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
+    with serve([exe, *b.cmd[1:]], workdir or b.host(b.workdir), env, port, tmp / "server.log", timeout_s,
+               error=BuildFailed) as out:
+        yield out

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from testkit.assets import feat_data
-from testkit.server import start_app
+from testkit.server import call_api, start_app
 from webapp.diskguard import RECENT_S, DiskFull, DiskGuard
 
 
@@ -52,17 +52,10 @@ def test_free_space_check_refuses_new_work_with_a_clear_message(tmp_path, monkey
 
 
 def _call(client: httpx.Client, api: str, data: list) -> list:
-    """A named endpoint through Gradio's HTTP API, with an already uploaded file (no new upload)."""
-    ev = client.post(f"gradio_api/call/{api}", json={"data": data}).json()["event_id"]
-    with client.stream("GET", f"gradio_api/call/{api}/{ev}") as r:
-        kind = None
-        for line in r.iter_lines():
-            if line.startswith("event:"):
-                kind = line.split(":", 1)[1].strip()
-            elif line.startswith("data:") and kind in ("complete", "error"):
-                assert kind == "complete", line
-                return json.loads(line[5:])
-    raise AssertionError("no result")
+    """A named endpoint with an already uploaded file (no new upload)."""
+    kind, body = call_api(client, api, data)
+    assert kind == "complete", body
+    return json.loads(body)
 
 
 def test_uploads_no_analysis_uses_are_removed_and_used_ones_stay(tmp_path):

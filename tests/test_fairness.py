@@ -10,7 +10,7 @@ import json
 import httpx
 
 from testkit.assets import feat_data
-from testkit.server import start_app
+from testkit.server import call_result, start_app
 from webapp.fairness import ClientBuckets, is_queued_request
 
 
@@ -31,17 +31,6 @@ def _upload(c: httpx.Client, data: bytes) -> str:
     return c.post("gradio_api/upload", files=[("files", ("p.jpg", data, "image/jpeg"))]).json()[0]
 
 
-def _result(c: httpx.Client, api: str, event_id: str) -> tuple[str, str]:
-    with c.stream("GET", f"gradio_api/call/{api}/{event_id}") as r:
-        kind = None
-        for line in r.iter_lines():
-            if line.startswith("event:"):
-                kind = line.split(":", 1)[1].strip()
-            elif line.startswith("data:") and kind in ("complete", "error"):
-                return kind, line[5:]
-    return "none", ""
-
-
 def test_a_flooding_address_gets_429_and_another_still_gets_in(tmp_path):
     photo = (feat_data() / "multi_face.jpg").read_bytes()
     with start_app(tmp_path) as (url, _proc):
@@ -60,11 +49,11 @@ def test_a_flooding_address_gets_429_and_another_still_gets_in(tmp_path):
                          json={"data": [{"path": mine, "meta": {"_type": "gradio.FileData"}}, "fer-mini-xception",
                                         "standard"]})
         assert ev.status_code == 200, ev.text
-        kind, body = _result(honest, "analyze_image", ev.json()["event_id"])
+        kind, body = call_result(honest, "analyze_image", ev.json()["event_id"])
         assert kind == "complete" and len(json.loads(body)[0]["faces"]) == 5, body[:300]
         for a in answers:
             if a.status_code == 200:
-                assert _result(flood, "analyze_image", a.json()["event_id"])[0] == "complete"
+                assert call_result(flood, "analyze_image", a.json()["event_id"])[0] == "complete"
         print(f"\nflood of 24 from one address: {codes.count(200)} queued, {len(refused)} refused (429); "
               "the other address was served")
         flood.close()

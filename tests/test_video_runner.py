@@ -15,7 +15,8 @@ from export.files import AtomicFiles
 from export.video import VideoError as ExportVideoError
 from export.video import process_video
 from pipeline.results import FrameResult
-from pipeline.video import VideoError, VideoReader, run_video
+from pipeline.video import VideoError, VideoReader
+from pipeline.videorun import run_video
 
 
 def _write(path, size, n, rate=10, fmt=None, start=0, options=None, rotation=None, value=None):
