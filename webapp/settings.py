@@ -72,6 +72,8 @@ def _default_model() -> str:
 DEFAULT_UI_MODEL = _default_model()
 #: Simultaneous live streams (WebRTC connections) the server accepts.
 LIVE_MAX_STREAMS = _int("LIVE_MAX_STREAMS", 4)
+#: Threads that analyse live frames, shared by all streams (0: in fastrtc's event loop, as fastrtc does it).
+LIVE_WORKERS = _int("LIVE_WORKERS", os.cpu_count() or 2)
 #: Seconds after which a live stream is closed by the server (None: no limit).
 LIVE_TIME_LIMIT_S = _float("LIVE_TIME_LIMIT", None)
 #: A connection's state is dropped if no frame arrived for this long (missed disconnects).

@@ -98,7 +98,7 @@ def _fastrtc_connection_id() -> str:
     return get_current_context().webrtc_id
 
 
-def stable_handler(fn: Callable, skip_frames: bool = True, fps: int = 30):
+def stable_handler(fn: Callable, skip_frames: bool = True, fps: int = 30, workers: int | None = None):
     """A ``fastrtc.VideoStreamHandler`` that fastrtc cannot re-wrap.
 
     fastrtc 0.0.34 wraps ``handler.callable`` in an error decorator on *every*
@@ -106,8 +106,16 @@ def stable_handler(fn: Callable, skip_frames: bool = True, fps: int = 30):
     stack grows by one frame per connection ever made and a long-running
     server ends in RecursionError.  Our handler already catches its errors, so
     later assignments to ``callable`` are ignored.
+
+    ``workers`` (default ``LIVE_WORKERS``) threads run the handler, off fastrtc's event loop
+    (:mod:`webapp.livepool`); 0 leaves it in the loop.
     """
     from fastrtc import VideoStreamHandler
+
+    from . import livepool
+    from . import settings as S
+
+    livepool.install(S.LIVE_WORKERS if workers is None else workers)
 
     class _Stable(VideoStreamHandler):
         def __setattr__(self, name, value):

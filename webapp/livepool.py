@@ -1,0 +1,110 @@
+"""Live frames on a bounded pool of worker threads instead of fastrtc's event loop.
+
+fastrtc 0.0.34 calls a video handler synchronously inside its asyncio loop
+(``fastrtc.tracks.VideoCallback.recv``): every connection's frames, the WebRTC
+transport of all connections and Gradio's HTTP server share that one thread, so
+N streams are analysed one frame after another on one core, and while a frame is
+analysed no packet is read (UDP buffers overflow: broken frames, see
+``benchmarks/live_load.py``).  :func:`install` makes fastrtc build its video
+tracks from :class:`PooledVideoCallback`, which awaits the handler on a pool of
+``workers`` threads (MediaPipe, onnxruntime, OpenCV and the VP8 codec release the
+GIL, so two streams really run on two cores).
+
+Per-stream order and fairness: fastrtc's sender asks a track for one frame at a
+time, so a stream never has more than one frame in the pool; the pool's queue is
+first-in first-out, so with every stream waiting, each gets its turn in rotation
+(round-robin) and none can starve the others.  Skip to latest: the frame
+analysed is the newest one that has arrived when a worker takes the job (not the
+one current when it was queued), and the frames it makes obsolete are dropped
+from fastrtc's queue, which otherwise keeps every frame that arrived while the
+handler was busy and answers each with the same (latest) frame again.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import cast
+
+log = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+_installed: int | None = None
+
+
+def install(workers: int) -> bool:
+    """Run fastrtc video handlers on ``workers`` threads (0: fastrtc's own way, in its loop).  Idempotent."""
+    global _pool, _installed
+    if workers <= 0:
+        return False
+    with _lock:
+        if _installed is not None:
+            return True
+        import fastrtc.webrtc_connection_mixin as mixin
+
+        _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="live-worker")
+        mixin.VideoCallback = _pooled_class()
+        _installed = workers
+        log.info("live frames run on %d worker threads", workers)
+        return True
+
+
+def workers() -> int:
+    """Threads analysing live frames (0: fastrtc's event loop)."""
+    return _installed or 0
+
+
+def _pooled_class():
+    from fastrtc.tracks import VideoCallback, split_output
+    from fastrtc.utils import DataChannel, WebRTCError, create_message
+
+    class PooledVideoCallback(VideoCallback):
+        """fastrtc's ``VideoCallback`` with the frame conversion and the handler awaited on the pool."""
+
+        def _run(self, frame, args_template):
+            if self.skip_frames and self.latest_frame is not None:
+                frame = self.latest_frame  # the newest frame at the time a worker is free
+            arr = frame.to_ndarray(format="bgr24")
+            args = self.add_frame_to_payload(args_template, arr)
+            return frame, self.event_handler(*args)
+
+        def _drop_backlog(self):
+            q = self.frame_queue
+            while self.skip_frames and not q.empty():
+                q.get_nowait()
+
+        async def recv(self):  # type: ignore[override]
+            self.accept_input_in_background()
+            try:
+                frame = await self.frame_queue.get()
+                self._drop_backlog()
+                await self.wait_for_channel()
+                if self.latest_args == "not_set":
+                    return self.latest_frame if self.skip_frames else frame
+                ctx = contextvars.copy_context()  # the connection id and data channel (fastrtc's contextvars)
+                loop = asyncio.get_running_loop()
+                frame, result = await loop.run_in_executor(_pool, ctx.run, self._run, frame,
+                                                           cast(list, self.latest_args))
+                self._drop_backlog()
+                array, outputs = split_output(result)
+                if outputs.__class__.__name__ == "CloseStream":
+                    cast(DataChannel, self.channel).send(create_message("end_stream", outputs.msg))
+                    self.stop()
+                    return None
+                if outputs.__class__.__name__ == "AdditionalOutputs" and self.set_additional_outputs and self.channel:
+                    self.set_additional_outputs(outputs)
+                    self.channel.send(create_message("fetch_output", []))
+                if array is None and self.mode == "send":
+                    return
+                new_frame = self.array_to_frame(array)
+                new_frame.pts, new_frame.time_base = frame.pts, frame.time_base
+                return new_frame
+            except Exception as e:
+                if isinstance(e, WebRTCError):
+                    raise
+                raise WebRTCError(str(e)) from e
+
+    return PooledVideoCallback
