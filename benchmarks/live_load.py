@@ -181,6 +181,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--faces", type=int, default=5)
     ap.add_argument("--max-streams", type=int, default=None, help="LIVE_MAX_STREAMS (default: the highest level)")
     ap.add_argument("--workers", default=None, help="LIVE_WORKERS for the server (default: the app's default)")
+    ap.add_argument("--nice", type=int, default=0,
+                    help="lower the peers' CPU priority by this much (the server keeps its own), as when the "
+                         "users' browsers run on their own machines")
     ap.add_argument("--sample-every", type=float, default=5.0, help="seconds between server RSS samples")
     ap.add_argument("--out", default=str(RESULTS / "live_load.json"))
     ap.add_argument("--plot", default=None, help="PNG path (default: next to --out)")
@@ -197,6 +200,8 @@ def main(argv=None) -> dict:
     results = []
     with tempfile.TemporaryDirectory() as tmp, start_app(Path(tmp), env) as (url, proc):
         probe = ServerProbe(proc.pid)
+        if args.nice:
+            os.nice(args.nice)  # after the server started: it keeps the normal priority
         rss_start = round(probe.rss_mb(), 1)
         for n in levels:
             results.append(asyncio.run(run_level(url, n, frames_sets, probe, args.warmup, args.seconds,
@@ -206,7 +211,7 @@ def main(argv=None) -> dict:
            "video": f"testkit.synth crowd, {args.faces} real face crops on a real photo, 640x480 (scene 640x440 + "
                     "a 40 px marker strip), 30 fps, a different seed per peer (4 seeds)",
            "machine": f"{os.cpu_count()} CPUs; the peers run on the same machine",
-           "max_streams": args.max_streams or max(levels), "workers": args.workers or "app default",
+           "peers_nice": args.nice, "max_streams": args.max_streams or max(levels), "workers": args.workers or "app default",
            "rss_start_mb": rss_start, "levels": results}
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -40,8 +40,8 @@ def test_streams_over_the_limit_are_told_server_busy(tmp_path, frames):
     outs = [h(f, *CONTROLS) for f in frames[3:8]]
     # the third user sees his own picture dimmed, with the message on it, and one warning toast
     assert reg.get("c") is None and reg.is_waiting("c") and reg.refused == 1
-    assert told == ["Server busy: 2 live streams already running (the limit is 2). Try again later - your stream "
-                    "starts by itself when one ends."]
+    assert told == ["Server busy: all 2 live streams are in use. You are next in line. Your stream starts by itself "
+                    "when one ends, or try again later."]
     for f, o in zip(frames[3:8], outs):
         assert o.shape == f.shape and o.dtype == np.uint8
         assert o.mean() < f.mean() * 0.6  # dimmed
@@ -55,6 +55,47 @@ def test_streams_over_the_limit_are_told_server_busy(tmp_path, frames):
     assert c is not None and c.stats.frames == 1 and not reg.is_waiting("c") and len(reg) == 2
     for sid in ("b", "c"):
         reg.release(sid)
+
+
+def test_busy_notice_tells_each_user_their_place_in_line(tmp_path, frames):
+    """Users turned away are told how many are ahead of them; a freed place goes to the first in line,
+    never to one who came later, and someone who left the line stops holding a place."""
+    reg = SessionRegistry(live_dir=tmp_path, max_active=1, gone_s=1.0)
+    cur, told = {"id": "a"}, []
+    h = _handler(reg, cur, told)
+    h(frames[0], *CONTROLS)  # a runs
+    for sid in ("b", "c", "d"):
+        cur["id"] = sid
+        h(frames[1], *CONTROLS)
+    assert [reg.position(s) for s in ("a", "b", "c", "d")] == [None, 1, 2, 3]
+    assert told[0].endswith("You are next in line. Your stream starts by itself when one ends, or try again later.")
+    assert "You are number 2 in line (1 ahead of you)." in told[1]
+    assert "You are number 3 in line (2 ahead of you)." in told[2]
+    assert all(t.startswith("Server busy: the only live stream slot is taken.") for t in told)
+    assert reg.busy_message("c") == told[1] and "Please try again later." in reg.busy_message("zz")
+    # what c's page shows: its own frame dimmed, with its place in line
+    out = h(frames[2], *CONTROLS)
+    assert out.mean() < frames[2].mean() * 0.6
+    # a ends; c's frame arrives first, but b is first in line: c waits, b starts on its next frame
+    reg.release("a")
+    cur["id"] = "c"
+    h(frames[3], *CONTROLS)
+    assert reg.get("c") is None and reg.position("c") == 2
+    cur["id"] = "b"
+    h(frames[3], *CONTROLS)
+    assert reg.get("b") is not None and [reg.position(s) for s in ("c", "d")] == [1, 2]
+    assert "You are next in line." in reg.busy_message("c")
+    # d leaves (no more frames); after gone_s, c's place is 1 and d's place is no one's
+    import time as _time
+
+    _time.sleep(1.2)
+    cur["id"] = "c"
+    h(frames[4], *CONTROLS)
+    assert reg.position("c") == 1 and reg.position("d") is None
+    reg.release("b")
+    h(frames[5], *CONTROLS)
+    assert reg.get("c") is not None and not reg.waiting
+    reg.release("c")
 
 
 def test_waiting_connections_are_forgotten_when_idle(tmp_path, frames):

@@ -31,6 +31,7 @@ from typing import cast
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
+_local = threading.local()  # the event loop of the connection a worker thread is serving
 _pool: ThreadPoolExecutor | None = None
 _installed: int | None = None
 
@@ -57,6 +58,11 @@ def workers() -> int:
     return _installed or 0
 
 
+def connection_loop() -> asyncio.AbstractEventLoop | None:
+    """In a worker thread: the event loop its current frame's connection lives in (else None)."""
+    return getattr(_local, "loop", None)
+
+
 def _pooled_class():
     from fastrtc.tracks import VideoCallback, split_output
     from fastrtc.utils import DataChannel, WebRTCError, create_message
@@ -64,7 +70,8 @@ def _pooled_class():
     class PooledVideoCallback(VideoCallback):
         """fastrtc's ``VideoCallback`` with the frame conversion and the handler awaited on the pool."""
 
-        def _run(self, frame, args_template):
+        def _run(self, loop, frame, args_template):
+            _local.loop = loop
             if self.skip_frames and self.latest_frame is not None:
                 frame = self.latest_frame  # the newest frame at the time a worker is free
             arr = frame.to_ndarray(format="bgr24")
@@ -86,7 +93,7 @@ def _pooled_class():
                     return self.latest_frame if self.skip_frames else frame
                 ctx = contextvars.copy_context()  # the connection id and data channel (fastrtc's contextvars)
                 loop = asyncio.get_running_loop()
-                frame, result = await loop.run_in_executor(_pool, ctx.run, self._run, frame,
+                frame, result = await loop.run_in_executor(_pool, ctx.run, self._run, loop, frame,
                                                            cast(list, self.latest_args))
                 self._drop_backlog()
                 array, outputs = split_output(result)

@@ -24,10 +24,11 @@ class SessionRegistry:
     """Live sessions by WebRTC connection id, plus recently ended ones (for downloads)."""
 
     def __init__(self, loader: ModelLoader | None = None, live_dir: Path | None = None, idle_s: float = 30.0,
-                 keep_s: float = 1800.0, max_active: int | None = None):
+                 keep_s: float = 1800.0, max_active: int | None = None, gone_s: float = 3.0):
         self.loader = loader or ModelLoader()
         self.max_active = max_active  # analysed streams at once (None: no limit); see admit()
-        self.waiting: dict[str, float] = {}  # connections turned away as busy -> last frame (monotonic)
+        self.waiting: dict[str, float] = {}  # connections turned away as busy -> last frame (monotonic), in line order
+        self.gone_s = gone_s  # a waiting connection with no frame for this long has left the line
         self.refused = 0  # connections that were told "server busy" at least once
         self.live_dir = Path(live_dir) if live_dir else None
         self.idle_s = idle_s
@@ -69,8 +70,9 @@ class SessionRegistry:
     def admit(self, session_id: str, controls: LiveControls | None = None) -> LiveSession | None:
         """The connection's session, a new one if there is room, or None when ``max_active`` streams run.
 
-        A connection turned away is remembered in :attr:`waiting`; it is admitted on a later frame
-        as soon as a stream ends (so the user's stream starts by itself).
+        A connection turned away is remembered in :attr:`waiting`, in the order it first came
+        (its place in line, :meth:`position`); when streams end, the first in line are admitted on
+        their next frame (so the user's stream starts by itself), never one that came later.
         """
         with self._lock:
             s = self.active.get(session_id)
@@ -90,22 +92,46 @@ class SessionRegistry:
         return other
 
     def _full_locked(self, session_id: str) -> bool:
-        if self.max_active is None or len(self.active) < self.max_active:
+        if self.max_active is None:
+            return False
+        now = time.monotonic()
+        for k in [k for k, t in self.waiting.items() if now - t > self.gone_s and k != session_id]:
+            del self.waiting[k]  # no frame for a while: that user left the line
+        room = self.max_active - len(self.active)
+        line = list(self.waiting)
+        place = line.index(session_id) if session_id in self.waiting else len(line)
+        if place < room:  # everyone before it in line has been admitted or left
             return False
         if session_id not in self.waiting:
             self.refused += 1
-        self.waiting[session_id] = time.monotonic()
+        self.waiting[session_id] = now  # keeps its place (dicts keep the first insertion's order)
         return True
 
     def is_waiting(self, session_id: str | None) -> bool:
         with self._lock:
             return bool(session_id) and session_id in self.waiting
 
-    def busy_message(self) -> str:
+    def position(self, session_id: str | None) -> int | None:
+        """A waiting connection's place in line (1: next to start), None if it is not waiting."""
+        with self._lock:
+            line = list(self.waiting)
+            return line.index(session_id) + 1 if session_id in self.waiting else None
+
+    def busy_message(self, session_id: str | None = None) -> str:
+        """What a user turned away is told: the streams running, their place in line, what happens next."""
         with self._lock:
             n = len(self.active)
-        return (f"Server busy: {n} live stream{'s' if n != 1 else ''} already running (the limit is "
-                f"{self.max_active}). Try again later - your stream starts by itself when one ends.")
+        place = self.position(session_id)
+        head = ("Server busy: all {n} live streams are in use." if n > 1 else
+                "Server busy: the only live stream slot is taken." if n == 1 else "Server busy: no live stream can run now.")
+        head = head.format(n=n)
+        if place is None:
+            return f"{head} Please try again later."
+        if place == 1:
+            where = "You are next in line."
+        else:
+            where = f"You are number {place} in line ({place - 1} ahead of you)."
+        return f"{head} {where} Your stream starts by itself when one ends, or try again later."
 
     def release(self, session_id: str) -> bool:
         """End a connection's session (idempotent). Its files stay for ``keep_s``."""

@@ -54,8 +54,8 @@ class LiveHandler:
                 return frame
 
     def _busy(self, frame: np.ndarray, sid: str) -> np.ndarray:
-        """The user's own frame, dimmed, with the "server busy" message (no analysis: costs ~1 ms)."""
-        msg = self.registry.busy_message()
+        """The user's own frame, dimmed, with the "server busy" notice and their place in line (~1 ms)."""
+        msg = self.registry.busy_message(sid)
         if sid not in self._warned:
             self._warned.append(sid)
             try:
@@ -65,31 +65,62 @@ class LiveHandler:
         return busy_frame(frame, msg)
 
 
-def busy_frame(frame: np.ndarray, message: str) -> np.ndarray:
-    out = (np.ascontiguousarray(frame) // 3).astype(np.uint8)
-    h, w = out.shape[:2]
-    scale = max(0.4, min(1.0, w / 900))
-    words, lines, cur = message.split(), [], ""
-    for word in words:  # wrap to the frame width
+def _wrap(text: str, width: int, scale: float, thick: int) -> list[str]:
+    lines, cur = [], ""
+    for word in text.split():
         trial = f"{cur} {word}".strip()
-        if cv2.getTextSize(trial, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)[0][0] > w - 20 and cur:
+        if cv2.getTextSize(trial, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)[0][0] > width and cur:
             lines.append(cur)
             cur = word
         else:
             cur = trial
-    lines.append(cur)
-    y = max(30, h // 2 - 15 * len(lines))
-    for line in lines:
-        cv2.putText(out, line, (10, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 2, cv2.LINE_AA)
-        y += int(36 * scale) + 6
+    return lines + [cur] if cur else lines
+
+
+def busy_frame(frame: np.ndarray, message: str) -> np.ndarray:
+    """``frame`` dimmed, with ``message`` on a dark panel in the middle, one sentence a paragraph: the
+    first as the headline, the second (the place in line) next in size (sized to the frame's width, so it
+    stays readable on a phone)."""
+    out = (np.ascontiguousarray(frame) // 3).astype(np.uint8)
+    h, w = out.shape[:2]
+    sentences = [p if p.endswith(".") else p + "." for p in message.split(". ") if p.strip()]
+    u = max(0.35, min(1.6, w / 640))
+    styles = [(0.95 * u, 2, (80, 200, 255)), (0.85 * u, 2, (255, 255, 255)), (0.72 * u, 1, (235, 235, 235))]
+    rows = []
+    for i, text in enumerate(sentences):
+        sc, th, col = styles[min(i, len(styles) - 1)]
+        rows += [(line, sc, th, col, j == 0 and i > 0) for j, line in enumerate(_wrap(text, w - 70 * u, sc, th))]
+    step = [int(cv2.getTextSize("Ay", cv2.FONT_HERSHEY_SIMPLEX, sc, th)[0][1] * 1.8) + (int(10 * u) if gap else 0)
+            for _, sc, th, _, gap in rows]
+    total = sum(step) + int(22 * u)
+    y0 = max(0, (h - total) // 2)
+    panel = out[y0:min(h, y0 + total), int(16 * u):w - int(16 * u)]
+    panel[:] = (panel * 0.3).astype(np.uint8)
+    y = y0 + int(6 * u)
+    for (line, sc, th, col, _), dy in zip(rows, step):
+        tw = cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, sc, th)[0][0]
+        y += dy
+        cv2.putText(out, line, ((w - tw) // 2, y), cv2.FONT_HERSHEY_SIMPLEX, sc, col, th, cv2.LINE_AA)
     return out
 
 
 def _fastrtc_warning(message: str) -> None:
-    """A warning toast in the user's page (fastrtc sends it over the connection's data channel)."""
-    from fastrtc.utils import Warning as rtc_warning
+    """A warning toast in the user's page (fastrtc sends it over the connection's data channel).
 
-    rtc_warning(message)
+    On a worker thread (:mod:`webapp.livepool`) the message is handed to the connection's event loop:
+    fastrtc's own ``Warning`` would send it from a throwaway loop in this thread."""
+    import json
+
+    from fastrtc.utils import Warning as rtc_warning
+    from fastrtc.utils import current_channel
+
+    from .livepool import connection_loop
+
+    loop, channel = connection_loop(), current_channel.get()
+    if loop is not None and channel is not None:
+        loop.call_soon_threadsafe(channel.send, json.dumps({"type": "warning", "message": message}))
+    else:
+        rtc_warning(message)
 
 
 def _fastrtc_connection_id() -> str:
