@@ -1,6 +1,6 @@
 """Live capacity over real WebRTC: N simultaneous browserless peers against ``python app.py``.
 
-    python -m benchmarks.live_load                       # levels 1,2,4,8,12, 15 s each
+    python -m benchmarks.live_load                       # levels 1,2,3,4,6,8,12, 15 s each
     python -m benchmarks.live_load --levels 4 --seconds 300 --out benchmarks/results/live_soak.json
 
 Each peer (:class:`testkit.rtc_peer.LivePeer`, aiortc) sends a 640x480, 30 fps video of real face crops
@@ -148,7 +148,7 @@ async def run_level(url: str, n: int, frames_sets: list, probe: ServerProbe, war
     return out
 
 
-def plot(levels: list, path: Path) -> None:
+def plot(levels: list, path: Path, compare: list | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -158,6 +158,9 @@ def plot(levels: list, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.4), dpi=80)
     ax.plot(n, [lv["fps_median"] or 0 for lv in levels], "o-", label="fps per stream, median")
     ax.plot(n, [lv["fps_p5"] or 0 for lv in levels], "s--", label="fps per stream, 5th pct")
+    if compare:
+        ax.plot([lv["streams"] for lv in compare], [lv["fps_median"] or 0 for lv in compare], "x:", color="grey",
+                label="fps median, handler in fastrtc's loop")
     ax.axhline(15, color="grey", lw=0.8, ls=":")
     ax.set_xlabel("simultaneous live streams (640x480, 30 fps, 5 faces)")
     ax.set_ylabel("processed fps")
@@ -175,7 +178,7 @@ def plot(levels: list, path: Path) -> None:
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--levels", default="1,2,4,8,12", help="numbers of simultaneous streams, comma separated")
+    ap.add_argument("--levels", default="1,2,3,4,6,8,12", help="numbers of simultaneous streams, comma separated")
     ap.add_argument("--seconds", type=float, default=15.0, help="measured seconds per level")
     ap.add_argument("--warmup", type=float, default=4.0)
     ap.add_argument("--faces", type=int, default=5)
@@ -187,6 +190,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--sample-every", type=float, default=5.0, help="seconds between server RSS samples")
     ap.add_argument("--out", default=str(RESULTS / "live_load.json"))
     ap.add_argument("--plot", default=None, help="PNG path (default: next to --out)")
+    ap.add_argument("--compare", default=None, help="another results JSON to draw in the plot (e.g. LIVE_WORKERS=0)")
     args = ap.parse_args(argv)
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
 
@@ -217,7 +221,8 @@ def main(argv=None) -> dict:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1))
     if len(results) > 1:
-        plot(results, Path(args.plot) if args.plot else path.with_suffix(".png"))
+        compare = json.loads(Path(args.compare).read_text())["levels"] if args.compare else None
+        plot(results, Path(args.plot) if args.plot else path.with_suffix(".png"), compare)
     goal = next((lv for lv in results if lv["streams"] == 8), None)
     if goal:
         print(f"goal 8 streams >= 15 fps (p5) and p95 <= 150 ms: fps p5 {goal['fps_p5']}, "

@@ -70,8 +70,10 @@ def _default_model() -> str:
 
 #: Model selected when a page opens (a spec id; EMOTION_MODEL may also be a spec .json path).
 DEFAULT_UI_MODEL = _default_model()
-#: Simultaneous live streams (WebRTC connections) the server accepts.
-LIVE_MAX_STREAMS = _int("LIVE_MAX_STREAMS", 4)
+#: Simultaneous live streams (WebRTC connections) analysed.  2 is the knee measured on 2 vCPU
+#: (``python -m benchmarks.live_load``): 2 streams get ~28 fps each; from there the server's total
+#: (~50-56 analysed frames/s) is only divided, e.g. 3 streams ~16 fps, 4 ~12 fps (README, "Live capacity").
+LIVE_MAX_STREAMS = _int("LIVE_MAX_STREAMS", 2)
 #: Threads that analyse live frames, shared by all streams (0: in fastrtc's event loop, as fastrtc does it).
 LIVE_WORKERS = _int("LIVE_WORKERS", os.cpu_count() or 2)
 #: Seconds after which a live stream is closed by the server (None: no limit).

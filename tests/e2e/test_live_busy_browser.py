@@ -34,6 +34,7 @@ def test_busy_notice_tells_the_place_in_line(live_app, tmp_path):
     shots = Path(os.environ.get("SCREENSHOT_DIR") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
     y4m = group_scene_y4m(tmp_path / "group.y4m")
+    assert wait(lambda: not reg.active, 40), f"streams of earlier tests still open: {list(reg.active)}"
     limit = reg.max_active
     reg.max_active = 1
     try:
