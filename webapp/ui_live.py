@@ -50,7 +50,9 @@ class LiveTab:
         """Every 0.25 s: stats, notice and tracks table of the page's connection (skipped if unchanged)."""
         sid, sess = self._session(webrtc_id, last_id)
         if sess is None and self.registry.is_waiting(sid):  # turned away: LIVE_MAX_STREAMS streams run
-            return (gr.skip(), gr.update(value=f"⚠️ {self.registry.busy_message(sid)}", visible=True)) + (gr.skip(),) * 3
+            place = self.registry.position(sid)
+            waiting = f"**Waiting in line** (place {place}): the analysis starts by itself." if place else gr.skip()
+            return (waiting, gr.update(value=f"⚠️ {self.registry.busy_message(sid)}", visible=True)) + (gr.skip(),) * 3
         if sess is None:
             return (gr.skip(),) * 5
         info = sess.info()
