@@ -120,6 +120,8 @@ def main(argv=None) -> None:
         r = run(folder, out, args, env)
         r.update(name=name, frames=frames, frames_per_s=round(frames / r["wall_s"], 1),
                  cores_busy=round(r["cpu_s"] / r["wall_s"], 2))
+        if "ray" in args:  # Ray's workers are not this command's children: their CPU is not counted
+            r["cpu_s"] = r["cores_busy"] = None
         if ref is None:
             ref = out
         else:
@@ -128,7 +130,7 @@ def main(argv=None) -> None:
         rows.append(r)
         same = r.get("outputs_vs_jobs_1", {}).get("all_same", "-")
         print(f"{name:42s} wall {r['wall_s']:6.1f} s  {r['frames_per_s']:6.1f} frames/s  x{r['speedup_vs_jobs_1']:.2f}"
-              f"  cores busy {r['cores_busy']:.2f}  same outputs: {same}", flush=True)
+              f"  cores busy {r['cores_busy'] if r['cores_busy'] is not None else '-'}  same outputs: {same}", flush=True)
     res = {"benchmark": "batch", "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
            "videos": len(list(folder.iterdir())), "copies": a.copies, "frames": frames, "runs": rows,
            "note": "wall time of the whole command (start-up and model loading included)"}
