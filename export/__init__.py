@@ -14,6 +14,8 @@
 * :mod:`export.live` - :class:`LiveRecorder` for a live session (bounded memory, snapshots).
 * :mod:`export.files` - :class:`OutputFiles` (what was written) and :class:`AtomicFiles` (all or nothing).
 * :mod:`export.plot` - chart data for ``gr.LinePlot`` and a matplotlib PNG.
+* :mod:`export.batch` - many videos at once (a pool of worker processes or threads);
+  :mod:`export.ray_engine` - one Ray task per video (Ray is optional).
 
 ``python -m export VIDEO|FOLDER --out DIR`` is the command line.  See
 ``export/README.md`` and ``export/SCHEMA.md``.  Importing this package loads

@@ -2,7 +2,8 @@
 
     python -m export VIDEO_OR_FOLDER [...] --out DIR [--preset NAME] [--frame-step N]
                      [--detector short|full] [--model ID] [--no-face-states] [--landmark-interval S]
-                     [--png] [--max-seconds S] [--quiet]
+                     [--png] [--max-seconds S] [--quiet] [--jobs N] [--pool process|thread]
+                     [--engine local|ray] [--address ADDR]
 
 The settings are a preset of :mod:`pipeline.config` (default: its default
 preset); ``--detector`` and ``--model`` are expert overrides on top of it.
@@ -12,20 +13,24 @@ on by default; ``--no-face-states`` gives emotions only.
 A folder means every video file in it (by extension, sorted, not recursive).
 A file that cannot be processed gets a one-line error on stderr and the
 others go on; the exit code is 1 if any file failed.
+
+``--jobs N`` (default: the number of cores) analyses N videos at once, each
+in its own worker process with its share of the model threads; each file's
+lines are printed when it is done, one status line shows the running ones.
+The outputs are those of ``--jobs 1``.  ``--engine ray`` runs one task per
+video on a Ray cluster and brings the files back here (see export/README.md).
 """
 from __future__ import annotations
 
 import argparse
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from pipeline.config import DEFAULT_PRESET, PRESETS, ConfigError, preset
 
-from .plot import plot_timeline
-from .timeline import read_timeline
-from .video import VideoError, process_video
+from .batch import BatchProgress, Options, Outcome, cpu_count, run_one, run_pool
+from .video import process_video
 
 VIDEO_EXTS = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv",
               ".3gp", ".ts", ".mts", ".m2ts", ".ogv"}
@@ -78,39 +83,27 @@ class _Progress:
             print(file=sys.stderr)
 
 
-def _one(f: Path, out: Path, config, args) -> bool:
-    """Process one file and print what was done; False (and a line on stderr) if it failed."""
-    bar = _Progress(f.name, quiet=args.quiet)
-    try:
-        r = process_video(f, out, config=config, frame_step=args.frame_step, progress=bar,
-                          max_seconds=args.max_seconds)
-    except VideoError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return False
-    except Exception as e:  # one bad file must not stop the batch
-        print(f"error: {f.name}: {type(e).__name__}: {e}", file=sys.stderr)
-        return False
-    finally:
-        bar.close()
-    written = r.files
-    if args.png:
-        png = out / f"{r.timeline_csv.name[:-len('_timeline.csv')]}_timeline.png"
-        plot_timeline(read_timeline(r.timeline_csv), r.summary["classes"], png, title=f.name)
-        written = replace(written, chart_png=png)
-    fps = r.frames_read / r.elapsed_s if r.elapsed_s else 0
-    print(f"{f.name}: {r.frames_read} frames ({r.frames_processed} analysed), "
-          f"{r.summary['session']['tracks']} face tracks, {fps:.0f} frames/s, video {r.video_codec}, "
-          f"audio {r.audio}")
-    fs = r.summary["session"].get("face_states")
-    if fs:
-        print(f"  face states: {fs['blinks']} blinks, {fs['yawns']} yawns, drowsy {fs['drowsy_s']:.1f} s, "
-              f"attentive {100 * (fs['attentive_share'] or 0):.0f}% and looking away "
-              f"{100 * (fs['looking_away_share'] or 0):.0f}% of {fs['measured_s']:.1f} face-seconds")
-    for w in r.warnings:
-        print(f"  warning: {w}")
-    for p in written.paths():
-        print(f"  {p}")
-    return True
+def _print(o: Outcome, progress: BatchProgress | None = None) -> None:
+    """A finished file's lines (stdout) or its one-line error (stderr), in one piece."""
+    if progress is not None:
+        progress.clear()
+    if o.ok:
+        print(o.report, flush=True)
+    else:
+        print(o.error, file=sys.stderr, flush=True)
+
+
+def _sequential(files, out: Path, config, opts: Options, quiet: bool) -> list[Outcome]:
+    results = []
+    for i, f in enumerate(files):
+        bar = _Progress(f.name, quiet=quiet)
+        try:  # process_video looked up here at call time, so it can be swapped
+            o = run_one(f, out, config, opts, index=i, progress=bar, process=process_video)
+        finally:
+            bar.close()
+        _print(o)
+        results.append(o)
+    return results
 
 
 def main(argv=None) -> int:
@@ -131,9 +124,24 @@ def main(argv=None) -> int:
     ap.add_argument("--png", action="store_true", help="also write a PNG chart of the timeline per video")
     ap.add_argument("--max-seconds", type=float, default=None, help="refuse videos longer than this")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    ap.add_argument("--jobs", "-j", type=int, default=cpu_count(), metavar="N",
+                    help=f"videos analysed at once (default: the number of cores, here {cpu_count()}); "
+                         "the outputs are the same as with --jobs 1")
+    ap.add_argument("--pool", choices=["process", "thread"], default="process",
+                    help="what runs the jobs on this machine (default process: measured faster)")
+    ap.add_argument("--engine", choices=["local", "ray"], default="local",
+                    help="local (this machine) or ray: one task per video on a Ray cluster "
+                         "(pip install -r requirements-ray.txt)")
+    ap.add_argument("--address", default=None, metavar="ADDR",
+                    help="with --engine ray: the cluster (auto, ray://HOST:10001, HOST:6379); "
+                         "default: start a local Ray instance with --jobs CPUs")
     args = ap.parse_args(argv)
     if args.frame_step < 1:
         ap.error("--frame-step must be >= 1")
+    if args.jobs < 1:
+        ap.error("--jobs must be >= 1")
+    if args.address and args.engine != "ray":
+        ap.error("--address needs --engine ray")
 
     overrides = {k: v for k, v in (("model", args.model), ("detector", args.detector),
                                    ("landmark_interval_s", args.landmark_interval)) if v is not None}
@@ -148,7 +156,29 @@ def main(argv=None) -> int:
         print("error: no video files found", file=sys.stderr)
         return 1
     out = Path(args.out)
-    failed = sum(not _one(f, out, config, args) for f in files)
+    opts = Options(frame_step=args.frame_step, png=args.png, max_seconds=args.max_seconds)
+    if args.engine == "ray":
+        from .ray_engine import RayUnavailable, run_ray
+
+        progress = BatchProgress(len(files), quiet=args.quiet)
+        try:
+            results = run_ray(files, out, config, opts, jobs=args.jobs, address=args.address,
+                              on_done=lambda o: _print(o, progress), progress=progress)
+        except RayUnavailable as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        finally:
+            progress.clear()
+    elif min(args.jobs, len(files)) == 1:
+        results = _sequential(files, out, config, opts, args.quiet)
+    else:
+        progress = BatchProgress(len(files), quiet=args.quiet)
+        try:
+            results = run_pool(files, out, config, opts, args.jobs, on_done=lambda o: _print(o, progress),
+                               pool=args.pool, progress=progress)
+        finally:
+            progress.clear()
+    failed = sum(not o.ok for o in results)
     if failed:
         print(f"{failed} of {len(files)} files failed", file=sys.stderr)
     return 1 if failed else 0

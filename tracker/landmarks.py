@@ -14,6 +14,7 @@ model says there is no face, get NaN landmarks: empty values, not noise.
 """
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,8 +65,13 @@ def roi_transforms(boxes: np.ndarray, keypoints: np.ndarray | None) -> np.ndarra
 class LandmarkModel:
     """``face_landmark.tflite`` on face boxes of RGB uint8 frames.  Thread-safe (one call at a time)."""
 
-    def __init__(self, path: str | Path = MODEL_PATH, threads: int = 2):
+    def __init__(self, path: str | Path = MODEL_PATH, threads: int | None = None):
+        """``threads``: LiteRT's interpreter threads (default ``EMOTION_LITERT_THREADS``, else 2:
+        one per core; the batch command line gives each of its workers its share)."""
         from ai_edge_litert.interpreter import Interpreter
+
+        if threads is None:
+            threads = int(os.environ.get("EMOTION_LITERT_THREADS", "2"))
 
         path = Path(path)
         if not path.is_file():
