@@ -5,7 +5,8 @@
   scheme (``http:``, ``HTTPS:``, ``javascript:``...) or starting with ``//`` is
   refused with ``403``; local files (``allowed_paths``) are served as before.
 * Fairness: requests that join the queue take a token from their address's bucket
-  (:mod:`webapp.fairness`); an empty bucket answers ``429``.
+  (:mod:`webapp.fairness`); an empty bucket answers ``429``, and so does a video from a client
+  that already has one queued or running.
 * Uploads: the paths the upload route stores are handed to :data:`webapp.diskguard.GUARD`, which
   deletes those no analysis claims within ``UPLOAD_UNCLAIMED_S``.
 * Errors: Gradio builds its app with ``debug=True``, so an exception in a route
@@ -22,7 +23,7 @@ import json
 import logging
 import re
 
-from .fairness import BUCKETS, client_address, counts, is_queued_request
+from .fairness import BUCKETS, VIDEOS, client_address, counts, is_queued_request, is_video, session_of
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,21 @@ class GuardMiddleware:
                 log.info("429 for %s: too many queued requests", client)
                 return await _send_json(send, 429, f"Too many requests from your address: please wait {max(1.0, wait):.0f} s "
                                                    "and try again.")
+            if is_video(path, body):
+                app = scope.get("app")
+                queue = getattr(app.get_blocks(), "_queue", None) if hasattr(app, "get_blocks") else None
+                token = VIDEOS.reserve(queue, client, session_of(body))
+                if token is None:
+                    log.info("429 for %s: a video already in flight", client)
+                    return await _send_json(send, 429, "You already have a video being analysed; wait for it to "
+                                                       "finish, then send the next one.")
+                try:
+                    return await self._guarded(scope, receive, send, path)
+                finally:
+                    VIDEOS.release(token)  # the event is in Gradio's queue now (or was refused there)
+        return await self._guarded(scope, receive, send, path)
+
+    async def _guarded(self, scope, receive, send, path):
         started = False
         upload = scope.get("method") == "POST" and path.rstrip("/").endswith("/upload")
         body: list[bytes] = []

@@ -131,3 +131,10 @@ DISK_SWEEP_S = _float("DISK_SWEEP_S", 30.0) or 30.0
 #: Queued requests one client address may send at once (a burst), and how many more per second.
 QUEUE_BURST_PER_CLIENT = _float("QUEUE_BURST_PER_CLIENT", 6.0) or 6.0
 QUEUE_RATE_PER_CLIENT = _float("QUEUE_RATE_PER_CLIENT", 2.0) or 2.0
+#: Videos one client (address, and Gradio session) may have queued or running at once; another one is
+#: refused at join time ("you already have a video being analysed"). 0: no limit.
+VIDEOS_PER_CLIENT = _int("VIDEOS_PER_CLIENT", 1)
+#: Image analyses (the Image tab and /analyze_image together) and video analyses run at once; they have
+#: separate slots, so a short image never waits behind a long video (measured: benchmarks/concurrency.py).
+IMAGE_CONCURRENCY = _int("IMAGE_CONCURRENCY", 2)
+VIDEO_CONCURRENCY = _int("VIDEO_CONCURRENCY", 1)
