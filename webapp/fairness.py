@@ -10,6 +10,8 @@ Videos in flight: one client (address, and also Gradio session) may have at most
 ``VIDEOS_PER_CLIENT`` videos queued or running at once (:class:`VideosInFlight`); another one is
 refused at join time (``429``, "you already have a video being analysed") and never reaches the
 queue, while other clients' videos still get in.
+Uploads: each address has a budget of upload bytes (:data:`UPLOAD_MB`), checked from the
+request's ``Content-Length`` before its body is read; over it, ``429``.
 Other events (the Live tab's controls, which fastrtc forwards through the queue on every
 change, its refresh timers, downloads) are not counted: a slider drag must never be refused.  Checked by
 :class:`webapp.asgi_guard.GuardMiddleware`.
@@ -115,14 +117,19 @@ class VideosInFlight:
         self.refused = 0
 
     @staticmethod
-    def _queued(queue) -> list:
-        """The video events waiting in ``queue`` (Gradio's ``blocks._queue``) or running."""
+    def all_events(queue) -> list:
+        """Every event waiting in ``queue`` (Gradio's ``blocks._queue``) or running."""
         events = []
         for eq in list(getattr(queue, "event_queue_per_concurrency_id", {}).values()):
             events += list(eq.queue)
         for job in list(getattr(queue, "active_jobs", ()) or ()):
             events += list(job or ())
-        return [e for e in events
+        return events
+
+    @classmethod
+    def _queued(cls, queue) -> list:
+        """The video events waiting in ``queue`` or running."""
+        return [e for e in cls.all_events(queue)
                 if getattr(e.fn, "_id", None) in VIDEO_FNS or getattr(e.fn, "api_name", None) in VIDEO_APIS]
 
     def count(self, queue, address: str, session: str | None, now: float | None = None) -> int:
@@ -163,18 +170,19 @@ class ClientBuckets:
         self._lock = threading.Lock()
         self.refused = 0
 
-    def take(self, client: str, now: float | None = None) -> float:
-        """0.0 when the client may go on (a token taken), else the seconds until its next token."""
+    def take(self, client: str, now: float | None = None, cost: float = 1.0) -> float:
+        """0.0 when the client may go on (``cost`` tokens taken), else the seconds until it has them."""
         now = time.monotonic() if now is None else now
+        cost = min(float(cost), self.burst)
         with self._lock:
             tokens, t = self._b.pop(client, (self.burst, now))
             tokens = min(self.burst, tokens + (now - t) * self.rate)
-            if tokens >= 1.0:
-                self._b[client] = (tokens - 1.0, now)
+            if tokens >= cost:
+                self._b[client] = (tokens - cost, now)
                 wait = 0.0
             else:
                 self._b[client] = (tokens, now)
-                wait = (1.0 - tokens) / self.rate if self.rate > 0 else 60.0
+                wait = (cost - tokens) / self.rate if self.rate > 0 else 60.0
                 self.refused += 1
             while len(self._b) > self.max_clients:
                 self._b.popitem(last=False)
@@ -194,5 +202,8 @@ def _from_settings() -> ClientBuckets:
 
 #: The app's buckets (configured from the environment).
 BUCKETS = _from_settings()
+#: Upload bytes by client address, in MB (``UPLOAD_BURST_MB_PER_CLIENT``, refilled at ``UPLOAD_MB_PER_S_PER_CLIENT``):
+#: one client cannot flood the upload cache and push others' uploads out before they are analysed.
+UPLOAD_MB = ClientBuckets(_settings().UPLOAD_BURST_MB_PER_CLIENT, _settings().UPLOAD_MB_PER_S_PER_CLIENT)
 #: The app's videos in flight per client.
 VIDEOS = VideosInFlight(_settings().VIDEOS_PER_CLIENT)
