@@ -137,7 +137,7 @@ VIDEOS_PER_CLIENT = _int("VIDEOS_PER_CLIENT", 1)
 #: Image analyses (the Image tab and /analyze_image together) and video analyses run at once; they have
 #: separate slots, so a short image never waits behind a long video (measured: benchmarks/concurrency.py).
 IMAGE_CONCURRENCY = _int("IMAGE_CONCURRENCY", 2)
-VIDEO_CONCURRENCY = _int("VIDEO_CONCURRENCY", 1)
+VIDEO_CONCURRENCY = _int("VIDEO_CONCURRENCY", 2)
 #: Upload bytes one client address may send at once (MB), and how many more per second; beyond that its
 #: uploads get 429 before their body is read (one client cannot fill the upload cache and push others' files out).
 UPLOAD_BURST_MB_PER_CLIENT = _float("UPLOAD_BURST_MB_PER_CLIENT", 400.0) or 400.0
