@@ -47,7 +47,7 @@ def test_one_video_in_flight_per_client(tmp_path):
     long_clip = fast_clip(tmp_path / "long.mp4", 1200, "mp4", rate=30).read_bytes()  # 40 s of 320x180 faces
     short_clip = (feat_data() / "single_face.mp4").read_bytes()
     photo = (feat_data() / "multi_face.jpg").read_bytes()
-    with start_app(tmp_path / "srv", {"VIDEO_MAX_PROCESS_S": "40"}) as (url, _proc):
+    with start_app(tmp_path / "srv", {"VIDEO_MAX_PROCESS_S": "40"}) as (url, proc):
         a, b, c = (_client(f"127.0.0.{i}", url) for i in (2, 3, 4))
         fa = _upload(a, long_clip, "long.mp4")
         first = _video(a, fa, step=1)
@@ -84,5 +84,8 @@ def test_one_video_in_flight_per_client(tmp_path):
         nxt = _video(a, _upload(a, short_clip, "next.mp4"))
         assert nxt.status_code == 200, nxt.text
         assert call_result(a, "analyze_video", nxt.json()["event_id"])[0] == "complete"
+        from tests.test_fairness import _rss_mb
+
+        assert _rss_mb(proc) < 1500  # memory within a bound
         for x in (a, b, c):
             x.close()

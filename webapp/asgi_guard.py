@@ -13,7 +13,8 @@
 * Memory: Gradio 5.50 keeps every event it ever queued (the event with its request and data, an
   analytics row) and, for each call of the HTTP API (``/call/<api>``, whose session is the event
   id), a session holding a copy of every component's config, up to 10,000 sessions.
-  :func:`prune_finished_events` drops those of events finished two minutes ago (at most every 30 s).
+  :func:`prune_finished_events` drops those of events finished two minutes ago (at most every 30 s),
+  with the result of an API call nobody came to read by then.
 * Errors: Gradio builds its app with ``debug=True``, so an exception in a route
   (e.g. a malformed body to ``/gradio_api/component_server``, the WebRTC
   signalling route) answered ``500`` with the whole Python traceback, naming
@@ -96,7 +97,8 @@ def prune_finished_events(app, keep_s: float = 120.0, now: float | None = None) 
     for eid in done:
         queue.event_analytics.pop(eid, None)
         queue.event_ids_to_events.pop(eid, None)
-        if not queue.pending_event_ids_session.get(eid):  # an HTTP API call: its session is the event
+        # an HTTP API call (its session is the event): its session, and its result if never read
+        if eid in queue.pending_event_ids_session or eid in holder.session_data:
             queue.pending_event_ids_session.pop(eid, None)
             with contextlib.suppress(KeyError):
                 del queue.pending_messages_per_session[eid]
