@@ -129,16 +129,18 @@ def cases(url: str, tmp: Path) -> list[tuple[str, callable]]:
         server_path = c.post("gradio_api/upload", files=[("files", ("evil.json", spec.read_bytes()))]).json()[0]
         return img("a.jpg", photo, "10.1.0.2", "/etc/passwd") + " | " + img("b.jpg", photo, "10.1.0.3", server_path)
 
+    lying = fast_clip(tmp / "lying.mp4", 12000, "mp4", rate=10000)  # made before the timed cases
+    (tmp / "grow").mkdir()
+    grow = growing_ts(tmp / "grow", 30, big_size=(15360, 8640), n_big=2)
+
     @case("header-lying video length (12000 face frames at 10000 frames/s: \"1.2 s\")")
     def _lying():
-        p = fast_clip(tmp / "lying.mp4", 12000, "mp4", rate=10000)
+        p = lying
         return _predict_msg(_gc_client(url, "10.2.0.1"), handle_file(str(p)), 1, api="/analyze_video")
 
     @case("frame size switching mid-stream (MPEG-TS, header 64x64, then 15360x8640)")
     def _grow():
-        d = tmp / "grow"
-        d.mkdir()
-        p = growing_ts(d, 30, big_size=(15360, 8640), n_big=2)
+        p = grow
         return _predict_msg(_gc_client(url, "10.3.0.1"), handle_file(str(p)), 1, api="/analyze_video")
 
     @case("7000x7000 JPEG header with no data (629 bytes)")
@@ -206,21 +208,22 @@ def cases(url: str, tmp: Path) -> list[tuple[str, callable]]:
         b = httpx.get(url + "gradio_api/file=..%2F..%2F..%2Fetc%2Fpasswd")
         return f"{a.status_code}, {b.status_code} (root: in reply: {b'root:' in a.content + b.content})"
 
+    import struct
+    import zlib
+
+    def chunk(tag, data):
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    comp, row, idat = zlib.compressobj(9), b"\x00" * 30001, bytearray()
+    for _ in range(30000):
+        idat += comp.compress(row)
+    idat += comp.flush()
+    bomb = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", bytes(idat)) + chunk(b"IEND", b""))
+
     @case("PNG bomb (30000x30000, 875 KB)")
     def _bomb():
-        import struct
-        import zlib
-
-        def chunk(tag, data):
-            return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-
-        comp, row, idat = zlib.compressobj(9), b"\x00" * 30001, bytearray()
-        for _ in range(30000):
-            idat += comp.compress(row)
-        idat += comp.flush()
-        data = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0))
-                + chunk(b"IDAT", bytes(idat)) + chunk(b"IEND", b""))
-        return img("bomb.png", data, "10.8.0.1")
+        return img("bomb.png", bomb, "10.8.0.1")
 
     @case("truncated JPEG (half a photo)")
     def _trunc():
@@ -239,7 +242,7 @@ def cases(url: str, tmp: Path) -> list[tuple[str, callable]]:
         src = clip.read_bytes()
         p = tmp / "zero.mp4"
         with av.open(str(tmp / "fs.mp4"), "w", options={"movflags": "faststart"}) as o, av.open(str(clip)) as i:
-            s = o.add_stream(template=i.streams.video[0])
+            s = o.add_stream_from_template(i.streams.video[0])
             for pkt in i.demux(i.streams.video[0]):
                 if pkt.dts is not None:
                     pkt.stream = s
