@@ -102,15 +102,20 @@ class Stats:
 
 
 def _client_loop(cid: int, url: str, cases, video_src: Path, folder: Path, t_end: float, max_requests: int,
-                 video_every: int, stats: Stats, known: dict) -> None:
+                 video_every: int, stats: Stats, known: dict, headers: dict | None = None,
+                 think_s: float = 0.0) -> None:
+    """One client: ``headers`` go with every request (e.g. its own ``X-Forwarded-For``); it waits
+    ``think_s`` between requests (a person, not a script)."""
     from gradio_client import Client, handle_file
 
-    client = Client(url, verbose=False)
+    client = Client(url, verbose=False, headers=headers)
     cfolder = folder / f"client{cid}"
     cfolder.mkdir(parents=True, exist_ok=True)
     k = 0
     while time.time() < t_end and k < max_requests:
         k += 1
+        if think_s and k > 1:
+            time.sleep(think_s)
         if video_every and k % video_every == 0:
             src = cfolder / f"clip_c{cid}_{k}.mp4"
             src.write_bytes(video_src.read_bytes())
@@ -171,14 +176,15 @@ def _rss_mb(pid: int) -> float | None:
         return None
 
 
-def _check_cases(url: str, cases) -> None:
+def _check_cases(url: str, cases, headers: dict | None = None) -> None:
     """The known face counts hold on this server (the base images, one request each)."""
     import cv2
     from gradio_client import Client, handle_file
 
-    client = Client(url, verbose=False)
+    client = Client(url, verbose=False, headers=headers)
     with tempfile.TemporaryDirectory() as tmp:
         for c in cases:
+            time.sleep(0.6)  # within the per-address rate (webapp.fairness)
             p = Path(tmp) / f"{c.name}.png"
             cv2.imwrite(str(p), cv2.cvtColor(c.rgb, cv2.COLOR_RGB2BGR))
             n = len(client.predict(handle_file(str(p)), api_name="/analyze_image")["faces"])
@@ -187,7 +193,10 @@ def _check_cases(url: str, cases) -> None:
 
 
 def run(url: str, clients: int = 4, seconds: float = 60.0, max_requests: int = 200, video_every: int = 8,
-        server_pid: int | None = None, check_cases: bool = True) -> dict:
+        server_pid: int | None = None, check_cases: bool = True, headers_of=None, think_s: float = 0.0,
+        sample_s: float = 2.0, sampler=None) -> dict:
+    """``headers_of(i)``: the headers of client i (None: none); ``sampler()``: extra figures recorded with
+    each RSS sample (a dict)."""
     from testkit.assets import feat_data
 
     host = urllib.parse.urlparse(url).hostname
@@ -195,7 +204,7 @@ def run(url: str, clients: int = 4, seconds: float = 60.0, max_requests: int = 2
         raise SystemExit(f"load tests only target 127.0.0.1, not {host}")
     cases = image_cases()
     if check_cases:
-        _check_cases(url, cases)
+        _check_cases(url, cases, {"X-Forwarded-For": "10.0.0.250"})
     video_src = feat_data() / "single_face.mp4"
     import av
 
@@ -212,15 +221,17 @@ def run(url: str, clients: int = 4, seconds: float = 60.0, max_requests: int = 2
             if server_pid:
                 v = _rss_mb(server_pid)
                 if v is not None:
-                    rss.append({"t_s": round(time.time() - t_start, 1), "rss_mb": round(v, 1)})
-            stop.wait(2.0)
+                    rss.append({"t_s": round(time.time() - t_start, 1), "rss_mb": round(v, 1),
+                                **(sampler() if sampler else {})})
+            stop.wait(sample_s)
 
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    sampling = threading.Thread(target=sample, daemon=True)
+    sampling.start()
     with tempfile.TemporaryDirectory() as tmp:
         threads = [threading.Thread(target=_client_loop, daemon=True,
                                     args=(i, url, cases, video_src, Path(tmp), t_end, max_requests, video_every,
-                                          stats, {"video_frames": video_frames}))
+                                          stats, {"video_frames": video_frames},
+                                          headers_of(i) if headers_of else None, think_s))
                    for i in range(clients)]
         for t in threads:
             t.start()
@@ -229,7 +240,7 @@ def run(url: str, clients: int = 4, seconds: float = 60.0, max_requests: int = 2
         stuck = sum(t.is_alive() for t in threads)
     wall = time.time() - t_start
     stop.set()
-    sampler.join(5)
+    sampling.join(5)
     if server_pid:
         v = _rss_mb(server_pid)
         if v is not None:
@@ -238,7 +249,7 @@ def run(url: str, clients: int = 4, seconds: float = 60.0, max_requests: int = 2
     for ep, xs in stats.lat.items():
         endpoints[ep] = {"requests": len(xs), "ok": stats.ok[ep],
                          "errors": sum(e["endpoint"] == ep for e in stats.errors),
-                         **{f"p{q}_s": (round(_pct(xs, q), 3) if xs else None) for q in (50, 90, 99)},
+                         **{f"p{q}_s": (round(_pct(xs, q), 3) if xs else None) for q in (50, 90, 95, 99)},
                          "max_s": round(max(xs), 3) if xs else None,
                          "per_s": round(len(xs) / wall, 2)}
     return {"url": url, "clients": clients, "seconds": seconds, "max_requests_per_client": max_requests,

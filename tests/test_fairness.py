@@ -23,6 +23,13 @@ def test_buckets_refill_and_are_per_address():
     assert not is_queued_request("GET", "/gradio_api/queue/data") and not is_queued_request("POST", "/gradio_api/upload")
 
 
+def _rss_mb(proc) -> float:
+    import psutil
+
+    p = psutil.Process(proc.pid)
+    return sum(c.memory_info().rss for c in [p, *p.children(recursive=True)]) / 2**20
+
+
 def _client(addr: str, url: str) -> httpx.Client:
     return httpx.Client(base_url=url, timeout=120, transport=httpx.HTTPTransport(local_address=addr))
 
@@ -33,7 +40,8 @@ def _upload(c: httpx.Client, data: bytes) -> str:
 
 def test_a_flooding_address_gets_429_and_another_still_gets_in(tmp_path):
     photo = (feat_data() / "multi_face.jpg").read_bytes()
-    with start_app(tmp_path) as (url, _proc):
+    # defaults, but for a small upload budget (3 MB, refilled at 10 KB/s) checked at the end
+    with start_app(tmp_path, {"UPLOAD_BURST_MB_PER_CLIENT": "3", "UPLOAD_MB_PER_S_PER_CLIENT": "0.01"}) as (url, proc):
         flood, honest = _client("127.0.0.2", url), _client("127.0.0.3", url)
         path = _upload(flood, photo)
         data = {"data": [{"path": path, "meta": {"_type": "gradio.FileData"}}, "fer-mini-xception", "standard"]}
@@ -56,6 +64,14 @@ def test_a_flooding_address_gets_429_and_another_still_gets_in(tmp_path):
                 assert call_result(flood, "analyze_image", a.json()["event_id"])[0] == "complete"
         print(f"\nflood of 24 from one address: {codes.count(200)} queued, {len(refused)} refused (429); "
               "the other address was served")
+        # uploads: one address over its byte budget is refused before its body is read; another is not
+        junk = b"\0" * (2 << 20)
+        ups = [flood.post("gradio_api/upload", files=[("files", ("j.bin", junk, "application/octet-stream"))])
+               for _ in range(2)]
+        assert ups[0].status_code == 200 and ups[1].status_code == 429, [u.status_code for u in ups]
+        assert "Too much uploaded from your address" in ups[1].json()["detail"]
+        assert honest.post("gradio_api/upload", files=[("files", ("j.bin", junk, "x"))]).status_code == 200
+        assert _rss_mb(proc) < 1500  # memory within a bound after the flood
         flood.close()
         honest.close()
 

@@ -13,7 +13,6 @@ import json
 import re
 import select
 import socket
-import struct
 import threading
 import time
 import urllib.parse
@@ -23,6 +22,7 @@ import pytest
 from PIL import Image
 
 from testkit.assets import feat_data
+from testkit.hostile_image import jpeg_declaring as _jpeg_declaring
 from testkit.server import start_app
 
 LEAKS = re.compile(r"Traceback|File \"|/work|site-packages|\.py\b|/tmp/|/home/", re.I)
@@ -212,25 +212,6 @@ def test_server_serves_after_malformed_bodies(server):
 
 # -- 2c: images whose data does not cover their declared size ----------------------------------
 
-def _jpeg_declaring(data: bytes, w: int, h: int, keep_scan: int | None) -> bytes:
-    """``data`` (a real JPEG) with its frame header set to w x h, its scan data cut to ``keep_scan`` bytes
-    (None: all) and an end-of-image marker after it."""
-    d = bytearray(data)
-    i = 2
-    while True:
-        marker = d[i + 1]
-        (length,) = struct.unpack(">H", d[i + 2:i + 4])
-        if marker in (0xC0, 0xC1, 0xC2):
-            d[i + 5:i + 9] = struct.pack(">HH", h, w)
-        if marker == 0xDA:
-            start = i + 2 + length
-            break
-        i += 2 + length
-    if keep_scan is None:
-        return bytes(d)
-    return bytes(d[:start + keep_scan]) + b"\xff\xd9"
-
-
 def _analyze(server, path: Path):
     from gradio_client import Client, handle_file
 
@@ -277,4 +258,62 @@ def test_malformed_upload_is_a_message(server):
     text = reply.decode(errors="replace")
     assert not LEAKS.search(text), f"{status}: {text[:400]}"
     assert status == 400 and json.loads(text)["detail"]
+    _still_serving(server)
+
+
+def test_jpeg_cut_short_with_an_end_marker_is_refused(server, tmp_path):
+    """A photo cut to a tenth of its data with an end-of-image marker appended (looks complete)."""
+    from gradio_client.exceptions import AppError
+
+    photo = (feat_data() / "single_face.jpg").read_bytes()
+    p = tmp_path / "cut_eoi.jpg"
+    p.write_bytes(photo[: len(photo) // 10] + b"\xff\xd9")
+    with pytest.raises(AppError, match=r"cut_eoi\.jpg is truncated or corrupt"):
+        _analyze(server, p)
+    _still_serving(server)
+
+
+def _rss_mb(proc) -> float:
+    import psutil
+
+    p = psutil.Process(proc.pid)
+    return sum(c.memory_info().rss for c in [p, *p.children(recursive=True)]) / 2**20
+
+
+def test_a_slow_download_holds_no_worker_and_no_memory(server):
+    """A client that asks for a 40 MB result file and reads it at a crawl (a tiny receive window):
+    the file is streamed in chunks, so the server holds one socket, not the file in memory, and
+    analyses and pages are served meanwhile."""
+    out = server["tmp"] / "out" / "20260101-000000-slowread"
+    out.mkdir(parents=True, exist_ok=True)
+    big = out / "annotated.mp4"
+    big.write_bytes(b"\0" * (40 << 20))
+    rss0 = _rss_mb(server["proc"])
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect((server["host"], server["port"]))
+    s.sendall(f"GET /gradio_api/file={urllib.parse.quote(str(big))} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    try:
+        head = s.recv(1024)
+        assert head.startswith(b"HTTP/1.1 200"), head[:200]
+        t0 = time.monotonic()
+        for _ in range(3):  # a few pages and an analysis while the download crawls
+            _still_serving(server)
+        photo = server["tmp"] / "slow_face.jpg"
+        photo.write_bytes((feat_data() / "single_face.jpg").read_bytes())
+        assert len(_analyze(server, photo)["faces"]) == 1
+        served_s = time.monotonic() - t0
+        rss1 = _rss_mb(server["proc"])
+        print(f"\nslow download: others served in {served_s:.2f} s; RSS {rss0:.0f} -> {rss1:.0f} MB")
+        assert rss1 - rss0 < 40 * 0.75, (rss0, rss1)  # the file is not held in memory
+    finally:
+        s.close()
+    _still_serving(server)
+
+
+def test_memory_stays_bounded_after_the_attacks(server):
+    """Runs last in this module: after every attack above the server's memory is within a bound."""
+    rss = _rss_mb(server["proc"])
+    print(f"\nserver RSS after the hostile HTTP suite: {rss:.0f} MB")
+    assert rss < 1500, rss
     _still_serving(server)

@@ -38,7 +38,8 @@ def server(tmp_path_factory):
         (tmp / d).mkdir()
     env = {"TMPDIR": str(tmp / "tmp"), "GRADIO_TEMP_DIR": str(tmp / "gradio"), "MAX_UPLOAD_MB": "5",
            "VIDEO_MAX_SECONDS": "20", "VIDEO_MAX_FRAMES": "600", "QUEUE_MAX_SIZE": "3",
-           "QUEUE_BURST_PER_CLIENT": "1000"}  # one address sends everything here; fairness: test_fairness.py
+           "QUEUE_BURST_PER_CLIENT": "1000", "VIDEOS_PER_CLIENT": "0",  # one address sends everything here;
+           "VIDEO_CONCURRENCY": "1"}  # fairness: test_fairness.py, test_videos_in_flight.py
     with start_app(tmp, env) as (url, proc):
         yield {"url": url, "tmp": tmp, "proc": proc}
 

@@ -5,9 +5,16 @@
   scheme (``http:``, ``HTTPS:``, ``javascript:``...) or starting with ``//`` is
   refused with ``403``; local files (``allowed_paths``) are served as before.
 * Fairness: requests that join the queue take a token from their address's bucket
-  (:mod:`webapp.fairness`); an empty bucket answers ``429``.
-* Uploads: the paths the upload route stores are handed to :data:`webapp.diskguard.GUARD`, which
+  (:mod:`webapp.fairness`); an empty bucket answers ``429``, and so does a video from a client
+  that already has one queued or running.
+* Uploads: each address has a budget of upload bytes (:data:`webapp.fairness.UPLOAD_MB`), checked from
+  ``Content-Length`` before the body is read (``429`` over it); the paths the upload route stores are handed to :data:`webapp.diskguard.GUARD`, which
   deletes those no analysis claims within ``UPLOAD_UNCLAIMED_S``.
+* Memory: Gradio 5.50 keeps every event it ever queued (the event with its request and data, an
+  analytics row) and, for each call of the HTTP API (``/call/<api>``, whose session is the event
+  id), a session holding a copy of every component's config, up to 10,000 sessions.
+  :func:`prune_finished_events` drops those of events finished two minutes ago (at most every 30 s),
+  with the result of an API call nobody came to read by then.
 * Errors: Gradio builds its app with ``debug=True``, so an exception in a route
   (e.g. a malformed body to ``/gradio_api/component_server``, the WebRTC
   signalling route) answered ``500`` with the whole Python traceback, naming
@@ -18,11 +25,12 @@
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 
-from .fairness import BUCKETS, client_address, counts, is_queued_request
+from .fairness import BUCKETS, UPLOAD_MB, VIDEOS, client_address, counts, is_queued_request, is_video, session_of
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +63,49 @@ def _client_error(exc: BaseException, path: str) -> tuple[int, str] | None:
     if isinstance(exc, (MultiPartException, FormParserError)):
         return 400, "Malformed multipart body."
     return None
+
+
+def _content_length(scope) -> float:
+    """The request's declared body size in bytes (a body without one counts as the largest upload)."""
+    from . import settings as S
+
+    for k, v in scope.get("headers") or ():
+        if k == b"content-length":
+            try:
+                return max(0.0, float(v))
+            except ValueError:
+                break
+    return S.MAX_UPLOAD_MB * 2**20
+
+
+def prune_finished_events(app, keep_s: float = 120.0, now: float | None = None) -> int:
+    """Drop what Gradio keeps of events that finished more than ``keep_s`` ago; the number dropped."""
+    import time
+
+    blocks = app.get_blocks() if hasattr(app, "get_blocks") else None
+    queue = getattr(blocks, "_queue", None)
+    holder = getattr(blocks, "state_holder", None)
+    if queue is None or holder is None:
+        return 0
+    now = time.time() if now is None else now
+    in_flight = {e._id for e in VIDEOS.all_events(queue)}
+    done = []
+    for eid, row in list(queue.event_analytics.items()):
+        if (eid not in in_flight and row.get("status") in ("success", "failed", "cancelled")
+                and now - float(row.get("time") or now) > keep_s):
+            done.append(eid)
+    for eid in done:
+        queue.event_analytics.pop(eid, None)
+        queue.event_ids_to_events.pop(eid, None)
+        # an HTTP API call (its session is the event): its session, and its result if never read
+        if eid in queue.pending_event_ids_session or eid in holder.session_data:
+            queue.pending_event_ids_session.pop(eid, None)
+            with contextlib.suppress(KeyError):
+                del queue.pending_messages_per_session[eid]
+            with holder.lock:
+                holder.session_data.pop(eid, None)
+                holder.time_last_used.pop(eid, None)
+    return len(done)
 
 
 async def _send_json(send, status: int, message: str) -> None:
@@ -116,6 +167,48 @@ class GuardMiddleware:
                 log.info("429 for %s: too many queued requests", client)
                 return await _send_json(send, 429, f"Too many requests from your address: please wait {max(1.0, wait):.0f} s "
                                                    "and try again.")
+            if is_video(path, body):
+                app = scope.get("app")
+                queue = getattr(app.get_blocks(), "_queue", None) if hasattr(app, "get_blocks") else None
+                token = VIDEOS.reserve(queue, client, session_of(body))
+                if token is None:
+                    log.info("429 for %s: a video already in flight", client)
+                    return await _send_json(send, 429, "You already have a video being analysed; wait for it to "
+                                                       "finish, then send the next one.")
+                try:
+                    return await self._guarded(scope, receive, send, path)
+                finally:
+                    VIDEOS.release(token)  # the event is in Gradio's queue now (or was refused there)
+        if scope.get("method") == "POST" and path.rstrip("/").endswith("/upload"):
+            mb = _content_length(scope) / 2**20
+            client = client_address(scope)
+            wait = UPLOAD_MB.take(client, cost=mb)
+            if wait > 0:
+                log.info("429 for %s: upload of %.1f MB over its budget", client, mb)
+                return await _send_json(send, 429, f"Too much uploaded from your address: please wait {max(1.0, wait):.0f} s "
+                                                   "and try again.")
+        self._housekeeping(scope)
+        return await self._guarded(scope, receive, send, path)
+
+    _next_prune = 0.0
+
+    def _housekeeping(self, scope) -> None:
+        import time
+
+        if time.monotonic() < GuardMiddleware._next_prune:
+            return
+        GuardMiddleware._next_prune = time.monotonic() + 30.0
+        try:
+            app = scope.get("app")
+            n = prune_finished_events(app)
+            if n:
+                b = app.get_blocks()
+                log.info("dropped %d finished events; kept %d events, %d sessions", n,
+                         len(b._queue.event_analytics), len(b.state_holder.session_data))
+        except Exception:  # housekeeping must never break a request
+            log.exception("could not prune finished events")
+
+    async def _guarded(self, scope, receive, send, path):
         started = False
         upload = scope.get("method") == "POST" and path.rstrip("/").endswith("/upload")
         body: list[bytes] = []

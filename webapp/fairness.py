@@ -6,6 +6,12 @@ pages and ``gradio_client`` for an event registered with :func:`limited`, ``POST
 per second.  An empty bucket answers ``429`` ("too many requests from your address")
 before the request reaches the queue, so with the default 16-place queue and a burst of
 6, a flooding client holds at most a third of the places and others still get in.
+Videos in flight: one client (address, and also Gradio session) may have at most
+``VIDEOS_PER_CLIENT`` videos queued or running at once (:class:`VideosInFlight`); another one is
+refused at join time (``429``, "you already have a video being analysed") and never reaches the
+queue, while other clients' videos still get in.
+Uploads: each address has a budget of upload bytes (:data:`UPLOAD_MB`), checked from the
+request's ``Content-Length`` before its body is read; over it, ``429``.
 Other events (the Live tab's controls, which fastrtc forwards through the queue on every
 change, its refresh timers, downloads) are not counted: a slider drag must never be refused.  Checked by
 :class:`webapp.asgi_guard.GuardMiddleware`.
@@ -24,12 +30,21 @@ _QUEUED = re.compile(r"/(?:queue/join|call/[^/]+)/?\Z")
 #: Gradio event ids (``fn_index``) and API names of the analyses (see :func:`limited`).
 LIMITED_FNS: set[int] = set()
 LIMITED_APIS = {"analyze_image", "analyze_video"}
+#: The video analyses among them (see :func:`video`).
+VIDEO_FNS: set[int] = set()
+VIDEO_APIS = {"analyze_video"}
 
 
 def limited(dep):
     """Mark an event (what ``.click(...)`` returns) as an analysis that counts against the bucket."""
     LIMITED_FNS.add(int(dep["id"]))
     return dep
+
+
+def video(dep):
+    """Mark an event as a video analysis: it counts against the bucket and the videos in flight."""
+    VIDEO_FNS.add(int(dep["id"]))
+    return limited(dep)
 
 
 def client_address(scope) -> str:
@@ -62,6 +77,89 @@ def counts(path: str, body: bytes | None) -> bool:
     return fn is None or int(fn) in LIMITED_FNS
 
 
+def is_video(path: str, body: bytes | None) -> bool:
+    """Whether a queued request (as in :func:`counts`) is a video analysis."""
+    if "/call/" in path:
+        return path.rstrip("/").rsplit("/call/", 1)[1] in VIDEO_APIS
+    try:
+        fn = json.loads(body or b"{}").get("fn_index")
+        return fn is not None and int(fn) in VIDEO_FNS
+    except (ValueError, AttributeError, TypeError):
+        return False
+
+
+def session_of(body: bytes | None) -> str | None:
+    try:
+        s = json.loads(body or b"{}").get("session_hash")
+    except (ValueError, AttributeError):
+        return None
+    return s if isinstance(s, str) and s else None
+
+
+class VideosInFlight:
+    """At most ``per_client`` video analyses queued or running per client address and per session.
+
+    What is in flight is read from Gradio's queue itself (its waiting events and active jobs), so a
+    finished, failed or cancelled event (a client that disconnects while waiting is dropped from the
+    queue by Gradio) frees its place at once: nothing to release, nothing that can leak.  The only
+    state kept here bridges the moment between the check and Gradio's push of the event: a request
+    being joined holds a reservation until its join request has been answered
+    (:meth:`reserve` / :meth:`release`, always paired by the middleware; stale ones expire after
+    ``reserve_max_s`` in any case).  Checks and reservations run on the server's event loop, with no
+    await between them, so two simultaneous joins cannot both slip through.
+    """
+
+    def __init__(self, per_client: int, reserve_max_s: float = 120.0):
+        self.per_client = int(per_client)
+        self.reserve_max_s = reserve_max_s
+        self._pending: dict[int, tuple[str, str | None, float]] = {}
+        self._next = 0
+        self.refused = 0
+
+    @staticmethod
+    def all_events(queue) -> list:
+        """Every event waiting in ``queue`` (Gradio's ``blocks._queue``) or running."""
+        events = []
+        for eq in list(getattr(queue, "event_queue_per_concurrency_id", {}).values()):
+            events += list(eq.queue)
+        for job in list(getattr(queue, "active_jobs", ()) or ()):
+            events += list(job or ())
+        return events
+
+    @classmethod
+    def _queued(cls, queue) -> list:
+        """The video events waiting in ``queue`` or running."""
+        return [e for e in cls.all_events(queue)
+                if getattr(e.fn, "_id", None) in VIDEO_FNS or getattr(e.fn, "api_name", None) in VIDEO_APIS]
+
+    def count(self, queue, address: str, session: str | None, now: float | None = None) -> int:
+        now = time.monotonic() if now is None else now
+        for k, (_, _, t) in list(self._pending.items()):
+            if now - t > self.reserve_max_s:
+                del self._pending[k]
+        n = sum(a == address or (session is not None and s == session) for a, s, _ in self._pending.values())
+        for e in self._queued(queue) if queue is not None else ():
+            req = getattr(e, "request", None)
+            addr = client_address(req.scope) if req is not None and hasattr(req, "scope") else None
+            n += addr == address or (session is not None and e.session_hash == session)
+        return n
+
+    def reserve(self, queue, address: str, session: str | None) -> int | None:
+        """A reservation (pass it to :meth:`release`), or None if this client is at its limit."""
+        if self.per_client <= 0:
+            return -1
+        if self.count(queue, address, session) >= self.per_client:
+            self.refused += 1
+            return None
+        self._next += 1
+        self._pending[self._next] = (address, session, time.monotonic())
+        return self._next
+
+    def release(self, token: int | None) -> None:
+        if token is not None:
+            self._pending.pop(token, None)
+
+
 class ClientBuckets:
     """Token buckets by client address (bounded: the least recently seen addresses are forgotten)."""
 
@@ -72,29 +170,40 @@ class ClientBuckets:
         self._lock = threading.Lock()
         self.refused = 0
 
-    def take(self, client: str, now: float | None = None) -> float:
-        """0.0 when the client may go on (a token taken), else the seconds until its next token."""
+    def take(self, client: str, now: float | None = None, cost: float = 1.0) -> float:
+        """0.0 when the client may go on (``cost`` tokens taken), else the seconds until it has them."""
         now = time.monotonic() if now is None else now
+        cost = min(float(cost), self.burst)
         with self._lock:
             tokens, t = self._b.pop(client, (self.burst, now))
             tokens = min(self.burst, tokens + (now - t) * self.rate)
-            if tokens >= 1.0:
-                self._b[client] = (tokens - 1.0, now)
+            if tokens >= cost:
+                self._b[client] = (tokens - cost, now)
                 wait = 0.0
             else:
                 self._b[client] = (tokens, now)
-                wait = (1.0 - tokens) / self.rate if self.rate > 0 else 60.0
+                wait = (cost - tokens) / self.rate if self.rate > 0 else 60.0
                 self.refused += 1
             while len(self._b) > self.max_clients:
                 self._b.popitem(last=False)
             return wait
 
 
-def _from_settings() -> ClientBuckets:
-    from . import settings as S
+def _settings():
+    from . import settings
 
+    return settings
+
+
+def _from_settings() -> ClientBuckets:
+    S = _settings()
     return ClientBuckets(S.QUEUE_BURST_PER_CLIENT, S.QUEUE_RATE_PER_CLIENT)
 
 
 #: The app's buckets (configured from the environment).
 BUCKETS = _from_settings()
+#: Upload bytes by client address, in MB (``UPLOAD_BURST_MB_PER_CLIENT``, refilled at ``UPLOAD_MB_PER_S_PER_CLIENT``):
+#: one client cannot flood the upload cache and push others' uploads out before they are analysed.
+UPLOAD_MB = ClientBuckets(_settings().UPLOAD_BURST_MB_PER_CLIENT, _settings().UPLOAD_MB_PER_S_PER_CLIENT)
+#: The app's videos in flight per client.
+VIDEOS = VideosInFlight(_settings().VIDEOS_PER_CLIENT)

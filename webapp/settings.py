@@ -135,3 +135,14 @@ DISK_SWEEP_S = _float("DISK_SWEEP_S", 30.0) or 30.0
 #: Queued requests one client address may send at once (a burst), and how many more per second.
 QUEUE_BURST_PER_CLIENT = _float("QUEUE_BURST_PER_CLIENT", 6.0) or 6.0
 QUEUE_RATE_PER_CLIENT = _float("QUEUE_RATE_PER_CLIENT", 2.0) or 2.0
+#: Videos one client (address, and Gradio session) may have queued or running at once; another one is
+#: refused at join time ("you already have a video being analysed"). 0: no limit.
+VIDEOS_PER_CLIENT = _int("VIDEOS_PER_CLIENT", 1)
+#: Image analyses (the Image tab and /analyze_image together) and video analyses run at once; they have
+#: separate slots, so a short image never waits behind a long video (measured: benchmarks/concurrency.py).
+IMAGE_CONCURRENCY = _int("IMAGE_CONCURRENCY", 2)
+VIDEO_CONCURRENCY = _int("VIDEO_CONCURRENCY", 2)
+#: Upload bytes one client address may send at once (MB), and how many more per second; beyond that its
+#: uploads get 429 before their body is read (one client cannot fill the upload cache and push others' files out).
+UPLOAD_BURST_MB_PER_CLIENT = _float("UPLOAD_BURST_MB_PER_CLIENT", 400.0) or 400.0
+UPLOAD_MB_PER_S_PER_CLIENT = _float("UPLOAD_MB_PER_S_PER_CLIENT", 0.5) or 0.5

@@ -20,7 +20,7 @@ from .media import (
     cleanup_outputs,
     process_video_file,
 )
-from .fairness import limited
+from .fairness import limited, video as video_event
 from .services import Services
 from .svgchart import TOP
 
@@ -80,7 +80,7 @@ def build_image_tab() -> None:
                 img_json = gr.JSON(label="Faces")
     for event in (btn.click, img_in.upload):
         limited(event(ui_image, [img_in, model, scene], [img_out, line, img_json], show_api=False,
-                      concurrency_limit=2))
+                      concurrency_limit=S.IMAGE_CONCURRENCY, concurrency_id="image"))
 
 
 # -- video -----------------------------------------------------------------
@@ -147,9 +147,9 @@ class VideoTab:
                                 interactive=False)
                 with gr.Accordion("Summary (JSON)", open=False):
                     summary = gr.JSON(label="Summary")
-        limited(btn.click(_err(self.ui), [vid_in, step, model, scene, what], [note, vid_out, plot, chart, files,
+        video_event(btn.click(_err(self.ui), [vid_in, step, model, scene, what], [note, vid_out, plot, chart, files,
                                                                                summary],
-                          show_api=False, concurrency_limit=1, concurrency_id="video"))
+                          show_api=False, concurrency_limit=S.VIDEO_CONCURRENCY, concurrency_id="video"))
         what.change(self.redraw, [chart, what], [plot], show_api=False, queue=False, show_progress="hidden")
 
 
@@ -168,6 +168,6 @@ def build_api(video: VideoTab) -> None:
                                            "summary_csv")] + [gr.JSON(label="summary")]
         img_btn, vid_btn = gr.Button(), gr.Button()
     limited(img_btn.click(api_image, [img, img_model, img_preset], [img_out], api_name="analyze_image",
-                          concurrency_limit=2))
-    limited(vid_btn.click(_err(video.api), [vid, vid_step, vid_model, vid_preset], outs, api_name="analyze_video",
-                          concurrency_limit=1, concurrency_id="video"))
+                          concurrency_limit=S.IMAGE_CONCURRENCY, concurrency_id="image"))
+    video_event(vid_btn.click(_err(video.api), [vid, vid_step, vid_model, vid_preset], outs,
+                              api_name="analyze_video", concurrency_limit=S.VIDEO_CONCURRENCY, concurrency_id="video"))
