@@ -39,7 +39,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
-from testkit.server import free_port, start_app  # noqa: E402
+from testkit.server import ONE_ADDRESS_MANY_CLIENTS, free_port, start_app  # noqa: E402
 
 
 # -- inputs with known answers -------------------------------------------------
@@ -292,10 +292,8 @@ def main(argv=None) -> dict:
             url, pid = args.url, None
         else:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="load-")))
-            # all simulated clients come from 127.0.0.1: the per-address fairness limit
-            # (webapp.fairness) would throttle them as one; this measures the server's capacity
-            url, proc = stack.enter_context(start_app(tmp, {"QUEUE_BURST_PER_CLIENT": "1000",
-                                                            "QUEUE_RATE_PER_CLIENT": "1000"}))
+            # all simulated clients come from 127.0.0.1; this measures the server's capacity
+            url, proc = stack.enter_context(start_app(tmp, ONE_ADDRESS_MANY_CLIENTS))
             pid = proc.pid
         res = run(url, args.clients, args.seconds, args.max_requests, args.video_every, server_pid=pid)
     out = Path(args.out)

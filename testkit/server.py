@@ -19,6 +19,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+#: Server settings for a test or benchmark whose many simulated clients all come from 127.0.0.1: the
+#: per-address limits of :mod:`webapp.fairness` (queued requests, videos in flight, upload budget) would
+#: treat them as one flooding client.  Those limits are tested on their own (tests/test_fairness.py,
+#: tests/test_videos_in_flight.py).
+ONE_ADDRESS_MANY_CLIENTS = {"QUEUE_BURST_PER_CLIENT": "1000", "QUEUE_RATE_PER_CLIENT": "1000",
+                            "VIDEOS_PER_CLIENT": "0", "UPLOAD_BURST_MB_PER_CLIENT": "100000"}
+
+
 @contextlib.contextmanager
 def start_app(tmp: Path, env_extra: dict | None = None, timeout_s: float = 120.0):
     """Run ``python app.py`` on a free 127.0.0.1 port with its folders in ``tmp``; yields (url, Popen)."""

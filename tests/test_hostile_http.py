@@ -23,7 +23,7 @@ from PIL import Image
 
 from testkit.assets import feat_data
 from testkit.hostile_image import jpeg_declaring as _jpeg_declaring
-from testkit.server import start_app
+from testkit.server import ONE_ADDRESS_MANY_CLIENTS, start_app
 
 LEAKS = re.compile(r"Traceback|File \"|/work|site-packages|\.py\b|/tmp/|/home/", re.I)
 
@@ -33,10 +33,8 @@ def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("hostile")
     for d in ("tmp", "gradio"):
         (tmp / d).mkdir()
-    # Every request here comes from one address: the per-address limits (tested in test_fairness.py and
-    # test_videos_in_flight.py) are lifted so that this suite's own checks are never refused as a flood.
-    env = {"TMPDIR": str(tmp / "tmp"), "GRADIO_TEMP_DIR": str(tmp / "gradio"), "QUEUE_BURST_PER_CLIENT": "1000",
-           "QUEUE_RATE_PER_CLIENT": "100"}
+    # every request here comes from one address: its own checks must never be refused as a flood
+    env = {"TMPDIR": str(tmp / "tmp"), "GRADIO_TEMP_DIR": str(tmp / "gradio"), **ONE_ADDRESS_MANY_CLIENTS}
     with start_app(tmp, env) as (url, proc):
         u = urllib.parse.urlsplit(url)
         yield {"url": url, "host": u.hostname, "port": u.port, "tmp": tmp, "proc": proc}

@@ -25,10 +25,15 @@ def test_layer_contracts_are_kept():
     assert "0 broken" in r.stdout
 
 
-def test_an_upward_import_breaks_the_contract(tmp_path):
+def _copy_code(dst):
+    """The product's packages and the contracts, without model files, into ``dst``."""
     for pkg in PACKAGES:
-        shutil.copytree(REPO / pkg, tmp_path / pkg, ignore=shutil.ignore_patterns("*.onnx", "*.tflite", "results"))
-    shutil.copy(REPO / ".importlinter", tmp_path)
+        shutil.copytree(REPO / pkg, dst / pkg, ignore=shutil.ignore_patterns("*.onnx", "*.tflite", "results"))
+    shutil.copy(REPO / ".importlinter", dst)
+
+
+def test_an_upward_import_breaks_the_contract(tmp_path):
+    _copy_code(tmp_path)
     (tmp_path / "tracker" / "upward.py").write_text("from pipeline.results import FrameResult\n")
     r = lint(tmp_path)
     assert r.returncode != 0
@@ -36,9 +41,7 @@ def test_an_upward_import_breaks_the_contract(tmp_path):
 
 
 def test_deploy_importing_the_app_breaks_the_contract(tmp_path):
-    for pkg in PACKAGES:
-        shutil.copytree(REPO / pkg, tmp_path / pkg, ignore=shutil.ignore_patterns("*.onnx", "*.tflite", "results"))
-    shutil.copy(REPO / ".importlinter", tmp_path)
+    _copy_code(tmp_path)
     (tmp_path / "deploy" / "peek.py").write_text("import webapp.settings\n")
     r = lint(tmp_path)
     assert r.returncode != 0

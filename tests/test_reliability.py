@@ -25,7 +25,7 @@ import pytest
 
 from testkit.assets import feat_data
 from testkit.hostile_video import fast_clip
-from testkit.server import start_app
+from testkit.server import ONE_ADDRESS_MANY_CLIENTS, start_app
 
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 UPLOADED: set[str] = set()  # base names of every file this module sends (the privacy check allows those)
@@ -38,8 +38,7 @@ def server(tmp_path_factory):
         (tmp / d).mkdir()
     env = {"TMPDIR": str(tmp / "tmp"), "GRADIO_TEMP_DIR": str(tmp / "gradio"), "MAX_UPLOAD_MB": "5",
            "VIDEO_MAX_SECONDS": "20", "VIDEO_MAX_FRAMES": "600", "QUEUE_MAX_SIZE": "3",
-           "QUEUE_BURST_PER_CLIENT": "1000", "VIDEOS_PER_CLIENT": "0",  # one address sends everything here;
-           "VIDEO_CONCURRENCY": "1"}  # fairness: test_fairness.py, test_videos_in_flight.py
+           "VIDEO_CONCURRENCY": "1", **ONE_ADDRESS_MANY_CLIENTS}  # one address sends everything here
     with start_app(tmp, env) as (url, proc):
         yield {"url": url, "tmp": tmp, "proc": proc}
 
