@@ -12,7 +12,7 @@ client looping over:
 * ``bad_input``: a text file named .jpg, a JPEG cut in half, a 7000x7000 header without data,
   random bytes named .mp4;
 * ``spec_path``: ``model="/etc/passwd"`` and ``model=<the server path of an uploaded spec .json>``;
-* ``junk_upload``: 10 MB uploads that no analysis ever opens;
+* ``junk_upload``: 10 MB uploads of fresh random bytes that no analysis ever opens;
 * ``slow_upload``: an upload body at 1 byte every 2 s (one at a time, in its own thread).
 
 Addresses: every client sends its own ``X-Forwarded-For`` and the server trusts it
@@ -37,6 +37,7 @@ import contextlib
 import json
 import os
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -80,7 +81,6 @@ def _hostile_inputs(folder: Path) -> dict[str, tuple[str, bytes]]:
         "header_only_7000": ("big.jpg", jpeg_declaring(photo, 7000, 7000, keep_scan=0)),
         "random_mp4": ("broken.mp4", bytes(rng.getrandbits(8) for _ in range(200_000))),
         "spec": ("evil.json", spec),
-        "junk": ("junk.bin", os.urandom(10 * 2**20)),
     }
 
 
@@ -165,7 +165,8 @@ class Hostile:
 
     def junk(self) -> None:
         t0 = time.perf_counter()
-        r = self.c.post("gradio_api/upload", files=[("files", self.files["junk"])])
+        # fresh bytes every time: Gradio stores uploads by content hash, so a repeated file costs no disk
+        r = self.c.post("gradio_api/upload", files=[("files", ("junk.bin", os.urandom(10 * 2**20)))])
         if r.status_code == 429:
             time.sleep(1.0)  # the hostile client does not stop; it only does not spin
         self._note("junk_upload_10mb", f"http_{r.status_code}", time.perf_counter() - t0)
@@ -231,7 +232,8 @@ def flatness(samples: list[dict], key: str, warmup_s: float = 60.0) -> dict:
             "min": round(min(v for _, v in pts), 1), "max": round(max(v for _, v in pts), 1)}
 
 
-def run_phase(phase: str, seconds: float, clients: int, think_s: float, env_extra: dict | None = None) -> dict:
+def run_phase(phase: str, seconds: float, clients: int, think_s: float, env_extra: dict | None = None,
+              warmup_s: float = 60.0) -> dict:
     with tempfile.TemporaryDirectory(prefix="hostile-load-") as tmp_s:
         tmp = Path(tmp_s)
         (tmp / "gradio").mkdir()
@@ -258,7 +260,19 @@ def run_phase(phase: str, seconds: float, clients: int, think_s: float, env_extr
             res["server_log_tracebacks"] = log.count("Traceback")
     res["phase"] = phase
     res["think_s"] = think_s
-    res["flat"] = {k: flatness(res["rss"], k) for k in ("rss_mb", "uploads_mb", "outputs_mb")}
+    res["warmup_s"] = warmup_s
+    return figure(res)
+
+
+def figure(res: dict) -> dict:
+    """The flatness figures of a phase's samples (RSS, uploads, outputs, and the two together)."""
+    for s in res["rss"]:
+        if s.get("uploads_mb") is not None and s.get("outputs_mb") is not None:
+            s["disk_mb"] = round(s["uploads_mb"] + s["outputs_mb"], 1)
+        else:
+            s.pop("disk_mb", None)  # the final RSS sample has no disk figures
+    w = res.get("warmup_s", 60.0)
+    res["flat"] = {k: flatness(res["rss"], k, w) for k in ("rss_mb", "uploads_mb", "outputs_mb", "disk_mb")}
     return res
 
 
@@ -288,14 +302,29 @@ def main(argv=None) -> dict:
     ap.add_argument("--seconds", type=float, default=600.0)
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--think", type=float, default=0.5, help="seconds an honest client waits between requests")
+    ap.add_argument("--disk-quota-mb", type=float, default=None,
+                    help="the server's DISK_QUOTA_MB (default: the app's, 4096): a small one shows the plateau")
+    ap.add_argument("--warmup", type=float, default=60.0, help="seconds left out of the flatness figures")
     ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--refigure", action="store_true", help="recompute the flatness figures of --out's samples only")
     args = ap.parse_args(argv)
+    if args.refigure:
+        results = json.loads(Path(args.out).read_text())
+        for phase in ("baseline", "hostile"):
+            if phase in results:
+                figure(results[phase])
+        Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+        print(summary(results))
+        return results
     if args.seconds > 660:
         raise SystemExit("--seconds is capped at 660")
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.exists() else {}
     for phase in (("baseline", "hostile") if args.phase == "both" else (args.phase,)):
-        res = run_phase(phase, args.seconds, args.clients, args.think)
+        env = {"DISK_QUOTA_MB": str(args.disk_quota_mb)} if args.disk_quota_mb else None
+        res = run_phase(phase, args.seconds, args.clients, args.think, env, warmup_s=args.warmup)
+        res["command"] = "python -m benchmarks.hostile_load " + " ".join(argv if argv is not None else sys.argv[1:])
+        res["disk_quota_mb"] = args.disk_quota_mb or 4096.0
         results[phase] = res
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results, indent=1) + "\n")

@@ -89,3 +89,35 @@ def test_one_video_in_flight_per_client(tmp_path):
         assert _rss_mb(proc) < 1500  # memory within a bound
         for x in (a, b, c):
             x.close()
+
+
+def _fn_index(c: httpx.Client, api: str) -> int:
+    deps = c.get("config").json()["dependencies"]
+    return next(int(d["id"]) for d in deps if d.get("api_name") == api)
+
+
+def _join(c: httpx.Client, fn: int, f: dict, session: str, step: int = 3) -> httpx.Response:
+    """A video the way the page and ``gradio_client`` send it: ``queue/join`` with a session hash."""
+    return c.post("gradio_api/queue/join", json={"data": [f, step, "fer-mini-xception", "standard"], "fn_index": fn,
+                                                  "session_hash": session, "event_data": None, "trigger_id": None})
+
+
+def test_one_video_in_flight_per_session_across_addresses(tmp_path):
+    """The limit also holds by Gradio session: a second address using the same session (a user whose
+    address changes, or one session shared by two machines) is refused while the first video runs;
+    that address with its own session gets in."""
+    long_clip = fast_clip(tmp_path / "long.mp4", 1200, "mp4", rate=30).read_bytes()
+    short_clip = (feat_data() / "single_face.mp4").read_bytes()
+    with start_app(tmp_path / "srv", {"VIDEO_MAX_PROCESS_S": "20"}) as (url, proc):
+        a, b = (_client(f"127.0.0.{i}", url) for i in (5, 6))
+        fn = _fn_index(a, "analyze_video")
+        first = _join(a, fn, _upload(a, long_clip, "long.mp4"), "shared-session", step=1)
+        assert first.status_code == 200, first.text
+        same_session = _join(b, fn, _upload(b, short_clip, "b.mp4"), "shared-session")
+        assert same_session.status_code == 429 and MSG in same_session.json()["detail"], same_session.text
+        own_session = _join(b, fn, _upload(b, short_clip, "b2.mp4"), "b-session")
+        assert own_session.status_code == 200, own_session.text
+        # the server still answers the page's own config afterwards, and no traceback reached the log
+        assert a.get("config").status_code == 200
+        for x in (a, b):
+            x.close()

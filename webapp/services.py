@@ -55,12 +55,14 @@ class Services:
         return [self.registry.start_reaper(), self._janitor, self._sweeper]
 
     def _sweeper_loop(self) -> None:
-        """Unclaimed uploads out after UPLOAD_UNCLAIMED_S, the oldest files out over DISK_QUOTA_MB."""
+        """Unclaimed uploads out after UPLOAD_UNCLAIMED_S, the oldest files out over DISK_QUOTA_MB,
+        and the heap's free pages back to the system (:func:`trim_malloc`)."""
         while True:
             try:
                 GUARD.sweep()
             except Exception:  # pragma: no cover - never let the sweeper die
                 log.exception("disk guard sweep")
+            trim_malloc()
             time.sleep(S.DISK_SWEEP_S)
 
     def _janitor_loop(self, every_s: float) -> None:
@@ -71,6 +73,20 @@ class Services:
             except Exception:  # pragma: no cover - never let the janitor die
                 log.exception("output cleanup")
             time.sleep(every_s)
+
+
+def trim_malloc() -> bool:
+    """Hand free heap pages back to the system (glibc ``malloc_trim(0)``; a no-op elsewhere).
+
+    Freed frame and image buffers stay in malloc's arenas: RSS rose for the first ~3 minutes of a
+    mixed load before it levelled off.  Trimming every DISK_SWEEP_S (30 s) costs a few ms.
+    """
+    try:
+        import ctypes
+
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
 
 
 def limit_malloc_arenas(default: int = 2) -> bool:
