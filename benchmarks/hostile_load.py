@@ -7,8 +7,8 @@ requests), once without (``--phase baseline``) and once with (``--phase hostile`
 client looping over:
 
 * ``flood``: 24 simultaneous ``/analyze_image`` calls;
-* ``long_video``: the issue's header-lying video (12000 face frames at 10000 frames/s: "1.2 s"),
-  then at once a second video while the first is in flight;
+* ``long_video``, in a thread of its own, one attempt a second: the issue's header-lying video (12000
+  face frames at 10000 frames/s: "1.2 s"), then at once a second video while the first is in flight;
 * ``bad_input``: a text file named .jpg, a JPEG cut in half, a 7000x7000 header without data,
   random bytes named .mp4;
 * ``spec_path``: ``model="/etc/passwd"`` and ``model=<the server path of an uploaded spec .json>``;
@@ -201,8 +201,19 @@ class Hostile:
         self._slow = threading.Thread(target=go, daemon=True)
         self._slow.start()
 
+    def video_hog(self) -> None:
+        """In its own thread: always trying to have a long video in flight (the issue's slot-holding attack)."""
+        while time.time() < self.t_end:
+            try:
+                self.long_video()
+            except Exception as exc:
+                self._note("long_video", f"client_exception:{type(exc).__name__}")
+            time.sleep(1.0)
+
     def loop(self) -> None:
-        steps = [self.slow_upload, self.flood, self.long_video, self.bad_inputs, self.spec_path, self.junk]
+        steps = [self.slow_upload, self.flood, self.bad_inputs, self.spec_path, self.junk]
+        hog = threading.Thread(target=self.video_hog, daemon=True)
+        hog.start()
         k = 0
         while time.time() < self.t_end:
             step = steps[k % len(steps)]
@@ -211,6 +222,7 @@ class Hostile:
                 step()
             except Exception as exc:  # the hostile client's own failures are counted, never fatal
                 self._note(step.__name__, f"client_exception:{type(exc).__name__}")
+        hog.join(180)
         if self._slow is not None:
             self._slow.join(130)
 

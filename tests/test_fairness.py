@@ -103,3 +103,27 @@ def test_the_client_address_behind_a_trusted_proxy(monkeypatch):
     assert client_address(scope) == "10.0.0.9"  # no proxy trusted: the header is the client's word
     monkeypatch.setenv("SPACE_ID", "user/space")
     assert client_address(scope) == "203.0.113.7"  # the entry the Space's proxy added, not the spoofed first
+
+
+def test_gradio_client_sees_the_refusal_and_its_reason(tmp_path):
+    """What a Python caller gets over its budget (docs/API.md, "Refusals"): ``httpx.HTTPStatusError`` with
+    status 429 and the server's sentence in the response's ``detail``; after the wait, calls go through."""
+    from gradio_client import Client, handle_file
+
+    photo = str(feat_data() / "single_face.jpg")
+    with start_app(tmp_path, {"QUEUE_BURST_PER_CLIENT": "1", "QUEUE_RATE_PER_CLIENT": "0.5"}) as (url, proc):
+        client = Client(url, verbose=False)
+        first = client.predict(handle_file(photo), api_name="/analyze_image")
+        assert len(first["faces"]) == 1
+        try:
+            client.predict(handle_file(photo), api_name="/analyze_image")
+        except httpx.HTTPStatusError as exc:
+            assert exc.response.status_code == 429
+            assert "Too many requests from your address" in exc.response.json()["detail"]
+        else:
+            raise AssertionError("a second call within the budget's refill time was not refused")
+        import time
+
+        time.sleep(2.2)  # one token back at 0.5 a second
+        again = client.predict(handle_file(photo), api_name="/analyze_image")
+        assert len(again["faces"]) == 1

@@ -108,6 +108,11 @@ def prune_finished_events(app, keep_s: float = 120.0, now: float | None = None) 
     return len(done)
 
 
+def _wait_text(wait_s: float) -> str:
+    """``12 s``, or ``about 4 minutes`` from 90 s on (a person reads the notice)."""
+    return f"{max(1.0, wait_s):.0f} s" if wait_s < 90 else f"about {round(wait_s / 60):.0f} minutes"
+
+
 async def _send_json(send, status: int, message: str) -> None:
     body = json.dumps({"detail": message}).encode()
     await send({"type": "http.response.start", "status": status,
@@ -165,7 +170,7 @@ class GuardMiddleware:
             wait = BUCKETS.take(client) if counts(path, body) else 0.0
             if wait > 0:
                 log.info("429 for %s: too many queued requests", client)
-                return await _send_json(send, 429, f"Too many requests from your address: please wait {max(1.0, wait):.0f} s "
+                return await _send_json(send, 429, f"Too many requests from your address: please wait {_wait_text(wait)} "
                                                    "and try again.")
             if is_video(path, body):
                 app = scope.get("app")
@@ -185,7 +190,7 @@ class GuardMiddleware:
             wait = UPLOAD_MB.take(client, cost=mb)
             if wait > 0:
                 log.info("429 for %s: upload of %.1f MB over its budget", client, mb)
-                return await _send_json(send, 429, f"Too much uploaded from your address: please wait {max(1.0, wait):.0f} s "
+                return await _send_json(send, 429, f"Too much uploaded from your address: please wait {_wait_text(wait)} "
                                                    "and try again.")
         self._housekeeping(scope)
         return await self._guarded(scope, receive, send, path)
