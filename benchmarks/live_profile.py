@@ -39,7 +39,9 @@ from pathlib import Path
 from benchmarks.live_load import RESULTS, ServerProbe, run_level
 
 PARTS = [  # (part, pattern on a frame "function (path:line)"), the first that matches any frame of the stack wins
-    ("analysis", re.compile(r"\((pipeline/(core|landmarks|facestate|results|predicted)|tracker/|classifier/)")),
+    # MediaPipe runs each detector's calls on a thread of its own (its SerialDispatcher): analysis too
+    ("analysis", re.compile(r"\((pipeline/(core|landmarks|facestate|results|predicted)|tracker/|classifier/|"
+                            r"mediapipe/|onnxruntime/|ai_edge_litert/)")),
     ("drawing", re.compile(r"\(pipeline/(annotate|layout)|_annotate \(webapp/session")),
     ("timeline recorder", re.compile(r"\(export/")),
     ("WebRTC transport (aiortc)", re.compile(r"\((aiortc|aioice|pylibsrtp|pyee)/")),
