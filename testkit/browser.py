@@ -111,13 +111,17 @@ def stop_live(page) -> None:
 
 #: JavaScript: (scrollWidth, clientWidth) of an element (sideways overflow when the first is larger).
 WIDTHS_JS = "(sel) => { const e = document.querySelector(sel); return e ? [e.scrollWidth, e.clientWidth] : null; }"
-#: JavaScript: the legend's and the chart's boxes on screen, and the chart element's visible box.
+#: JavaScript: the legend's and the chart's boxes on screen, and the chart element's visible box (of the
+#: chart the page shows at this screen width: it holds a wide and a narrow one).
 LEGEND_JS = """(sel) => {
   const root = document.querySelector(sel); if (!root) return null;
-  const svg = root.querySelector('svg.timeline'); const leg = root.querySelector('svg.timeline g.legend');
+  const svg = Array.from(root.querySelectorAll('svg.timeline')).find(s => s.getBoundingClientRect().width > 0);
+  const leg = svg && svg.querySelector('g.legend');
   if (!svg || !leg) return null;
   const r = (e) => { const b = e.getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom]; };
-  return {legend: r(leg), svg: r(svg), root: r(root), items: leg.querySelectorAll('text').length};
+  const t = leg.querySelector('text');
+  return {legend: r(leg), svg: r(svg), root: r(root), items: leg.querySelectorAll('text').length,
+          text_px: t ? t.getBoundingClientRect().height : 0};
 }"""
 #: JavaScript: texts of Gradio's pending/progress indicators that a person can see inside the given elements.
 PENDING_JS = """(sels) => sels.flatMap(s => Array.from(document.querySelectorAll(

@@ -142,7 +142,10 @@ def test_chart_legend_gaps_and_choice():
                 continue  # person 2 is away for 3 s
             rows.append((ti, tid, "happiness", 0.2, 0.8))
     df = pd.DataFrame(rows, columns=["time_s", "track_id", "label", "p_neutral", "p_happiness"])
-    svg = live_chart_html(df, classes)
+    both = live_chart_html(df, classes)  # drawn twice: for wide screens and for phones (CSS shows one)
+    wide, narrow = (c + "</svg>" for c in both.split("</svg>")[:-1])
+    assert 'class="timeline tl-wide" viewBox="0 0 480 ' in wide and 'class="timeline tl-narrow" viewBox="0 0 320 ' in narrow
+    svg = wide
     assert svg.count('<g class="legend">') == 1 and ">#1</text>" in svg and ">#2</text>" in svg
     assert f'fill="{track_hex(2)}"' in svg and f'stroke="{track_hex(2)}"' in svg
     assert svg.count(f'stroke="{track_hex(2)}"') == 2 and svg.count(f'stroke="{track_hex(1)}"') == 1  # a gap

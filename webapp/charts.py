@@ -15,7 +15,7 @@ from export.plot import EYES, timeline_frame
 from pipeline import FrameResult
 from pipeline.annotate import state_lines, state_tags, track_hex
 
-from .svgchart import TOP, timeline_svg
+from .svgchart import TOP, responsive_svg
 
 TRACK_COLUMNS = ["track", "emotion", "prob", "held", "predicted", "runner_up", "runner_up_prob", "state", "details"]
 
@@ -38,6 +38,8 @@ CSS = """
 .tracks tr.unseen td { opacity: 0.55; }
 .tracks-empty, .tl-empty { color: var(--body-text-color-subdued); padding: 8px 2px; }
 svg.timeline { display: block; color: var(--body-text-color); }
+svg.timeline.tl-narrow { display: none; }
+@media (max-width: 600px) { svg.timeline.tl-wide { display: none; } svg.timeline.tl-narrow { display: block; } }
 @media (max-width: 480px) { .tracks { font-size: 13px; } .tracks td, .tracks th { padding: 4px 3px; }
   .tracks.states col.c-next, .tracks.states .next { display: none; }
   .tracks.states col.c-id { width: 20%; } .tracks.states col.c-top { width: 50%; } .tracks.states col.c-state { width: 30%; } }
@@ -97,12 +99,12 @@ def tracks_html(result: FrameResult | None, empty: str = "No faces in view.") ->
 def live_chart_html(df: pd.DataFrame | None, classes, what: str = TOP) -> str:
     """The Live tab's chart of the last 30 s from a wide timeline (time_s, track_id, label, p_<class>...)."""
     long = timeline_frame(df, classes) if df is not None and len(df) else None
-    return timeline_svg(long, what, window_s=30.0, empty="The chart starts with the first face.")
+    return responsive_svg(long, what, window_s=30.0, empty="The chart starts with the first face.")
 
 
 def video_chart_html(chart: pd.DataFrame | None, duration_s: float | None, what: str = TOP) -> str:
     """The Video tab's chart of a whole video from its long chart frame."""
-    return timeline_svg(chart, what, window_s=None, bin_s=max(0.25, (duration_s or 0) / 200),
+    return responsive_svg(chart, what, window_s=None, bin_s=max(0.25, (duration_s or 0) / 200),
                         empty="No face was found in this video.")
 
 

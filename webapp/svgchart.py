@@ -29,6 +29,8 @@ from pipeline.annotate import track_hex
 
 TOP = "top"
 W, PLOT_H = 480, 200
+#: The width drawn for phones (see :func:`responsive_svg`): the same 12 px text stays ~12 px on a 360 px screen.
+NARROW = 320
 LEFT, RIGHT, BOTTOM = 38, 10, 26
 LEG_ROW, LEG_ITEM = 20, 46
 
@@ -50,8 +52,8 @@ def _series(long: pd.DataFrame, what: str, bin_s: float) -> pd.DataFrame:
 
 
 def timeline_svg(long: pd.DataFrame | None, what: str = TOP, window_s: float | None = 30.0,
-                 bin_s: float = 0.25, width: int = W, empty: str = "No faces yet.") -> str:
-    """The chart as an HTML snippet (``<svg>``) for ``gr.HTML``."""
+                 bin_s: float = 0.25, width: int = W, empty: str = "No faces yet.", css_class: str = "") -> str:
+    """The chart as an HTML snippet (``<svg class="timeline ...">``) for ``gr.HTML``."""
     if long is None or not len(long):
         return f'<div class="tl-empty">{escape(empty)}</div>'
     d = _series(long, what, bin_s)
@@ -70,7 +72,7 @@ def timeline_svg(long: pd.DataFrame | None, what: str = TOP, window_s: float | N
     x = lambda t: LEFT + (t - t0) / (t1 - t0) * (width - LEFT - RIGHT)  # noqa: E731
     y = lambda p: top + (1.0 - p) * PLOT_H  # noqa: E731
     title = "top emotion of each person" if what == TOP else f"{what} of each person"
-    out = [f'<svg class="timeline" viewBox="0 0 {width} {h}" width="100%" role="img" '
+    out = [f'<svg class="timeline{" " + css_class if css_class else ""}" viewBox="0 0 {width} {h}" width="100%" role="img" '
            f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg" '
            'style="font: 12px sans-serif; max-width: 100%;">']
     out.append('<g class="legend">')
@@ -118,6 +120,16 @@ def timeline_svg(long: pd.DataFrame | None, what: str = TOP, window_s: float | N
                            f'{escape(name)}</text>')
     out.append('</svg>')
     return "".join(out)
+
+
+def responsive_svg(long: pd.DataFrame | None, what: str = TOP, **kw) -> str:
+    """The chart drawn twice, 480 and 320 units wide, for the page's CSS to show one (``tl-wide`` above
+    600 px of screen, ``tl-narrow`` below): an SVG scales its text with its width, and the wide one on
+    a phone had 7 px labels."""
+    wide = timeline_svg(long, what, width=W, css_class="tl-wide", **kw)
+    if not wide.startswith("<svg"):
+        return wide  # the "no faces" note
+    return wide + timeline_svg(long, what, width=NARROW, css_class="tl-narrow", **kw)
 
 
 def _hits(a, b) -> bool:

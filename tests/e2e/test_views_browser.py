@@ -54,6 +54,7 @@ def _no_sideways_scroll(page, *selectors):
 def _legend_visible(page, sel, want_items):
     g = wait(lambda: (r := page.evaluate(LEGEND_JS, sel)) and r["items"] >= want_items and r, 10)
     assert g, f"{sel}: no chart legend with {want_items} entries: {page.evaluate(LEGEND_JS, sel)}"
+    assert g["text_px"] >= 11, f"{sel}: the chart's legend text is {g['text_px']:.1f} px tall: too small to read"
     lx1, ly1, lx2, ly2 = g["legend"]
     for name in ("svg", "root"):
         x1, y1, x2, y2 = g[name]
