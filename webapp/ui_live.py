@@ -51,7 +51,7 @@ class LiveTab:
         sid, sess = self._session(webrtc_id, last_id)
         if sess is None and self.registry.is_waiting(sid):  # turned away: LIVE_MAX_STREAMS streams run
             place = self.registry.position(sid)
-            waiting = f"**Waiting in line** (place {place}): the analysis starts by itself." if place else gr.skip()
+            waiting = f"● **waiting in line** · place {place}" if place else gr.skip()  # the notice below says why
             return (waiting, gr.update(value=f"⚠️ {self.registry.busy_message(sid)}", visible=True)) + (gr.skip(),) * 3
         if sess is None:
             return (gr.skip(),) * 5

@@ -63,7 +63,7 @@ def test_busy_notice_tells_the_place_in_line(live_app, tmp_path):
                 assert wait(lambda: "next in line" in _notice(third), 15), f"third user sees {_notice(third)!r}"
                 assert wait(lambda: not second.locator("#live-notice").is_visible()
                             or "busy" not in _notice(second), 15), f"second user still sees {_notice(second)!r}"
-                assert "Waiting in line" in third.inner_text("#live-stats")
+                assert "waiting in line" in third.inner_text("#live-stats")
                 stop_live(second)
                 stop_live(third)
                 assert wait(lambda: not reg.active and not reg.waiting, 40), "streams not released after Stop"
