@@ -7,6 +7,8 @@ group with small faces and a close-up.
 """
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import socket
 import time
@@ -107,6 +109,21 @@ def start_live(browser, url: str, viewport: dict):
 
 def stop_live(page) -> None:
     page.locator('#live-video button[aria-label="start stream"]').click()
+
+
+def screenshot_dir(tmp_path: Path) -> Path:
+    """Where a browser test's screenshots go: ``SCREENSHOT_DIR``, else the test's temporary folder."""
+    d = Path(os.environ.get("SCREENSHOT_DIR") or tmp_path)
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def analyse_photo(page, photo: Path, starts: str = "", timeout: float = 60) -> str | None:
+    """On the Image tab: upload ``photo`` and wait for a summary line ("5 faces: ...") that starts with
+    ``starts`` (give it when an earlier line may still be on screen); the line, or None after ``timeout`` s."""
+    page.locator("#image-in input[type=file]").set_input_files(str(photo))
+    return wait(lambda: (t := page.inner_text("#image-summary")) and re.match(r"\d+ faces?:", t)
+                and t.startswith(starts) and t, timeout)
 
 
 #: JavaScript: (scrollWidth, clientWidth) of an element (sideways overflow when the first is larger).

@@ -75,18 +75,25 @@ class Services:
             time.sleep(every_s)
 
 
+def _glibc():
+    """glibc, for its malloc controls; None elsewhere (macOS, musl): nothing to do there."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+    except OSError:
+        return None
+
+
 def trim_malloc() -> bool:
     """Hand free heap pages back to the system (glibc ``malloc_trim(0)``; a no-op elsewhere).
 
     Freed frame and image buffers stay in malloc's arenas: RSS rose for the first ~3 minutes of a
     mixed load before it levelled off.  Trimming every DISK_SWEEP_S (30 s) costs a few ms.
     """
-    try:
-        import ctypes
-
-        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
-    except (OSError, AttributeError):
-        return False
+    libc = _glibc()
+    return bool(libc.malloc_trim(0)) if libc is not None else False
 
 
 def limit_malloc_arenas(default: int = 2) -> bool:
@@ -99,10 +106,5 @@ def limit_malloc_arenas(default: int = 2) -> bool:
     """
     if os.environ.get("MALLOC_ARENA_MAX"):
         return False
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(-8, int(default)))  # M_ARENA_MAX
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to do
-        return False
+    libc = _glibc()
+    return bool(libc.mallopt(-8, int(default))) if libc is not None else False  # M_ARENA_MAX

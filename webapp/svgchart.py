@@ -52,8 +52,20 @@ def _series(long: pd.DataFrame, what: str, bin_s: float) -> pd.DataFrame:
 
 
 def timeline_svg(long: pd.DataFrame | None, what: str = TOP, window_s: float | None = 30.0,
-                 bin_s: float = 0.25, width: int = W, empty: str = "No faces yet.", css_class: str = "") -> str:
-    """The chart as an HTML snippet (``<svg class="timeline ...">``) for ``gr.HTML``."""
+                 bin_s: float = 0.25, width: int = W, empty: str = "No faces yet.") -> str:
+    """The chart as an HTML snippet (``<svg class="timeline">``) for ``gr.HTML``."""
+    return _charts(long, what, window_s, bin_s, [(width, "")], empty)
+
+
+def responsive_svg(long: pd.DataFrame | None, what: str = TOP, window_s: float | None = 30.0,
+                   bin_s: float = 0.25, empty: str = "No faces yet.") -> str:
+    """The chart drawn twice from one series, 480 and 320 units wide, for the page's CSS to show one
+    (``tl-wide`` above 600 px of screen, ``tl-narrow`` below): an SVG scales its text with its width, and
+    the wide one on a phone had 7 px labels."""
+    return _charts(long, what, window_s, bin_s, [(W, "tl-wide"), (NARROW, "tl-narrow")], empty)
+
+
+def _charts(long, what: str, window_s, bin_s: float, widths: list[tuple[int, str]], empty: str) -> str:
     if long is None or not len(long):
         return f'<div class="tl-empty">{escape(empty)}</div>'
     d = _series(long, what, bin_s)
@@ -65,6 +77,11 @@ def timeline_svg(long: pd.DataFrame | None, what: str = TOP, window_s: float | N
         d = d[d["time_s"] >= t0]
         t1 = max(t1, t0 + window_s)
     t1 = max(t1, t0 + 1.0)
+    return "".join(_draw(d, what, t0, t1, bin_s, width, css_class) for width, css_class in widths)
+
+
+def _draw(d: pd.DataFrame, what: str, t0: float, t1: float, bin_s: float, width: int, css_class: str) -> str:
+    """One ``<svg>`` of the series ``d`` over [t0, t1], ``width`` units wide."""
     tracks = sorted(d["track"].unique())
     per_row = max(1, (width - 8) // LEG_ITEM)
     leg_h = LEG_ROW * ((len(tracks) + per_row - 1) // per_row) + 6
@@ -120,16 +137,6 @@ def timeline_svg(long: pd.DataFrame | None, what: str = TOP, window_s: float | N
                            f'{escape(name)}</text>')
     out.append('</svg>')
     return "".join(out)
-
-
-def responsive_svg(long: pd.DataFrame | None, what: str = TOP, **kw) -> str:
-    """The chart drawn twice, 480 and 320 units wide, for the page's CSS to show one (``tl-wide`` above
-    600 px of screen, ``tl-narrow`` below): an SVG scales its text with its width, and the wide one on
-    a phone had 7 px labels."""
-    wide = timeline_svg(long, what, width=W, css_class="tl-wide", **kw)
-    if not wide.startswith("<svg"):
-        return wide  # the "no faces" note
-    return wide + timeline_svg(long, what, width=NARROW, css_class="tl-narrow", **kw)
 
 
 def _hits(a, b) -> bool:

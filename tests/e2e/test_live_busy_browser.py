@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from testkit.browser import CHROMIUM, DESKTOP, PHONE, chromium_args, group_scene_y4m, start_live, stop_live, wait
+from testkit.browser import (CHROMIUM, DESKTOP, PHONE, chromium_args, group_scene_y4m, screenshot_dir, start_live,
+                             stop_live, wait)
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
 REPO = Path(__file__).resolve().parents[2]
@@ -31,8 +32,7 @@ def test_busy_notice_tells_the_place_in_line(live_app, tmp_path):
 
     services, url = live_app
     reg = services.registry
-    shots = Path(os.environ.get("SCREENSHOT_DIR") or tmp_path)
-    shots.mkdir(parents=True, exist_ok=True)
+    shots = screenshot_dir(tmp_path)
     y4m = group_scene_y4m(tmp_path / "group.y4m")
     assert wait(lambda: not reg.active, 40), f"streams of earlier tests still open: {list(reg.active)}"
     limit = reg.max_active

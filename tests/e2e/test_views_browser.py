@@ -23,9 +23,11 @@ from testkit.browser import (
     PENDING_JS,
     PHONE,
     WIDTHS_JS,
+    analyse_photo,
     chromium_args,
     group_scene_y4m,
     make_y4m,
+    screenshot_dir,
     start_live,
     stop_live,
     wait,
@@ -34,12 +36,6 @@ from testkit.browser import (
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
 REPO = Path(__file__).resolve().parents[2]
 SIZES = {"desktop": DESKTOP, "phone": PHONE}
-
-
-def _shots(tmp_path: Path) -> Path:
-    d = Path(os.environ.get("SCREENSHOT_DIR") or tmp_path)
-    d.mkdir(parents=True, exist_ok=True)
-    return d
 
 
 def _no_sideways_scroll(page, *selectors):
@@ -69,7 +65,7 @@ def test_live_view_reads_at_a_glance(live_app, tmp_path, size):
     services, url = live_app
     reg = services.registry
     y4m = group_scene_y4m(tmp_path / "group.y4m")
-    shots = _shots(tmp_path)
+    shots = screenshot_dir(tmp_path)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=chromium_args(y4m), headless=True)
         try:
@@ -117,7 +113,7 @@ def test_close_up_live_view(live_app, tmp_path, size):
 
     _, url = live_app
     y4m = make_y4m(feat_data() / "WolfgangLanger_Pexels.mp4", tmp_path / "face.y4m", n_frames=120)
-    shots = _shots(tmp_path)
+    shots = screenshot_dir(tmp_path)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=chromium_args(y4m), headless=True)
         try:
@@ -158,7 +154,7 @@ def test_image_and_video_tabs(live_app, tmp_path, size):
     from testkit.assets import feat_data
 
     _, url = live_app
-    shots = _shots(tmp_path)
+    shots = screenshot_dir(tmp_path)
     clip = _mpeg4_part2(feat_data() / "WolfgangLanger_Pexels.mp4", tmp_path / "clip_mpeg4.avi")
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=chromium_args(), headless=True)
@@ -166,8 +162,7 @@ def test_image_and_video_tabs(live_app, tmp_path, size):
             page = browser.new_page(viewport=SIZES[size])
             page.goto(url)
             page.get_by_role("tab", name="Image").click()
-            page.locator("#image-in input[type=file]").set_input_files(str(feat_data() / "multi_face.jpg"))
-            line = wait(lambda: (t := page.inner_text("#image-summary")) and "faces:" in t and t, 60)
+            line = analyse_photo(page, feat_data() / "multi_face.jpg")
             assert line and line.startswith("5 faces:"), line
             assert "Array(" not in page.inner_text("body")  # the raw JSON stays folded away
             _no_sideways_scroll(page, "#image-summary")
