@@ -109,7 +109,7 @@ def level_stats(peers, t0: float, t1: float) -> dict:
 
 
 async def run_level(url: str, n: int, frames_sets: list, probe: ServerProbe, warmup: float, seconds: float,
-                    sample_every: float, log=print) -> dict:
+                    sample_every: float, log=print, pre_encoded: bool = False) -> dict:
     import httpx
     import psutil
 
@@ -118,7 +118,7 @@ async def run_level(url: str, n: int, frames_sets: list, probe: ServerProbe, war
     me = psutil.Process()
     async with httpx.AsyncClient(timeout=60) as client:
         config = (await client.get(f"{url}config")).json()
-        peers = [LivePeer(url, k + 1, frames_sets[k % len(frames_sets)]) for k in range(n)]
+        peers = [LivePeer(url, k + 1, frames_sets[k % len(frames_sets)], pre_encoded=pre_encoded) for k in range(n)]
         t_conn = time.time()
         ok = await asyncio.gather(*(p.connect(client, config) for p in peers), return_exceptions=True)
         errors = [repr(e) for e in ok if isinstance(e, Exception)]
@@ -187,6 +187,11 @@ def main(argv=None) -> dict:
     ap.add_argument("--nice", type=int, default=0,
                     help="lower the peers' CPU priority by this much (the server keeps its own), as when the "
                          "users' browsers run on their own machines")
+    ap.add_argument("--processes", default=None, help="LIVE_PROCESSES for the server (default: the app's default)")
+    ap.add_argument("--peer-video", choices=("live", "pre"), default="live",
+                    help="live: each peer encodes its frames as it sends them (as a browser does, on these same "
+                         "cores); pre: encoded once before the level, sent as is (the peers then cost ~nothing: "
+                         "closer to a Space, whose users' browsers run on their own machines)")
     ap.add_argument("--sample-every", type=float, default=5.0, help="seconds between server RSS samples")
     ap.add_argument("--out", default=str(RESULTS / "live_load.json"))
     ap.add_argument("--plot", default=None, help="PNG path (default: next to --out)")
@@ -201,6 +206,8 @@ def main(argv=None) -> dict:
     env = {"LIVE_MAX_STREAMS": str(args.max_streams or max(levels)), "LOG_LEVEL": "WARNING"}
     if args.workers is not None:
         env["LIVE_WORKERS"] = str(args.workers)
+    if args.processes is not None:
+        env["LIVE_PROCESSES"] = str(args.processes)
     results = []
     with tempfile.TemporaryDirectory() as tmp, start_app(Path(tmp), env) as (url, proc):
         probe = ServerProbe(proc.pid)
@@ -209,13 +216,14 @@ def main(argv=None) -> dict:
         rss_start = round(probe.rss_mb(), 1)
         for n in levels:
             results.append(asyncio.run(run_level(url, n, frames_sets, probe, args.warmup, args.seconds,
-                                                 args.sample_every)))
+                                                 args.sample_every, pre_encoded=args.peer_video == "pre")))
             time.sleep(2.0)  # the server releases the sessions
     out = {"command": "python -m benchmarks.live_load " + " ".join(argv if argv is not None else os.sys.argv[1:]),
            "video": f"testkit.synth crowd, {args.faces} real face crops on a real photo, 640x480 (scene 640x440 + "
                     "a 40 px marker strip), 30 fps, a different seed per peer (4 seeds)",
            "machine": f"{os.cpu_count()} CPUs; the peers run on the same machine",
-           "peers_nice": args.nice, "max_streams": args.max_streams or max(levels), "workers": args.workers or "app default",
+           "peers_nice": args.nice, "peer_video": args.peer_video, "max_streams": args.max_streams or max(levels),
+           "workers": args.workers or "app default", "processes": args.processes or "app default",
            "rss_start_mb": rss_start, "levels": results}
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -85,6 +85,7 @@ RULES = {
     "detection.min_face": _range(2, 4096, numbers.Integral),
     "detection.max_side": _range(128, 8192, numbers.Integral),
     "detection.auto_tile_px": _range(256, 16384, numbers.Integral),
+    "detection.detect_every": _range(1, 10, numbers.Integral),
     "tracking.max_hidden_s": _range(0.0, 60.0),
     "tracking.n_init": _range(1, 30, numbers.Integral),
     "tracking.max_cosine_distance": _range(0.0, 2.0),

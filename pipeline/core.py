@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -62,11 +63,13 @@ class Pipeline:
         self._size: tuple[int, int] | None = None  # (width, height) of the last frame
         self._t0 = time.monotonic()
         self._restarted = False
+        self._carry: tuple | None = None  # the last detected frame's faces and tracks (detection.detect_every)
+        self._since_detect = 0  # frames since the detector last ran
         self._build(self.config, None)
 
     # -- configuration -------------------------------------------------
     def _build(self, new: PipelineConfig, old: PipelineConfig | None) -> None:
-        if old is None or new.detection != old.detection:
+        if old is None or replace(new.detection, detect_every=1) != replace(old.detection, detect_every=1):
             det = make_detector(new.detection)
             if old is not None:
                 self.detector.close()
@@ -97,6 +100,7 @@ class Pipeline:
         else:
             self.smoother.half_life_s = new.smoothing.half_life_s
             self.smoother.margin = new.smoothing.margin
+        self._carry = None  # the next frame is detected afresh
         self.config = new
 
     def update_config(self, config: PipelineConfig | str | None = None, **changes) -> None:
@@ -148,40 +152,55 @@ class Pipeline:
 
         t0 = time.perf_counter()
         new_size = self._size is not None and self._size != (w, h)  # another camera or resolution
-        hints = None if new_size else self._hints
-        det = self.detector.detect(rgb, hints=hints, scan_all=hints is None)
-        res.boxes, res.scores, res.keypoints = det.boxes, det.scores, det.keypoints
-        res, capped = _cap_faces(res, self.config.classification.max_faces)
-        if capped:
-            res.warnings = (capped,)
-        self._hints = res.boxes  # every face found, tracked yet or not: the next frame looks for them again
-        t1 = time.perf_counter()
-        timings["detect"] = (t1 - t0) * 1000
+        every = self.config.detection.detect_every
+        if every > 1 and self._carry is not None and not new_size and self._since_detect < every - 1:
+            # detection and tracking carried over from the last detected frame (the boxes and IDs);
+            # classification, smoothing and landmarks below measure this frame's own pixels
+            self._since_detect += 1
+            res.boxes, res.scores, res.keypoints, res.track_ids, res.warnings, predicted_ids, predicted_boxes = \
+                self._carry
+            restarted: tuple = ()
+            timings["detect"] = timings["track"] = 0.0
+            t2 = time.perf_counter()
+        else:
+            hints = None if new_size else self._hints
+            det = self.detector.detect(rgb, hints=hints, scan_all=hints is None)
+            res.boxes, res.scores, res.keypoints = det.boxes, det.scores, det.keypoints
+            res, capped = _cap_faces(res, self.config.classification.max_faces)
+            if capped:
+                res.warnings = (capped,)
+            self._hints = res.boxes  # every face found, tracked yet or not: the next frame looks for them again
+            t1 = time.perf_counter()
+            timings["detect"] = (t1 - t0) * 1000
 
-        if new_size:  # the tracks move with the picture
-            self.tracker.rescale(w / self._size[0], h / self._size[1])
-        self._size = (w, h)
-        emb = embed(rgb, res.boxes, self.config.tracking.embedder)
-        upd = self.tracker.update(res.boxes, res.scores, emb, t)
-        seen = upd.ids > 0  # faces without a confirmed track (yet) are not reported
-        res = res.subset(np.flatnonzero(seen))
-        res.track_ids, res.ended_tracks = upd.ids[seen], upd.ended
-        t2 = time.perf_counter()
-        timings["track"] = (t2 - t1) * 1000
+            if new_size:  # the tracks move with the picture
+                self.tracker.rescale(w / self._size[0], h / self._size[1])
+            self._size = (w, h)
+            emb = embed(rgb, res.boxes, self.config.tracking.embedder)
+            upd = self.tracker.update(res.boxes, res.scores, emb, t)
+            seen = upd.ids > 0  # faces without a confirmed track (yet) are not reported
+            res = res.subset(np.flatnonzero(seen))
+            res.track_ids, res.ended_tracks = upd.ids[seen], upd.ended
+            restarted, predicted_ids, predicted_boxes = upd.restarted, upd.predicted_ids, upd.predicted_boxes
+            self._hints = np.concatenate([self._hints, predicted_boxes])  # look where missed faces should be
+            self._carry = (res.boxes, res.scores, res.keypoints, res.track_ids, res.warnings,
+                           predicted_ids, predicted_boxes)
+            self._since_detect = 0
+            t2 = time.perf_counter()
+            timings["track"] = (t2 - t1) * 1000
 
         angles = eye_angles(res.keypoints) if self.config.classification.align else None
         res.raw = self.classifier.predict(rgb, res.boxes, angles)
         t3 = time.perf_counter()
         timings["classify"] = (t3 - t2) * 1000
 
-        self.smoother.drop(res.ended_tracks + upd.restarted)  # a re-assigned face starts afresh
+        self.smoother.drop(res.ended_tracks + restarted)  # a re-assigned face starts afresh
         res.smoothed, res.labels = self.smoother.update_many(res.track_ids, res.raw, t)
-        res = add_predicted(res, upd.predicted_ids, upd.predicted_boxes, self.smoother)
-        self._hints = np.concatenate([self._hints, upd.predicted_boxes])  # look where missed faces should be
+        res = add_predicted(res, predicted_ids, predicted_boxes, self.smoother)
         t4 = time.perf_counter()
         timings["smooth"] = (t4 - t3) * 1000
 
-        gone = res.ended_tracks + upd.restarted
+        gone = res.ended_tracks + restarted
         if self._restarted:  # a new tracker: every earlier face's states end
             gone, self._restarted = tuple(self.landmarks.states.faces), False
         res = self.landmarks(res, rgb, gone)
@@ -199,6 +218,7 @@ class Pipeline:
         self._last_t = None
         self._hints = None
         self._size = None
+        self._carry = None
 
     def close(self) -> None:
         self.detector.close()

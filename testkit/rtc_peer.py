@@ -111,14 +111,44 @@ class PeerStats:
     seen: set = field(default_factory=set)
     repeats: int = 0  # the same frame arriving again (fastrtc answers a backlog with the latest)
     unreadable: int = 0
+    global_of: dict = field(default_factory=dict)  # counter in the bar code -> the last frame number sent with it
     foreign: list = field(default_factory=list)  # (peer id read, counter): another stream's frame
     refused: str = ""  # signalling refused (e.g. concurrency_limit_reached)
     messages: list = field(default_factory=list)  # data-channel messages (warnings, errors)
 
 
-def _source_track(frames: list[np.ndarray], peer: int, stats: PeerStats):
+#: A pre-encoded peer loops over this many frames (10 s at 30 fps; bar-code counters repeat after it).
+PRE_ENCODED_FRAMES = 300
+
+
+def pre_encode(frames: list[np.ndarray], peer: int, n: int = PRE_ENCODED_FRAMES,
+               bitrate: int = 1_000_000) -> list[bytes]:
+    """``n`` frames of ``frames`` (looped) stamped with counters 0..n-1, encoded once as VP8 with the
+    settings aiortc uses for a live camera (realtime, CBR), one key frame at the start of the loop."""
+    import av
+
+    codec = av.CodecContext.create("libvpx", "w")
+    h, w = frames[0].shape[:2]
+    codec.width, codec.height, codec.pix_fmt, codec.bit_rate = w, h, "yuv420p", bitrate
+    codec.gop_size, codec.qmin, codec.qmax = n + 1, 2, 56
+    codec.options = {"bufsize": str(bitrate), "cpu-used": "-6", "deadline": "realtime", "lag-in-frames": "0",
+                     "minrate": str(bitrate), "maxrate": str(bitrate), "partitions": "0", "static-thresh": "1",
+                     "undershoot-pct": "100", "overshoot-pct": "15"}
+    out: list[bytes] = []
+    for i in range(n):
+        f = av.VideoFrame.from_ndarray(stamp(frames[i % len(frames)].copy(), peer, i), format="bgr24")
+        f = f.reformat(format="yuv420p")
+        f.pts = i
+        out.append(b"".join(bytes(p) for p in codec.encode(f)))
+    assert all(out), "the VP8 encoder held frames back"
+    return out
+
+
+def _source_track(frames: list[np.ndarray], peer: int, stats: PeerStats, encoded: list[bytes] | None = None):
+    """The peer's camera: ``frames`` stamped and encoded as they are sent (as a browser does), or the
+    ``encoded`` loop (:func:`pre_encode`) sent as it is, which costs the peer almost nothing."""
     from aiortc import VideoStreamTrack
-    from av import VideoFrame
+    from av import Packet, VideoFrame
 
     class Marked(VideoStreamTrack):
         def __init__(self):
@@ -129,11 +159,16 @@ def _source_track(frames: list[np.ndarray], peer: int, stats: PeerStats):
             pts, time_base = await self.next_timestamp()
             i = self.n
             self.n += 1
-            img = stamp(frames[i % len(frames)].copy(), peer, i)
-            frame = VideoFrame.from_ndarray(img, format="bgr24")
-            frame.pts, frame.time_base = pts, time_base
-            stats.sent_t[i % (1 << COUNT_BITS)] = time.time()
-            return frame
+            if encoded is not None:
+                k = i % len(encoded)
+                out = Packet(encoded[k])
+            else:
+                k = i % (1 << COUNT_BITS)
+                out = VideoFrame.from_ndarray(stamp(frames[i % len(frames)].copy(), peer, i), format="bgr24")
+            out.pts, out.time_base = pts, time_base
+            stats.sent_t[i] = time.time()
+            stats.global_of[k] = i
+            return out
 
     return Marked()
 
@@ -163,10 +198,13 @@ def _grey(frames: list[np.ndarray]) -> list[np.ndarray]:
 class LivePeer:
     """One browserless user of the Live tab (use inside a running asyncio loop)."""
 
-    def __init__(self, url: str, peer: int, frames: list[np.ndarray], controls: list | None = None):
+    def __init__(self, url: str, peer: int, frames: list[np.ndarray], controls: list | None = None,
+                 pre_encoded: bool = False):
         self.url = url if url.endswith("/") else url + "/"
         self.peer = peer
         self.frames = frames
+        # pre_encoded: the video is encoded once, here, and sent as it is (the peer's CPU stays free)
+        self.encoded = pre_encode(frames, peer) if pre_encoded else None
         self.grey = _grey(frames)
         self.controls = controls
         self.stats = PeerStats(peer)
@@ -202,7 +240,7 @@ class LivePeer:
             if pc.connectionState == "connected":
                 self.connected.set()
 
-        pc.addTrack(_source_track(self.frames, self.peer, self.stats))
+        pc.addTrack(_source_track(self.frames, self.peer, self.stats, self.encoded))
         await pc.setLocalDescription(await pc.createOffer())  # aiortc gathers every candidate here
         body = {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type, "webrtc_id": self.webrtc_id}
         r = await client.post(f"{self.url}gradio_api/component_server",
@@ -252,6 +290,7 @@ class LivePeer:
             if peer != self.peer:
                 st.foreign.append(mark)
                 continue
+            counter = st.global_of.get(counter, -1)  # the frame number (a pre-encoded loop repeats its codes)
             if counter in st.seen:
                 st.repeats += 1
                 continue
@@ -260,7 +299,7 @@ class LivePeer:
                 st.unreadable += 1
                 continue
             st.seen.add(counter)
-            ref = self.grey[counter % len(self.grey)]
+            ref = self.grey[(counter % len(self.encoded) if self.encoded else counter) % len(self.grey)]
             hh = y.shape[0] - STRIP
             if y.shape[:2] != ref.shape:
                 annotated, busy = False, False

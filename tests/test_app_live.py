@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from pipeline import DEFAULT_PRESET, PRESETS, preset
+from webapp import settings as S
 from webapp.charts import tracks_frame
 from webapp.models import ModelLoader
 from webapp.registry import SessionRegistry
@@ -68,7 +69,8 @@ def test_controls_apply_without_restart(tmp_path, frames):
     cfg = s.pipeline.config
     assert (cfg.detection.detector, cfg.smoothing.half_life_s, cfg.detection.min_face,
             cfg.detection.min_score) == (preset("standard").detection.detector, 1.5, 40, 0.6)
-    assert cfg == preset("standard", model="fer-mini-xception", half_life_s=1.5, min_face=40, min_score=0.6)
+    assert cfg == preset("standard", model="fer-mini-xception", half_life_s=1.5, min_face=40, min_score=0.6,
+                         detect_every=S.LIVE_DETECT_EVERY)
     assert s.pipeline is pipe and s.pipeline.tracker is tracker  # same stream, same tracks
     assert [int(t) for t in s.last_result.track_ids] == tid
     reg.release("c")
@@ -105,7 +107,8 @@ def test_no_leak_after_100_connect_disconnect(tmp_path, frames):
     files = last.snapshot_files()
     assert any(f.endswith(".csv") for f in files)
     assert last.pipeline is None and last.model_id == "fer-mini-xception" and last.classes
-    assert last.config == preset("steady", model="fer-mini-xception", half_life_s=0.5, min_face=20, min_score=0.5)
+    assert last.config == preset("steady", model="fer-mini-xception", half_life_s=0.5, min_face=20, min_score=0.5,
+                                   detect_every=S.LIVE_DETECT_EVERY)
     assert last.info()["active"] is False and len(tracks_frame(last.last_result, last.classes).columns) > 3
     gc.collect()
     assert len(pipes) == 0, f"{len(pipes)} pipelines still alive"
@@ -150,7 +153,7 @@ def test_controls_from_inputs_clamp_bad_values():
     # an unknown preset is the default one; an unreadable value is the preset's; the rest is clamped
     assert c.preset is None and c.half_life_s is None and c.min_face == SLIDER_RANGES["min_face"][0]
     assert c.min_score == SLIDER_RANGES["min_score"][1]
-    assert c.config() == preset(DEFAULT_PRESET, min_face=SLIDER_RANGES["min_face"][0],
+    assert c.config() == preset(DEFAULT_PRESET, detect_every=S.LIVE_DETECT_EVERY, min_face=SLIDER_RANGES["min_face"][0],
                                 min_score=SLIDER_RANGES["min_score"][1])
 
 
@@ -223,16 +226,19 @@ def test_session_runs_exactly_the_preset_with_the_slider_changes(tmp_path, frame
     reg = SessionRegistry(live_dir=tmp_path)
     cur = {"id": ""}
     h = LiveHandler(reg, session_id=lambda: cur["id"])
+    assert S.LIVE_DETECT_EVERY == 2  # the default: Live detects on every other frame
     changes = {"half_life_s": 0.3, "min_face": 30, "min_score": 0.6}
     for name in PRESETS:
         cur["id"] = f"conn-{name}"
         h(frames[0], "fer-mini-xception", name, *changes.values())
         s = reg.get(cur["id"])
-        assert s.pipeline.config == preset(name, model="fer-mini-xception", **changes) == s.config
+        assert s.pipeline.config == preset(name, model="fer-mini-xception", detect_every=S.LIVE_DETECT_EVERY,
+                                           **changes) == s.config
     # another preset mid-stream: the same stream runs it, with the sliders' values on top
     other = next(n for n in PRESETS if n != name)
     h(frames[1], "fer-mini-xception", other, 0.5, 24, 0.55)
-    assert s.pipeline.config == preset(other, model="fer-mini-xception", half_life_s=0.5, min_face=24, min_score=0.55)
+    assert s.pipeline.config == preset(other, model="fer-mini-xception", half_life_s=0.5, min_face=24, min_score=0.55,
+                                       detect_every=S.LIVE_DETECT_EVERY)
     assert s.info()["preset"] == other and s.info()["detector"] == preset(other).detection.detector
     for name in PRESETS:
         reg.release(f"conn-{name}")
@@ -247,7 +253,8 @@ def test_an_older_change_arriving_late_does_not_undo_a_newer_one(tmp_path, frame
     h(frames[1], "fer-mini-xception", "steady", 0.5, 20, 0.5, 3000)  # the newest: steady with its values
     h(frames[2], "fer-mini-xception", "steady", 0.1, 20, 0.5, 2000)  # older (radio change, old sliders), late
     s = reg.get("conn")
-    assert s.config == preset("steady", model="fer-mini-xception", half_life_s=0.5, min_face=20, min_score=0.5)
+    assert s.config == preset("steady", model="fer-mini-xception", half_life_s=0.5, min_face=20, min_score=0.5,
+                                   detect_every=S.LIVE_DETECT_EVERY)
     h(frames[3], "fer-mini-xception", "steady", 0.7, 20, 0.5, 4000)  # a newer change still applies
     assert s.config.smoothing.half_life_s == 0.7
     h(frames[4], "fer-mini-xception", "standard", 0.2, 20, 0.5)  # unstamped (older clients): applies as before

@@ -57,10 +57,13 @@ def test_two_streams_each_get_their_own_frames_back_analysed(server, scenes):
     async def run():
         async with httpx.AsyncClient(timeout=60) as client:
             config = (await client.get(server + "config")).json()
-            peers = [LivePeer(server, k + 1, scenes[k]) for k in range(2)]
+            # the first peer encodes as it sends (as a browser does); the second sends a pre-encoded loop
+            # (benchmarks.live_load --peer-video pre), whose bar codes repeat every 10 s: both must read back
+            peers = [LivePeer(server, k + 1, scenes[k], pre_encoded=k == 1) for k in range(2)]
             assert all(await asyncio.gather(*(p.connect(client, config) for p in peers)))
             t_end = time.time() + 30
-            while time.time() < t_end and min(sum(r.annotated for r in p.stats.returned) for p in peers) < 40:
+            while time.time() < t_end and (min(sum(r.annotated for r in p.stats.returned) for p in peers) < 40
+                                           or len(peers[1].stats.sent_t) < 400):  # past one loop of 300
                 await asyncio.sleep(0.5)
             await asyncio.gather(*(p.close() for p in peers))
             return peers
@@ -77,6 +80,7 @@ def test_two_streams_each_get_their_own_frames_back_analysed(server, scenes):
         assert not any(r.busy for r in st.returned)
         counters = [r.counter for r in st.returned]
         assert counters == sorted(counters), "frames came back out of order"
+        assert max(counters) >= 300 and st.unreadable <= 5, (max(counters), st.unreadable)
 
 
 def test_users_over_the_limit_are_told_their_place_and_start_in_order(server, scenes):

@@ -179,3 +179,42 @@ def test_thirty_plus_faces_in_one_frame(crowd_of_42):
         for i in range(4):
             r = p.process(canvas, i / 10)
     assert len(r) >= 30 and len(set(r.track_ids.tolist())) == len(r)
+
+
+def _video_frames(name: str, n: int, step: int = 1) -> list[np.ndarray]:
+    import av
+
+    out = []
+    with av.open(str(feat_data() / name)) as c:
+        for i, f in enumerate(c.decode(video=0)):
+            if i % step == 0:
+                out.append(f.to_ndarray(format="rgb24"))
+            if len(out) == n:
+                break
+    return out
+
+
+def test_detect_every_second_frame_keeps_tracks_and_classifies_every_frame():
+    """``detect_every=2`` (the Live tab's default): the detector runs on every other frame; the frames
+    between keep the last boxes and IDs, and their faces are classified on their own pixels."""
+    frames = _video_frames("WolfgangLanger_Pexels.mp4", 60, step=2)
+    runs = {}
+    for every in (1, 2):
+        with Pipeline(preset(None, detect_every=every)) as p:
+            calls = []
+            detect = p.detector.detect
+            p.detector.detect = lambda *a, **k: calls.append(1) or detect(*a, **k)
+            runs[every] = ([p.process(f, i / 15) for i, f in enumerate(frames)], len(calls))
+    every1, every2 = runs[1][0], runs[2][0]
+    assert runs[1][1] == 60 and runs[2][1] == 30  # half the detector passes
+    assert all(r.track_ids.tolist() == [1] for r in every1 + every2)  # one face, one ID all along
+    for i in range(1, 60, 2):  # carried frames: the last detected box, this frame's own probabilities
+        prev, cur = every2[i - 1], every2[i]
+        assert np.array_equal(cur.boxes, prev.boxes) and cur.timings_ms["detect"] == 0.0
+        assert not np.allclose(cur.raw, prev.raw)
+        assert np.allclose(cur.boxes, every1[i].boxes, atol=0.08 * (every1[i].boxes[0, 2] - every1[i].boxes[0, 0]))
+    same = sum(a.labels[0] == b.labels[0] for a, b in zip(every1, every2))
+    assert same >= 54, same  # the labels agree on >= 90% of the frames (the face goes from sad to smiling)
+    # a carried frame's probabilities are those of the same frame fully detected (same pixels, ~ the same box)
+    gap = np.mean([np.abs(every2[i].raw - every1[i].raw).max() for i in range(1, 60, 2)])
+    assert gap < 0.1, gap

@@ -55,6 +55,10 @@ class DetectionConfig:
     min_face: int = 20  # faces smaller than this many pixels are dropped
     max_side: int = 1920  # the whole-frame pass sees the frame downscaled to this long side (pixels)
     auto_tile_px: int = 1000  # tiles="auto" tiles frames whose long side is at least this (pixels)
+    # streams (pipeline.Pipeline): the detector runs on every N-th frame; the frames in between keep the
+    # last detected boxes and track IDs, and their faces are classified (and measured) on their own pixels.
+    # 1: every frame (files, images); the Live tab uses LIVE_DETECT_EVERY (2: measured, README "Live capacity").
+    detect_every: int = 1
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,8 @@ class LiveControls:
         return out
 
     def config(self, **more) -> PipelineConfig:
-        return preset(self.preset, **{**self.changes(), **more})
+        """The preset with these controls' changes, detecting faces every ``LIVE_DETECT_EVERY``-th frame."""
+        return preset(self.preset, **{"detect_every": S.LIVE_DETECT_EVERY, **self.changes(), **more})
 
 
 def _seq(v) -> float | None:
