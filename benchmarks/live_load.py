@@ -187,7 +187,6 @@ def main(argv=None) -> dict:
     ap.add_argument("--nice", type=int, default=0,
                     help="lower the peers' CPU priority by this much (the server keeps its own), as when the "
                          "users' browsers run on their own machines")
-    ap.add_argument("--processes", default=None, help="LIVE_PROCESSES for the server (default: the app's default)")
     ap.add_argument("--peer-video", choices=("live", "pre"), default="live",
                     help="live: each peer encodes its frames as it sends them (as a browser does, on these same "
                          "cores); pre: encoded once before the level, sent as is (the peers then cost ~nothing: "
@@ -206,8 +205,6 @@ def main(argv=None) -> dict:
     env = {"LIVE_MAX_STREAMS": str(args.max_streams or max(levels)), "LOG_LEVEL": "WARNING"}
     if args.workers is not None:
         env["LIVE_WORKERS"] = str(args.workers)
-    if args.processes is not None:
-        env["LIVE_PROCESSES"] = str(args.processes)
     results = []
     with tempfile.TemporaryDirectory() as tmp, start_app(Path(tmp), env) as (url, proc):
         probe = ServerProbe(proc.pid)
@@ -223,7 +220,7 @@ def main(argv=None) -> dict:
                     "a 40 px marker strip), 30 fps, a different seed per peer (4 seeds)",
            "machine": f"{os.cpu_count()} CPUs; the peers run on the same machine",
            "peers_nice": args.nice, "peer_video": args.peer_video, "max_streams": args.max_streams or max(levels),
-           "workers": args.workers or "app default", "processes": args.processes or "app default",
+           "workers": args.workers or "app default",
            "rss_start_mb": rss_start, "levels": results}
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
