@@ -148,7 +148,8 @@ async def run_level(url: str, n: int, frames_sets: list, probe: ServerProbe, war
     return out
 
 
-def plot(levels: list, path: Path, compare: list | None = None) -> None:
+def plot(levels: list, path: Path, compare: list | None = None,
+         compare_label: str = "handler in fastrtc's loop") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -160,7 +161,7 @@ def plot(levels: list, path: Path, compare: list | None = None) -> None:
     ax.plot(n, [lv["fps_p5"] or 0 for lv in levels], "s--", label="fps per stream, 5th pct")
     if compare:
         ax.plot([lv["streams"] for lv in compare], [lv["fps_median"] or 0 for lv in compare], "x:", color="grey",
-                label="fps median, handler in fastrtc's loop")
+                label=f"fps median, {compare_label}")
     ax.axhline(15, color="grey", lw=0.8, ls=":")
     ax.set_xlabel("simultaneous live streams (640x480, 30 fps, 5 faces)")
     ax.set_ylabel("processed fps")
@@ -187,6 +188,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--nice", type=int, default=0,
                     help="lower the peers' CPU priority by this much (the server keeps its own), as when the "
                          "users' browsers run on their own machines")
+    ap.add_argument("--detect-every", default=None, help="LIVE_DETECT_EVERY for the server (default: the app's)")
     ap.add_argument("--peer-video", choices=("live", "pre"), default="live",
                     help="live: each peer encodes its frames as it sends them (as a browser does, on these same "
                          "cores); pre: encoded once before the level, sent as is (the peers then cost ~nothing: "
@@ -195,7 +197,14 @@ def main(argv=None) -> dict:
     ap.add_argument("--out", default=str(RESULTS / "live_load.json"))
     ap.add_argument("--plot", default=None, help="PNG path (default: next to --out)")
     ap.add_argument("--compare", default=None, help="another results JSON to draw in the plot (e.g. LIVE_WORKERS=0)")
+    ap.add_argument("--compare-label", default="handler in fastrtc's loop", help="its legend")
+    ap.add_argument("--replot", action="store_true", help="only draw the plot of the existing --out JSON")
     args = ap.parse_args(argv)
+    if args.replot:
+        levels = json.loads(Path(args.out).read_text())["levels"]
+        compare = json.loads(Path(args.compare).read_text())["levels"] if args.compare else None
+        plot(levels, Path(args.plot) if args.plot else Path(args.out).with_suffix(".png"), compare, args.compare_label)
+        return {"levels": levels}
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
 
     from testkit.rtc_peer import scene_frames
@@ -205,6 +214,8 @@ def main(argv=None) -> dict:
     env = {"LIVE_MAX_STREAMS": str(args.max_streams or max(levels)), "LOG_LEVEL": "WARNING"}
     if args.workers is not None:
         env["LIVE_WORKERS"] = str(args.workers)
+    if args.detect_every is not None:
+        env["LIVE_DETECT_EVERY"] = str(args.detect_every)
     results = []
     with tempfile.TemporaryDirectory() as tmp, start_app(Path(tmp), env) as (url, proc):
         probe = ServerProbe(proc.pid)
@@ -220,14 +231,14 @@ def main(argv=None) -> dict:
                     "a 40 px marker strip), 30 fps, a different seed per peer (4 seeds)",
            "machine": f"{os.cpu_count()} CPUs; the peers run on the same machine",
            "peers_nice": args.nice, "peer_video": args.peer_video, "max_streams": args.max_streams or max(levels),
-           "workers": args.workers or "app default",
+           "workers": args.workers or "app default", "detect_every": args.detect_every or "app default",
            "rss_start_mb": rss_start, "levels": results}
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1))
     if len(results) > 1:
         compare = json.loads(Path(args.compare).read_text())["levels"] if args.compare else None
-        plot(results, Path(args.plot) if args.plot else path.with_suffix(".png"), compare)
+        plot(results, Path(args.plot) if args.plot else path.with_suffix(".png"), compare, args.compare_label)
     goal = next((lv for lv in results if lv["streams"] == 8), None)
     if goal:
         print(f"goal 8 streams >= 15 fps (p5) and p95 <= 150 ms: fps p5 {goal['fps_p5']}, "

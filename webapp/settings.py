@@ -70,10 +70,11 @@ def _default_model() -> str:
 
 #: Model selected when a page opens (a spec id; EMOTION_MODEL may also be a spec .json path).
 DEFAULT_UI_MODEL = _default_model()
-#: Simultaneous live streams (WebRTC connections) analysed.  2 is the knee measured on 2 vCPU
-#: (``python -m benchmarks.live_load``): 2 streams get ~28 fps each; from there the server's total
-#: (~50-56 analysed frames/s) is only divided, e.g. 3 streams ~16 fps, 4 ~12 fps (README, "Live capacity").
-LIVE_MAX_STREAMS = _int("LIVE_MAX_STREAMS", 2)
+#: Simultaneous live streams (WebRTC connections) analysed.  4 is the knee measured on 2 vCPU
+#: (``python -m benchmarks.live_load --peer-video pre``, README "Live capacity"): 4 streams get 19 fps each
+#: (15 at the 5th percentile, p95 latency 174 ms); from there the server's total (~72-76 analysed frames/s)
+#: is only divided: 6 streams ~12 fps, 8 ~8.
+LIVE_MAX_STREAMS = _int("LIVE_MAX_STREAMS", 4)
 #: Live streams run the face detector on every N-th frame (``detection.detect_every``); the frames in
 #: between keep the last boxes and track IDs and are classified on their own pixels.  2: measured to lift
 #: 4 streams from ~12 to ~15 fps each on 2 vCPU (README, "Live capacity"); 1: every frame.
