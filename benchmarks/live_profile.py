@@ -140,6 +140,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--warmup", type=float, default=4.0)
     ap.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     ap.add_argument("--nice", type=int, default=15, help="niceness of the peers (0: same priority as the server)")
+    ap.add_argument("--peer-video", choices=("live", "pre"), default="live",
+                    help="as benchmarks.live_load: peers encode as they send, or send a loop encoded once")
     ap.add_argument("--out", default=str(RESULTS / "live_profile.json"))
     args = ap.parse_args(argv)
     py_spy = shutil.which("py-spy") or shutil.which("py-spy", path=os.path.dirname(sys.executable))
@@ -177,7 +179,8 @@ def main(argv=None) -> dict:
 
             th = threading.Thread(target=run_spies, daemon=True)
             th.start()
-            level = asyncio.run(run_level(url, n, frames_sets, probe, args.warmup, args.seconds, 5.0))
+            level = asyncio.run(run_level(url, n, frames_sets, probe, args.warmup, args.seconds, 5.0,
+                                          pre_encoded=args.peer_video == "pre"))
             th.join(60)
             frames = max(1, level["returned"])
             row = {k: level[k] for k in ("streams", "fps_p5", "fps_median", "latency_p95_ms", "returned", "cpu_pct",
@@ -198,6 +201,7 @@ def main(argv=None) -> dict:
             time.sleep(2.0)
     res = {"command": "python -m benchmarks.live_profile " + " ".join(argv if argv is not None else sys.argv[1:]),
            "machine": f"{os.cpu_count()} CPUs; the peers run on the same machine (niceness {args.nice})",
+           "peer_video": args.peer_video,
            "pipeline_ms_per_frame": step_ms, "analysis_only": alone, "levels": results}
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
