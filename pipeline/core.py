@@ -183,8 +183,10 @@ class Pipeline:
             res.track_ids, res.ended_tracks = upd.ids[seen], upd.ended
             restarted, predicted_ids, predicted_boxes = upd.restarted, upd.predicted_ids, upd.predicted_boxes
             self._hints = np.concatenate([self._hints, predicted_boxes])  # look where missed faces should be
-            self._carry = (res.boxes, res.scores, res.keypoints, res.track_ids, res.warnings,
-                           predicted_ids, predicted_boxes)
+            # carried over only while every face found has its ID: a new face is confirmed by the next
+            # detections (n_init), as fast as when every frame is detected
+            self._carry = ((res.boxes, res.scores, res.keypoints, res.track_ids, res.warnings,
+                            predicted_ids, predicted_boxes) if bool(np.all(seen)) else None)
             self._since_detect = 0
             t2 = time.perf_counter()
             timings["track"] = (t2 - t1) * 1000

@@ -34,6 +34,19 @@ def test_a_face_that_appears_later_needs_n_init_frames():
     assert [len(r) for r in results] == [0, 0, 0, 0, 1, 1]
 
 
+def test_with_detection_every_other_frame_a_new_face_is_at_most_one_frame_later():
+    """``detect_every=2``: while a face is new (not confirmed yet) every frame is detected, so it gets its ID
+    as fast as with every frame detected, once a detection has seen it (at most one carried frame later)."""
+    blank = np.full_like(ASTRO, 127)
+    for first in (3, 4):  # the face appears on a carried frame, then on a detected one
+        counts = {}
+        for every in (1, 2):
+            with Pipeline(preset(None, detect_every=every)) as p:
+                counts[every] = [len(p.process(blank if i < first else ASTRO, i / 30)) for i in range(first + 4)]
+        assert counts[1] == [0] * (first + 1) + [1] * 3
+        assert counts[2] == (counts[1] if first % 2 == 0 else [0] * (first + 2) + [1] * 2), counts
+
+
 def test_analyze_image_group_photo():
     r = analyze_image(read_rgb(feat_data() / "multi_face.jpg"))
     assert len(r) == 5 and r.track_ids.tolist() == [1, 2, 3, 4, 5]

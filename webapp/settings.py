@@ -70,14 +70,15 @@ def _default_model() -> str:
 
 #: Model selected when a page opens (a spec id; EMOTION_MODEL may also be a spec .json path).
 DEFAULT_UI_MODEL = _default_model()
-#: Simultaneous live streams (WebRTC connections) analysed.  4 is the knee measured on 2 vCPU
-#: (``python -m benchmarks.live_load --peer-video pre``, README "Live capacity"): 4 streams get 19 fps each
-#: (15 at the 5th percentile, p95 latency 174 ms); from there the server's total (~72-76 analysed frames/s)
-#: is only divided: 6 streams ~12 fps, 8 ~8.
+#: Simultaneous live streams (WebRTC connections) analysed.  4: the most that still get ~15 fps each on
+#: 2 vCPU (``python -m benchmarks.live_load --peer-video pre``, README "Live capacity": 4 streams 14.8-15.8
+#: fps at the 5th percentile, 17.5-19 median, p95 latency 174-191 ms); the server's total (~67-74 analysed
+#: frames/s) stops growing at 3-4 streams and is only divided beyond: 6 streams ~11 fps, 8 ~8.
 LIVE_MAX_STREAMS = _int("LIVE_MAX_STREAMS", 4)
 #: Live streams run the face detector on every N-th frame (``detection.detect_every``); the frames in
 #: between keep the last boxes and track IDs and are classified on their own pixels.  2: measured to lift
-#: 4 streams from ~12 to ~15 fps each on 2 vCPU (README, "Live capacity"); 1: every frame.
+#: 4 streams from 10 to ~15 fps each at the 5th percentile on 2 vCPU, for a mean IDF1 of 0.971 against
+#: 0.974 (``benchmarks.detect_every``; README, "Live capacity"); 1: every frame.
 LIVE_DETECT_EVERY = min(10, max(1, _int("LIVE_DETECT_EVERY", 2)))
 #: Threads that analyse live frames, shared by all streams (0: in fastrtc's event loop, as fastrtc does it).
 LIVE_WORKERS = _int("LIVE_WORKERS", os.cpu_count() or 2)
