@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from testkit import synth
+from testkit.synth_check import iou
 
 from .metrics import mot_metrics
 from .tracking import RESULTS, cases
@@ -41,21 +42,13 @@ def _run(seq, every: int) -> tuple[list, list, list, float]:
     return measured, shown, labels, cpu_ms
 
 
-def _iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def label_agreement(ref: list, other: list) -> tuple[int, int]:
     """(faces of ``other`` matched to a face of ``ref`` in the same frame, of them with the same label)."""
     matched = same = 0
     for fr_ref, fr_o in zip(ref, other):
         for box, lab in fr_o:
-            best = max(fr_ref, key=lambda x: _iou(box, x[0]), default=None)
-            if best is not None and _iou(box, best[0]) >= 0.5:
+            best = max(fr_ref, key=lambda x: iou(box, x[0]), default=None)
+            if best is not None and iou(box, best[0]) >= 0.5:
                 matched += 1
                 same += int(best[1] == lab)
     return matched, same
