@@ -29,12 +29,14 @@ ONE_ADDRESS_MANY_CLIENTS = {"QUEUE_BURST_PER_CLIENT": "1000", "QUEUE_RATE_PER_CL
 
 @contextlib.contextmanager
 def start_app(tmp: Path, env_extra: dict | None = None, timeout_s: float = 120.0):
-    """Run ``python app.py`` on a free 127.0.0.1 port with its folders in ``tmp``; yields (url, Popen)."""
+    """Run ``python app.py`` on a free 127.0.0.1 port with its folders (live timelines, outputs, Gradio's upload
+    and output cache) in ``tmp``; yields (url, Popen)."""
     tmp = Path(tmp)
     tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
-           "LIVE_DIR": str(tmp / "live"), "OUTPUT_DIR": str(tmp / "out"), "HF_HUB_OFFLINE": "1",
+           "LIVE_DIR": str(tmp / "live"), "OUTPUT_DIR": str(tmp / "out"), "GRADIO_TEMP_DIR": str(tmp / "gradio"),
+           "HF_HUB_OFFLINE": "1",
            "GRADIO_ANALYTICS_ENABLED": "False", **(env_extra or {})}
     with serve([sys.executable, "app.py"], REPO, env, port, tmp / "server.log", timeout_s) as out:
         yield out

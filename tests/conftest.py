@@ -1,8 +1,17 @@
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("GLOG_minloglevel", "2")
+if "GRADIO_TEMP_DIR" not in os.environ:
+    # Gradio's upload and output cache of in-process apps: a folder of this run, removed at its end
+    # (the default, /tmp/gradio, kept every test's videos and timelines: 10,000 files on a dev machine)
+    _gradio_tmp = tempfile.mkdtemp(prefix="pytest-gradio-")
+    os.environ["GRADIO_TEMP_DIR"] = _gradio_tmp
+    atexit.register(shutil.rmtree, _gradio_tmp, True)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
