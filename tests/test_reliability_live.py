@@ -98,6 +98,51 @@ def test_busy_notice_tells_each_user_their_place_in_line(tmp_path, frames):
     reg.release("c")
 
 
+def test_a_stream_gone_silent_gives_its_slot_to_the_one_waiting(tmp_path, frames):
+    """A user who closed the tab without a clean WebRTC close sends no more frames: while someone waits, that
+    slot is freed after ``silent_s`` (not the reaper's ``idle_s``), and the departed user's timeline stays."""
+    import time as _time
+
+    reg = SessionRegistry(live_dir=tmp_path, max_active=1, idle_s=30.0, silent_s=0.5)
+    cur, told = {"id": "a"}, []
+    h = _handler(reg, cur, told)
+    for f in frames[:3]:
+        h(f, *CONTROLS)
+    a = reg.get("a")
+    # b asks while a still streams: b waits, a keeps its slot
+    cur["id"] = "b"
+    h(frames[3], *CONTROLS)
+    assert reg.is_waiting("b") and reg.get("b") is None and len(told) == 1
+    cur["id"] = "a"
+    h(frames[4], *CONTROLS)
+    assert reg.get("a") is a and a.stats.frames == 4
+    # a's frames stop; b keeps asking: after silent_s b gets the slot on its next frame
+    _time.sleep(0.7)
+    cur["id"] = "b"
+    out = h(frames[5], *CONTROLS)
+    b = reg.get("b")
+    assert b is not None and b.stats.frames == 1 and not reg.is_waiting("b") and len(reg) == 1
+    assert out.mean() > frames[5].mean() * 0.6  # b's own picture, analysed, not the dimmed notice
+    # a's recording was closed as for any ended stream and is still there to download
+    assert reg.get("a") is a and a.closed and reg.released == 1
+    files = a.snapshot_files()
+    csv = next(f for f in files if f.endswith(".csv"))
+    assert len(open(csv).read().splitlines()) >= 1 + 4  # header + a row for each of a's 4 frames
+    # with no one waiting, a silent stream is left alone (the reaper's idle_s decides)
+    _time.sleep(0.7)
+    h(frames[6], *CONTROLS)  # b again: nothing waits, b is not silent
+    reg2 = SessionRegistry(live_dir=tmp_path / "2", max_active=2, silent_s=0.1)
+    cur2 = {"id": "x"}
+    h2 = _handler(reg2, cur2, [])
+    h2(frames[0], *CONTROLS)
+    _time.sleep(0.3)
+    cur2["id"] = "y"
+    h2(frames[1], *CONTROLS)  # a free slot: x, silent, is not released
+    assert reg2.get("x") is not None and not reg2.get("x").closed and len(reg2) == 2
+    for r, sid in ((reg, "b"), (reg2, "x"), (reg2, "y")):
+        r.release(sid)
+
+
 def test_waiting_connections_are_forgotten_when_idle(tmp_path, frames):
     reg = SessionRegistry(live_dir=tmp_path, max_active=1, idle_s=0.0)
     cur = {"id": "a"}

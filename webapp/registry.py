@@ -24,9 +24,12 @@ class SessionRegistry:
     """Live sessions by WebRTC connection id, plus recently ended ones (for downloads)."""
 
     def __init__(self, loader: ModelLoader | None = None, live_dir: Path | None = None, idle_s: float = 30.0,
-                 keep_s: float = 1800.0, max_active: int | None = None, gone_s: float = 3.0):
+                 keep_s: float = 1800.0, max_active: int | None = None, gone_s: float = 3.0, silent_s: float = 5.0):
         self.loader = loader or ModelLoader()
         self.max_active = max_active  # analysed streams at once (None: no limit); see admit()
+        #: while someone waits for a slot, a running stream with no frame for this long is released (its
+        #: connection is gone without a clean close, e.g. a closed tab, which fastrtc notices only ~30 s later)
+        self.silent_s = silent_s
         self.waiting: dict[str, float] = {}  # connections turned away as busy -> last frame (monotonic), in line order
         self.gone_s = gone_s  # a waiting connection with no frame for this long has left the line
         self.refused = 0  # connections that were told "server busy" at least once
@@ -72,12 +75,20 @@ class SessionRegistry:
 
         A connection turned away is remembered in :attr:`waiting`, in the order it first came
         (its place in line, :meth:`position`); when streams end, the first in line are admitted on
-        their next frame (so the user's stream starts by itself), never one that came later.
+        their next frame (so the user's stream starts by itself), never one that came later.  While
+        all slots are taken, a running stream that sent no frame for ``silent_s`` is released (its
+        timeline kept, as for any ended stream): a departed user does not hold a slot for the reaper's
+        ``idle_s``.
         """
         with self._lock:
             s = self.active.get(session_id)
             if s is not None:
                 return s
+            silent = self._silent_locked()
+        for k in silent:
+            log.info("releasing live session %s: no frame for %.0f s and a stream is waiting", k, self.silent_s)
+            self.release(k)
+        with self._lock:
             if self._full_locked(session_id):
                 return None
         s = self._new(session_id, controls)
@@ -90,6 +101,13 @@ class SessionRegistry:
         if other is not s:
             s.close()
         return other
+
+    def _silent_locked(self) -> list[str]:
+        """Running streams with no frame for ``silent_s``, when every slot is taken (else none)."""
+        if self.max_active is None or len(self.active) < self.max_active or self.silent_s is None:
+            return []
+        now = time.monotonic()
+        return [k for k, s in self.active.items() if now - s.last_seen > self.silent_s]
 
     def _full_locked(self, session_id: str) -> bool:
         if self.max_active is None:

@@ -30,6 +30,7 @@ class Services:
         self.output_dir = Path(output_dir or S.OUTPUT_DIR)
         self.loader = ModelLoader()
         self.registry = SessionRegistry(self.loader, Path(live_dir or S.LIVE_DIR), idle_s=S.LIVE_IDLE_S,
+                                        silent_s=S.LIVE_SILENT_S,
                                         keep_s=S.LIVE_KEEP_S, max_active=S.LIVE_MAX_STREAMS)
         self.handler = LiveHandler(self.registry)
         self._janitor: threading.Thread | None = None

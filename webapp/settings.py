@@ -86,6 +86,8 @@ LIVE_WORKERS = _int("LIVE_WORKERS", os.cpu_count() or 2)
 LIVE_TIME_LIMIT_S = _float("LIVE_TIME_LIMIT", None)
 #: A connection's state is dropped if no frame arrived for this long (missed disconnects).
 LIVE_IDLE_S = _float("LIVE_IDLE_S", 30.0)
+#: While a user waits for a live slot, a running stream with no frame for this long is released (a closed tab).
+LIVE_SILENT_S = _float("LIVE_SILENT_S", 5.0)
 #: Timeline files of ended streams stay downloadable this long.
 LIVE_KEEP_S = _float("LIVE_KEEP_S", 1800.0)
 #: Where live timelines are written.
