@@ -35,6 +35,16 @@ def preset_slider_values(name: str | None) -> tuple:
     return tuple(flat[k] for k in SLIDER_RANGES)
 
 
+
+#: Page JavaScript: close the "Server busy" toasts on screen unless the notice (its argument) still says busy.
+CLOSE_BUSY_TOASTS_JS = """(notice) => {
+  if (typeof notice === "string" && notice.includes("Server busy")) return;
+  document.querySelectorAll('[data-testid="toast-body"]').forEach((t) => {
+    if (t.innerText.includes("Server busy")) t.querySelector('[data-testid="toast-close"]')?.click();
+  });
+}"""
+
+
 class LiveTab:
     """The Live tab's components and event handlers for one app's :class:`Services`."""
 
@@ -145,5 +155,7 @@ class LiveTab:
         gr.Timer(1.0).tick(**chart_args)
         what.change(**chart_args)
         model.change(self.model_notice, inputs=[model], outputs=[notice], show_api=False)
+        # a "server busy" toast stays until closed: close it once this user's stream runs (the notice changes)
+        notice.change(None, inputs=[notice], outputs=None, js=CLOSE_BUSY_TOASTS_JS, show_api=False, queue=False)
         dl.click(self.download, inputs=[webrtc, last_id], outputs=[files], show_api=False)
         return webrtc
