@@ -1,4 +1,9 @@
-"""Face detection with MediaPipe's Tasks ``FaceDetector``.
+"""Face detection with MediaPipe's BlazeFace models.
+
+The models run through LiteRT in the calling thread, decoded as MediaPipe does
+(:mod:`tracker.blazeface`: same boxes to a pixel, ~15% less CPU, no hand-off to
+MediaPipe's graph threads); a model of another layout, or
+``EMOTION_DETECTOR_ENGINE=mediapipe``, goes through MediaPipe's Tasks ``FaceDetector``.
 
 Two BlazeFace models ship in ``tracker/models`` (Apache-2.0, from the
 mediapipe 0.10.21 wheel, see ``tracker/models/README.md``):
@@ -139,7 +144,8 @@ def _close_all() -> None:
 
 
 class FaceDetector:
-    """MediaPipe face detection on RGB uint8 frames.
+    """MediaPipe's BlazeFace face detection on RGB uint8 frames (run by :mod:`tracker.blazeface`, or by
+    MediaPipe's own FaceDetector for a model of another layout).
 
     ``FaceDetector()`` uses :class:`DetectionConfig`'s defaults;
     ``FaceDetector("short", tiles=2)`` or ``FaceDetector(DetectionConfig(...))``
@@ -164,19 +170,41 @@ class FaceDetector:
         self.tiles = c.tiles
         self.max_side = int(c.max_side)
         self.auto_tile_px = int(c.auto_tile_px)
+        self._lock = threading.Lock()
+        self._det = self._bf = None
+        #: "litert": the model run here (:mod:`tracker.blazeface`, MediaPipe's decoding re-done); "mediapipe":
+        #: MediaPipe's Tasks FaceDetector (another model's layout, or ``EMOTION_DETECTOR_ENGINE=mediapipe``)
+        self.engine = "mediapipe"
+        if os.environ.get("EMOTION_DETECTOR_ENGINE", "litert").strip().lower() != "mediapipe":
+            from .blazeface import BlazeFace
+
+            try:
+                with quiet_native_logs():
+                    self._bf = BlazeFace(path, threads=int(os.environ.get("EMOTION_LITERT_THREADS", "2")),
+                                         min_suppression=0.3)
+                self.engine = "litert"
+            except ValueError:
+                self._bf = None
+        if self._bf is not None:
+            with quiet_native_logs():
+                self._run(np.zeros((64, 64, 3), np.uint8))  # the first call's cost, now
+            _LIVE.add(self)
+            return
         opts = vision.FaceDetectorOptions(
             base_options=BaseOptions(model_asset_path=str(path)),
             running_mode=vision.RunningMode.IMAGE,
-            # Our own threshold is applied after merging tiles; ask MediaPipe for a bit more.
-            min_detection_confidence=max(0.05, min(self.min_score, 0.99) * 0.8),
+            min_detection_confidence=self._model_min_score(),
             min_suppression_threshold=0.3,
         )
         vision.FaceDetector.__del__ = _no_finaliser
         with quiet_native_logs():  # LiteRT prints ~55 lines on every load and first call
             self._det = vision.FaceDetector.create_from_options(opts)
-            self._lock = threading.Lock()
             self._run(np.zeros((64, 64, 3), np.uint8))  # the first call's notices, and its cost, now
         _LIVE.add(self)
+
+    def _model_min_score(self) -> float:
+        """Our own threshold is applied after merging tiles; ask the model for a bit more."""
+        return max(0.05, min(self.min_score, 0.99) * 0.8)
 
     def close(self) -> None:
         lock = getattr(self, "_lock", None)
@@ -184,12 +212,24 @@ class FaceDetector:
             return
         with lock:
             det, self._det = self._det, None
+            self._bf = None
         if det is not None:
             with quiet_native_logs():
                 det.close()
 
 
     def _run(self, rgb: np.ndarray, ox: float = 0.0, oy: float = 0.0, scale: float = 1.0):
+        bf = self._bf
+        if bf is not None:
+            out = []
+            offset = np.array([ox, oy, ox, oy], np.float32)
+            for box, score, kp in bf.run(rgb, self._model_min_score()):
+                # whole pixels, as MediaPipe reports them: the corner truncated, then width and height
+                x1, y1 = np.trunc(box[0]), np.trunc(box[1])
+                x2, y2 = x1 + np.trunc(box[2] - box[0]), y1 + np.trunc(box[3] - box[1])
+                out.append((np.array([x1, y1, x2, y2], np.float32) * scale + offset, score,
+                            (kp * scale + (ox, oy)).astype(np.float32)))
+            return out
         import mediapipe as mp
 
         h, w = rgb.shape[:2]
