@@ -167,7 +167,7 @@ def pooled(runs: list[dict]) -> dict:
            "cpu_pct": round(float(np.mean([r["cpu_pct"] for r in runs])), 1), "rss_mb": runs[-1]["rss_mb"],
            "client_cpu_pct": round(float(np.mean([r["client_cpu_pct"] for r in runs])), 1),
            "errors": [e for r in runs for e in r["errors"]]}
-    out["runs"] = [{k: v for k, v in r.items() if not k.startswith("_")} for r in runs]
+    out["runs"] = [public(r) for r in runs]
     return out
 
 

@@ -184,7 +184,7 @@ class FaceDetector:
                                          min_suppression=0.3)
                 self.engine = "litert"
             except ValueError:
-                self._bf = None
+                pass  # a model of another layout: MediaPipe's graph decodes it
         if self._bf is not None:
             with quiet_native_logs():
                 self._run(np.zeros((64, 64, 3), np.uint8))  # the first call's cost, now

@@ -70,10 +70,10 @@ def _default_model() -> str:
 
 #: Model selected when a page opens (a spec id; EMOTION_MODEL may also be a spec .json path).
 DEFAULT_UI_MODEL = _default_model()
-#: Simultaneous live streams (WebRTC connections) analysed.  4: the most that still get ~15 fps each on
-#: 2 vCPU (``python -m benchmarks.live_load --peer-video pre``, README "Live capacity": 4 streams 14.8-15.8
-#: fps at the 5th percentile, 17.5-19 median, p95 latency 174-191 ms); the server's total (~67-74 analysed
-#: frames/s) stops growing at 3-4 streams and is only divided beyond: 6 streams ~11 fps, 8 ~8.
+#: Simultaneous live streams (WebRTC connections) analysed.  4: the most that still get >= 15 fps each on
+#: 2 vCPU (``python -m benchmarks.live_load --peer-video pre``, README "Live capacity": 4 streams 16-18 fps
+#: at the 5th percentile, 19-21 median, p95 latency 159-175 ms); the server's total (~81 analysed frames/s)
+#: stops growing at 3-4 streams and is only divided beyond: 6 streams ~14 fps, 8 ~10.
 LIVE_MAX_STREAMS = _int("LIVE_MAX_STREAMS", 4)
 #: Live streams run the face detector on every N-th frame (``detection.detect_every``); the frames in
 #: between keep the last boxes and track IDs and are classified on their own pixels.  2: measured to lift

@@ -35,7 +35,6 @@ def preset_slider_values(name: str | None) -> tuple:
     return tuple(flat[k] for k in SLIDER_RANGES)
 
 
-
 #: Page JavaScript: close the "Server busy" toasts on screen unless the notice (its argument) still says busy.
 CLOSE_BUSY_TOASTS_JS = """(notice) => {
   if (typeof notice === "string" && notice.includes("Server busy")) return;
