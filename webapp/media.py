@@ -25,7 +25,8 @@ import numpy as np
 from export.video import VideoError, VideoResult, process_video
 from pipeline import ConfigError, InvalidFrame, PipelineConfig, analyze_image, preset
 from pipeline.annotate import draw
-from tracker.detect import DetectionConfig, make_detector
+from tracker.base import DetectionConfig
+from tracker.factory import make_detector
 
 from . import settings as S
 from .diskguard import GUARD, DiskFull
