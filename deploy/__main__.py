@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.update and not any(k in secrets or k in variables for k in TURN_KEYS):
         print("Note: no TURN secret given. Images, videos and the API work, but the Live tab cannot connect "
               "from most networks without one. Add it later with --update --secret HF_TOKEN, or in the "
-              "Space's Settings -> Variables and secrets (see Space.md).")
+              "Space's Settings -> Variables and secrets (see docs/space.md).")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Docs that run: every Python code block of the README and docs/API.md runs against a live server
+"""Docs that run: every Python code block of the README and docs/*.md runs against a live server
 (``python app.py``), the parameter tables of docs/API.md are what the server declares, and its JSON
 example has the keys of a real answer.
 
@@ -21,7 +21,9 @@ from testkit.assets import feat_data
 from testkit.server import ONE_ADDRESS_MANY_CLIENTS, start_app
 
 REPO = Path(__file__).resolve().parents[1]
-DOCS = [REPO / "README.md", REPO / "docs" / "API.md"]
+DOCS = [REPO / "README.md", REPO / "docs" / "API.md",
+        *sorted(p for p in (REPO / "docs").glob("*.md") if p.name not in ("API.md", "benchmarks.md")),
+        REPO / "export" / "README.md"]
 DOC_URL = "http://127.0.0.1:7860/"
 ENDPOINTS = {"/analyze_image": "image", "/analyze_video": "video"}
 
