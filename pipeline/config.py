@@ -35,6 +35,8 @@ from tracker.base import DetectionConfig
 from tracker.landmarks import LandmarkConfig
 from tracker.track import TrackerConfig
 
+from .messages import message
+
 SECTIONS = {
     "detection": DetectionConfig,
     "tracking": TrackerConfig,
@@ -129,5 +131,5 @@ def preset(name: str | None = None, **changes) -> PipelineConfig:
     """The config of preset ``name`` (None: :data:`DEFAULT_PRESET`), with ``changes`` by field name."""
     name = name or DEFAULT_PRESET
     if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; presets are: {', '.join(PRESETS)}")
+        raise ConfigError(message("unknown_preset", name=name, choices=list(PRESETS)))
     return PRESETS[name].config.replace(**changes)
