@@ -96,7 +96,10 @@ def test_from_another_folder_with_defaults_not_videos_and_a_log(tmp_path):
 
 def test_the_same_mistake_reads_the_same_in_the_app_and_the_command_line(tmp_path):
     from pipeline.video import VideoError, VideoReader
-    from webapp.media import UserInputError, analyze_image_file, process_video_file
+    from webapp.media import Media, UserInputError
+
+    media = Media(output_dir=tmp_path / "out")
+    analyze_image_file, process_video_file = media.analyze_image_file, media.process_video_file
 
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")
