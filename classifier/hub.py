@@ -128,7 +128,7 @@ CACHE_SIZE = int(os.environ.get("EMOTION_MODEL_CACHE", "4"))
 
 
 def load_classifier(
-    name: str | ModelSpec | None = None, *, token: str | None = None, fallback: bool = True
+    name: str | ModelSpec | None = None, *, token: str | None = None, fallback: bool = True, threads: int = 2
 ) -> tuple[EmotionClassifier, str | None]:
     """Load a classifier by spec id / spec path / ModelSpec.
 
@@ -138,18 +138,18 @@ def load_classifier(
     so streams share the weights but never any per-stream state.
     """
     spec = name if isinstance(name, ModelSpec) else get_spec(name)
-    key = (spec.id, spec.source, spec.repo_id, spec.filename, spec.revision, spec.path)
+    key = (spec.id, spec.source, spec.repo_id, spec.filename, spec.revision, spec.path, int(threads))
     with _CACHE_LOCK:
         if key in _CACHE:
             _CACHE.move_to_end(key)
             return _CACHE[key], None
     try:
-        clf = EmotionClassifier(spec, resolve(spec, token=token))
+        clf = EmotionClassifier(spec, resolve(spec, token=token), threads=threads)
     except ModelError as exc:
         if not fallback or spec.id == DEFAULT_MODEL and spec.source == "embedded":
             raise
         log.warning("model %s unavailable, using %s: %s", spec.id, DEFAULT_MODEL, exc)
-        default, _ = load_classifier(DEFAULT_MODEL, fallback=False)
+        default, _ = load_classifier(DEFAULT_MODEL, fallback=False, threads=threads)
         return default, f"{exc} — using the embedded default model {DEFAULT_MODEL!r} instead."
     with _CACHE_LOCK:
         _CACHE.setdefault(key, clf)

