@@ -264,7 +264,7 @@ def _batch() -> list[str]:
     out = ["## Video files: `python -m export`", "", source("batch", d), "",
            f"{d['videos']} videos ({f(d['frames'])} frames), timed from start to exit: {d['note']}. "
            "The app's `/analyze_video` is in [API calls](#api-calls).", ""]
-    rows = [[f"`{r['args']}`" + (" " + ", ".join(f"{k}={v}" for k, v in r["env"].items()) if r.get("env") else ""),
+    rows = [[f"`{r['args']}`: {r['name']}",
              f(r["wall_s"], 1), f(r["frames_per_s"]), f(r["speedup_vs_jobs_1"], 2), f(r.get("cores_busy"), 2)]
             for r in d["runs"]]
     return out + table(["run", "wall s", "frames/s", "vs --jobs 1", "cores busy"], rows)
