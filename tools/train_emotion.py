@@ -523,7 +523,10 @@ def export_main(a) -> int:
             "training": "python -m tools.train_emotion " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in cfg.items()),
             "licence": "model weights: MIT (this project); trained on FER2013 (research use, see the model card)"}
     proto = to_onnx(model, tta_flip=use_flip, meta=meta)
-    out = REPO / "classifier" / "models" / f"{mid.replace('-', '_')}.onnx"
+    root = Path(a.out_dir) if a.out_dir else REPO / "classifier"
+    (root / "models").mkdir(parents=True, exist_ok=True)
+    (root / "specs").mkdir(parents=True, exist_ok=True)
+    out = root / "models" / f"{mid.replace('-', '_')}.onnx"
     data = proto.SerializeToString()
     out.write_bytes(data)
     sha = hashlib.sha256(data).hexdigest()
@@ -553,9 +556,9 @@ def export_main(a) -> int:
                         f"7 classes, 48x48 grey in [-1, 1]. Model card: classifier/models/{mid.replace('-', '_')}.md"),
         "test_accuracy": round(priv["accuracy"], 4),
     }
-    spec_path = REPO / "classifier" / "specs" / f"{mid}.json"
+    spec_path = root / "specs" / f"{mid}.json"
     spec_path.write_text(json.dumps(spec, indent=2) + "\n")
-    card = REPO / "classifier" / "models" / f"{mid.replace('-', '_')}.md"
+    card = root / "models" / f"{mid.replace('-', '_')}.md"
     card.write_text(model_card(mid, version, cfg, ck, metadata(), out, sha, len(data), use_flip, pub, priv, cost, a,
                                state))
     print(f"wrote {out} ({len(data)} B, sha256 {sha}), {spec_path}, {card}")
@@ -667,6 +670,7 @@ def main(argv=None) -> int:
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--export-only", action="store_true", help="write ONNX, spec and card from DIR/best.pt")
     ap.add_argument("--model-id", default="fer2013-resnet")
+    ap.add_argument("--out-dir", default=None, help="write models/ and specs/ here instead of the repo's classifier/")
     ap.add_argument("--version", default="1.0")
     ap.add_argument("--crop-margin", type=float, default=0.1, help="the spec's crop margin (fraction of the box side)")
     ap.add_argument("--tta-flip", action="store_true", default=None, help="bake flip averaging into the ONNX graph")
