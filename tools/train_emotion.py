@@ -650,7 +650,7 @@ def main(argv=None) -> int:
     ap.add_argument("--state", default=str(REPO / ".cache" / "train_emotion"), help="checkpoints and log")
     ap.add_argument("--pause-file", default=None, help="sleep between batches while this file exists")
     ap.add_argument("--arch", default="resnet-xsw", choices=sorted(ARCHS))
-    ap.add_argument("--epochs", type=int, default=60)
+    ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=0.1)
     ap.add_argument("--wd", type=float, default=5e-4)
