@@ -226,6 +226,49 @@ def _accuracy() -> list[str]:
     return out
 
 
+def _fer2013() -> list[str]:
+    d = load("accuracy_fer2013")
+    if not d:
+        return []
+    rows = [r for r in d["results"] if r.get("available")]
+    out = ["## FER2013, the canonical test", "", source("accuracy_fer2013", d), "",
+           "FER2013's PrivateTest (the test set of papers) and PublicTest (for choosing a model), 3,589 faces each, "
+           "read by `testkit/fer2013.py` from a public copy of the Kaggle image folders (fetched and cached, never "
+           "committed). Each 48x48 image is the whole face, resized to the model's input as the app resizes. "
+           "Published single models score from the mid 60s (human agreement is about 65%) to 73%.", ""]
+    out += table(["model", "data", "faces", "accuracy", "macro-F1"],
+                 [[r["model"], r["data"], f(r["n"]), f(r["accuracy"], 3), f(r["macro_f1"], 3)] for r in rows])
+    missing = [r["model"] for r in d["results"] if not r.get("available")]
+    if missing:
+        out += [f"Not measured here (a Hub model, not reachable offline): {', '.join(missing)}.", ""]
+    if rows:
+        classes = rows[0]["classes"]
+        out += ["Recall per class:", ""]
+        out += table(["model", "data"] + classes,
+                     [[r["model"], r["data"]] + [f(r["per_class"][c]["recall"], 3) for c in classes] for r in rows])
+        for r in rows:
+            if r["data"] != "fer2013-private":
+                continue
+            out += [f"Confusion, {r['model']} on {r['data']} (rows: truth, columns: prediction):", ""]
+            out += table(["truth \\ predicted"] + r["classes"],
+                         [[c] + [f(v) for v in line] for c, line in zip(r["classes"], r["confusion"])])
+    return out
+
+
+def _classifier_cost() -> list[str]:
+    d = load("classifier_cost")
+    if not d:
+        return []
+    out = ["### Candidate emotion networks: cost", "", source("classifier_cost", d), "",
+           f"onnxruntime {d['onnxruntime']}, {d['threads']} threads as the app sets them; {d['note']} "
+           "`+flip` bakes test-time flip averaging into the graph. The machine was busy: compare within the table.", ""]
+    out += table(["model", "input px", "M multiply-adds", "parameters (M)", "batch 1 ms", "batch 16 ms per face"],
+                 [[r["model"], r["input"],
+                   f(r["mmacs"], 0) if r.get("mmacs") else "-", f(r["params"] / 1e6, 2),
+                   f(r["ms_batch1"], 3), f(r["ms_per_face_batch16"], 3)] for r in d["rows"]])
+    return out
+
+
 def _baseline() -> list[str]:
     d = load("baseline")
     if not d:
@@ -366,7 +409,7 @@ def _server() -> list[str]:
     return out
 
 
-SECTIONS = [_headline, _api_calls, _pipeline, _recall, _tracking, _smoothing, _accuracy, _baseline, _face_states,
+SECTIONS = [_headline, _api_calls, _pipeline, _recall, _tracking, _smoothing, _accuracy, _fer2013, _classifier_cost, _baseline, _face_states,
             _batch, _live, _server]
 
 
