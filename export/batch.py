@@ -54,6 +54,7 @@ class Options:
     frame_step: int = 1
     png: bool = False
     max_seconds: float | None = None
+    blendshapes: bool = False  # every blendshape score in the timeline
 
 
 @dataclass
@@ -87,7 +88,7 @@ def run_one(src, out, config, opts: Options, index: int = 0, progress=None, proc
     t0 = time.perf_counter()
     try:
         r = process(f, out, config=config, frame_step=opts.frame_step, progress=progress,
-                    max_seconds=opts.max_seconds)
+                    max_seconds=opts.max_seconds, **({"blendshapes": True} if opts.blendshapes else {}))
         written = r.files
         if opts.png:
             png = out / f"{r.timeline_csv.name[:-len('_timeline.csv')]}_timeline.png"

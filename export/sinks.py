@@ -29,8 +29,9 @@ from .timeline import TimelineWriter
 class TimelineSink:
     """The timeline CSV + JSON (a :class:`~export.timeline.TimelineWriter`): one row per face per analysed frame."""
 
-    def __init__(self, out_dir, stem: str, classes, meta: dict | None = None, atomic: AtomicFiles | None = None):
-        self.writer = TimelineWriter(out_dir, stem, classes, meta, atomic=atomic)
+    def __init__(self, out_dir, stem: str, classes, meta: dict | None = None, atomic: AtomicFiles | None = None,
+                 blendshapes: bool = False):
+        self.writer = TimelineWriter(out_dir, stem, classes, meta, atomic=atomic, blendshapes=blendshapes)
 
     def write(self, frame_index, t, rgb, result, analysed) -> None:
         if analysed:

@@ -143,7 +143,7 @@ def test_roundtrip_real_video(single):
     assert raw["label"].dtype == object and set(raw["label"]) <= set(CLASSES7)
     assert set(raw["predicted"]) <= {0, 1} and raw["predicted"].dtype == np.int64
     assert raw.loc[raw["predicted"] == 1, [c for c in cols if c.startswith("raw_")]].isna().all().all()
-    counts = ("blinks", "yawns", "eyes_closed", "yawning", "looking_away", "drowsy", "attentive")
+    counts = ("blinks", "yawns", "eyes_closed", "yawning", "looking_away", "drowsy", "attentive", "looking_at_camera")
     for c in cols:
         if c not in ("frame", "track_id", "label", "predicted") + counts:
             assert raw[c].dtype == np.float64, c
@@ -153,13 +153,19 @@ def test_roundtrip_real_video(single):
     assert measured["yaw"].abs().max() < 30 and set(measured["attentive"].dropna()) <= {0, 1}
     fs = summarize(raw, CLASSES7)["tracks"][0]["face_states"]
     assert fs["blinks"] == 1 and fs["attentive_share"] > 0.9 and fs["drowsy_s"] == 0
+    # gaze and actions (1.4): the man smiles into the camera from frame ~20 to ~68
+    assert measured["smile"].iloc[:15].max() < 0.3 and measured["smile"].iloc[30:65].min() > 0.6
+    assert measured["looking_at_camera"].mean() > 0.8 and measured["gaze_yaw"].abs().max() < 20
+    acts = summarize(raw, CLASSES7)["tracks"][0]["actions"]
+    assert acts["smile"]["peak"] > 0.8 and 0.3 < acts["smile"]["mean"] < acts["smile"]["peak"]
+    assert acts["looking_at_camera_share"] > 0.8 and not any(k.startswith("bs_") for k in acts)
     first_line = r.timeline_csv.read_text().splitlines()[0]
     assert first_line == ",".join(cols)
 
     doc = json.loads(r.timeline_json.read_text())
     validate_timeline_json(doc)
     assert doc["app_version"] == APP_VERSION and doc["columns"] == cols and doc["classes"] == list(CLASSES7)
-    assert doc["model"]["id"] == "fer-mini-xception" and doc["schema_version"] == "1.3"
+    assert doc["model"]["id"] == "fer-mini-xception" and doc["schema_version"] == "1.4"
     # settings: the whole config of the default preset, nested by section; smoothing is its section
     assert doc["settings"] == json.loads(json.dumps(preset().to_dict()))
     assert set(doc["settings"]) == {"detection", "tracking", "classification", "smoothing", "landmarks"}
@@ -204,13 +210,13 @@ def test_writer_exact_values_and_atomic(tmp_path):
     assert listing(tmp_path) == ["clip_one_timeline.csv", "clip_one_timeline.json"]
     assert paths.paths() == [tmp_path / "clip_one_timeline.csv", tmp_path / "clip_one_timeline.json"]
     lines = paths.timeline_csv.read_text().splitlines()
-    assert lines[1] == "0.0,0,3,10.0,20.0,110.0,140.1,0.9,happiness,0.7,0.2,0.7,0.1,0.1,0.85,0.05,0" + "," * 16  # no face states: empty cells
+    assert lines[1] == "0.0,0,3,10.0,20.0,110.0,140.1,0.9,happiness,0.7,0.2,0.7,0.1,0.1,0.85,0.05,0" + "," * 22  # no face states: empty cells
     assert len(lines) == 4 and lines[3].startswith("0.2,2,4,200.0,20.0,260.0,90.0,0.9,sadness,0.8,")
     doc = json.loads(paths.timeline_json.read_text())
     validate_timeline_json(doc)
     assert doc["frames_processed"] == 3 and doc["rows_count"] == 3 and doc["last_time_s"] == 0.2
     assert doc["smoothing"] == {"half_life_s": 0.5, "margin": 0.1}
-    assert doc["rows"][0] == [0.0, 0, 3, 10.0, 20.0, 110.0, 140.1, 0.9, "happiness", 0.7, 0.2, 0.7, 0.1, 0.1, 0.85, 0.05, 0] + [None] * 16
+    assert doc["rows"][0] == [0.0, 0, 3, 10.0, 20.0, 110.0, 140.1, 0.9, "happiness", 0.7, 0.2, 0.7, 0.1, 0.1, 0.85, 0.05, 0] + [None] * 22
     df = read_timeline(paths.timeline_csv)
     assert list(df["track_id"]) == [3, 3, 4] and df["frame"].dtype == np.int64
 
@@ -737,3 +743,28 @@ def test_cli_config_comes_from_a_preset(tmp_path, monkeypatch, capsys):
     assert "error: v.mp4: stop here" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main([*args, "--preset", "nope"])
+
+
+def test_the_blendshapes_option_writes_every_score(tmp_path):
+    """``python -m export --blendshapes``: 51 bs_* columns (ARKit names, MediaPipe's ``_neutral`` left out),
+    scores 0-1, in CSV and JSON alike, and their mean and peak per track in the summary."""
+    from export.__main__ import main
+    from export.timeline import blendshape_columns
+
+    assert main([str(feat_data() / "single_face.mp4"), "--out", str(tmp_path), "--blendshapes", "--quiet",
+                 "--jobs", "1"]) == 0
+    raw = pd.read_csv(tmp_path / "single_face_timeline.csv")
+    bs = blendshape_columns()
+    assert len(bs) == 51 and bs[0] == "bs_browDownLeft" and list(raw.columns[-51:]) == bs
+    measured = raw[raw["smile"].notna()]
+    assert len(measured) > 50 and measured[bs].notna().all().all()
+    assert ((measured[bs] >= 0) & (measured[bs] <= 1)).all().all()
+    np.testing.assert_allclose((measured["bs_mouthSmileLeft"] + measured["bs_mouthSmileRight"]) / 2,
+                               measured["smile"], atol=2e-3)
+    doc = json.loads((tmp_path / "single_face_timeline.json").read_text())
+    validate_timeline_json(doc)
+    assert doc["columns"] == list(raw.columns)
+    summary = json.loads((tmp_path / "single_face_summary.json").read_text())
+    acts = summary["tracks"][0]["actions"]
+    assert acts["bs_jawOpen"]["peak"] >= acts["bs_jawOpen"]["mean"] and "bs_eyeBlinkLeft" in acts
+    assert summary["schema_version"] == "1.2"
