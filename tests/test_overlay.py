@@ -109,7 +109,8 @@ def test_a_held_label_is_marked_and_predicted_faces_are_dimmed():
     classes = ("neutral", "happiness", "sadness")
     res = FrameResult(index=0, timestamp=0, width=640, height=480, classes=classes,
                       boxes=np.array([[100, 150, 220, 280], [400, 150, 520, 280]], np.float32),
-                      scores=np.ones(2, np.float32), track_ids=np.array([12, 3]),
+                      scores=np.ones(2, np.float32), keypoints=np.full((2, 6, 2), np.nan, np.float32),
+                      track_ids=np.array([12, 3]),
                       predicted=np.array([False, True]),
                       raw=np.array([[0.3, 0.39, 0.31], [np.nan] * 3], np.float32),
                       smoothed=np.array([[0.38, 0.39, 0.23], [0.1, 0.8, 0.1]], np.float32),

@@ -23,7 +23,6 @@ under XNNPACK; the landmark model gained nothing from one).
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from pathlib import Path
 
@@ -109,14 +108,11 @@ class FaceMeshModel:
     n_points = N_POINTS
 
     def __init__(self, landmark_path: str | Path = LANDMARK_MODEL, blendshape_path: str | Path | None = BLENDSHAPE_MODEL,
-                 threads: int | None = None):
-        """``threads``: LiteRT's interpreter threads (default ``EMOTION_LITERT_THREADS``, else 1: the
-        model's layers are small, and a second thread gained nothing here).  ``blendshape_path=None``:
-        landmarks only."""
+                 threads: int = 2):
+        """``threads``: LiteRT's interpreter threads for the landmark model (2: one per core; the batch
+        command line gives each of its workers its share).  ``blendshape_path=None``: landmarks only."""
         from ai_edge_litert.interpreter import Interpreter
 
-        if threads is None:
-            threads = int(os.environ.get("EMOTION_LITERT_THREADS", "1"))
         check_model(landmark_path)
         if blendshape_path is not None:
             check_model(blendshape_path)

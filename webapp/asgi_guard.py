@@ -25,7 +25,6 @@
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import re
@@ -94,17 +93,9 @@ def prune_finished_events(app, keep_s: float = 120.0, now: float | None = None) 
         if (eid not in in_flight and row.get("status") in ("success", "failed", "cancelled")
                 and now - float(row.get("time") or now) > keep_s):
             done.append(eid)
-    for eid in done:
-        queue.event_analytics.pop(eid, None)
-        queue.event_ids_to_events.pop(eid, None)
-        # an HTTP API call (its session is the event): its session, and its result if never read
-        if eid in queue.pending_event_ids_session or eid in holder.session_data:
-            queue.pending_event_ids_session.pop(eid, None)
-            with contextlib.suppress(KeyError):
-                del queue.pending_messages_per_session[eid]
-            with holder.lock:
-                holder.session_data.pop(eid, None)
-                holder.time_last_used.pop(eid, None)
+    from common.compat import gradio_forget_events
+
+    gradio_forget_events(blocks, done)
     return len(done)
 
 

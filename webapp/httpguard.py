@@ -95,8 +95,6 @@ class GuardedH11Protocol(H11Protocol):
 
 def install() -> None:
     """Make uvicorn build :class:`GuardedH11Protocol` for ``http="auto"`` and ``http="h11"``."""
-    from uvicorn import config
+    from common.compat import uvicorn_http_protocol
 
-    target = f"{__name__}:GuardedH11Protocol"
-    config.HTTP_PROTOCOLS["auto"] = target
-    config.HTTP_PROTOCOLS["h11"] = target
+    uvicorn_http_protocol(f"{__name__}:GuardedH11Protocol")

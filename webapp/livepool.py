@@ -46,10 +46,10 @@ def install(workers: int) -> bool:
     with _lock:
         if _installed is not None:
             return True
-        import fastrtc.webrtc_connection_mixin as mixin
+        from common.compat import fastrtc_video_callback
 
         _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="live-worker")
-        mixin.VideoCallback = _pooled_class()
+        fastrtc_video_callback(_pooled_class())
         _installed = workers
         log.info("live frames run on %d worker threads", workers)
         return True

@@ -25,7 +25,9 @@ import numpy as np
 from export.video import VideoError, VideoResult, process_video
 from pipeline import ConfigError, InvalidFrame, PipelineConfig, analyze_image, preset
 from pipeline.annotate import draw
-from tracker.detect import DetectionConfig, make_detector
+from pipeline.messages import message
+from tracker.base import DetectionConfig
+from tracker.factory import make_detector
 
 from . import settings as S
 from .diskguard import GUARD, DiskFull
@@ -110,7 +112,7 @@ def read_image(file, max_pixels: int | None = None) -> np.ndarray:
     """
     p = _path_of(file)
     if p.stat().st_size == 0:
-        raise UserInputError(f"{p.name} is empty (0 bytes).")
+        raise UserInputError(message("empty", name=p.name))
     w, h = image_size(p, max_pixels)
     raw = p.read_bytes()
     short = jpeg_shortfall(raw)
@@ -138,7 +140,7 @@ def read_image(file, max_pixels: int | None = None) -> np.ndarray:
         raise UserInputError(f"{p.name} is not an image that can be read (supported: {SUPPORTED_IMAGES}).") from None
 
 
-_IMAGE_LOCK = threading.Semaphore(2)  # at most two images at once (2 cores)
+_IMAGE_LOCK = threading.Semaphore(max(1, S.IMAGE_CONCURRENCY))  # images analysed at once (IMAGE_CONCURRENCY)
 _POOL_LOCK = threading.Lock()
 _DETECTORS: dict[DetectionConfig, list] = {}  # idle detectors by settings (one costs ~200 ms to load)
 
@@ -168,7 +170,7 @@ def client_model(name: str) -> str:
     """
     offered = S.offered_models()
     if name not in offered:
-        raise UserInputError(f"unknown model {str(name)[:60]!r}; choose one of: {', '.join(offered)}")
+        raise UserInputError(message("unknown_model", name=str(name)[:60], choices=list(offered)))
     return offered[name][1]
 
 
@@ -238,7 +240,7 @@ def process_video_file(file, out_root: Path, frame_step: int = 1, model: str | N
         raise UserInputError("No video was given. Upload a video file (MP4, MOV, WebM, AVI, MKV).")
     p = _path_of(file)
     if p.stat().st_size == 0:
-        raise UserInputError(f"{p.name} is empty (0 bytes).")
+        raise UserInputError(message("empty", name=p.name))
     try:
         step = int(frame_step)
     except (TypeError, ValueError):

@@ -1,4 +1,4 @@
-"""Environment variables read by the app (documented in Space.md), and the choices its menus offer."""
+"""Environment variables read by the app (documented in docs/space.md), and the choices its menus offer."""
 from __future__ import annotations
 
 import functools

@@ -141,33 +141,18 @@ def stable_handler(fn: Callable, skip_frames: bool = True, fps: int = 30, worker
     ``workers`` (default ``LIVE_WORKERS``) threads run the handler, off fastrtc's event loop
     (:mod:`webapp.livepool`); 0 leaves it in the loop.
     """
-    from fastrtc import VideoStreamHandler
+    from common.compat import fastrtc_stable_handler_class
 
     from . import livepool
     from . import settings as S
 
     livepool.install(S.LIVE_WORKERS if workers is None else workers)
 
-    class _Stable(VideoStreamHandler):
-        def __setattr__(self, name, value):
-            if name == "callable" and "callable" in self.__dict__:
-                return
-            super().__setattr__(name, value)
-
-    return _Stable(fn, fps=fps, skip_frames=skip_frames)
+    return fastrtc_stable_handler_class()(fn, fps=fps, skip_frames=skip_frames)
 
 
 def hook_cleanup(webrtc, registry: SessionRegistry) -> None:
     """Release a connection's session when fastrtc cleans the connection up."""
-    original = webrtc.clean_up
+    from common.compat import fastrtc_on_clean_up
 
-    def clean_up(webrtc_id: str):
-        try:
-            return original(webrtc_id)
-        finally:
-            try:
-                registry.release(webrtc_id)
-            except Exception:  # pragma: no cover
-                log.exception("releasing live session %s", webrtc_id)
-
-    webrtc.clean_up = clean_up
+    fastrtc_on_clean_up(webrtc, registry.release)

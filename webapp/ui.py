@@ -18,7 +18,7 @@ from .asgi_guard import GuardMiddleware
 from .charts import CSS as CHART_CSS
 from .services import Services
 from .ui_live import LiveTab
-from .ui_media import VideoTab, build_api, build_image_tab
+from .ui_media import VideoTab, build_api, build_image_tab, hide_internal_endpoints
 
 # gradio 5.50 announces gradio 6 renames (css=, show_api=); fastrtc 0.0.34 needs gradio<6.
 warnings.filterwarnings("ignore", message=r".*(The 'css' parameter|The 'show_api' parameter).*")
@@ -55,6 +55,7 @@ def build_demo(services: Services | None = None) -> gr.Blocks:
         with gr.Tab("Video", id="video"):
             video.build()
         build_api(video)
+        hide_internal_endpoints(demo)
     return demo
 
 
@@ -67,6 +68,9 @@ def launch(demo: gr.Blocks, services: Services, **kwargs):
     """
     from starlette.middleware import Middleware
 
+    from common.compat import check_versions
+
+    check_versions()  # the patches below were written for exact versions: refuse others, clearly
     httpguard.install()
     app_kwargs = dict(kwargs.pop("app_kwargs", None) or {})
     app_kwargs["middleware"] = [*app_kwargs.get("middleware", ()), Middleware(GuardMiddleware)]

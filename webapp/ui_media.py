@@ -55,9 +55,10 @@ def ui_image(img, model, preset_name):
 
 
 @_err
-def api_image(file, model, preset_name=DEFAULT_PRESET):
+def api_image(image, model, preset=DEFAULT_PRESET):
     """Analyse one image: every face with its box, probabilities and label (FrameResult.to_dict())."""
-    _, result = analyze_image_file(file, model or None, preset_name or None, annotate=False)
+    # the parameter names are the API's keyword names (docs/API.md): image, model, preset
+    _, result = analyze_image_file(image, model or None, preset or None, annotate=False)
     return result
 
 
@@ -119,9 +120,10 @@ class VideoTab:
             return gr.skip()
         return video_chart_html(chart["data"], chart["duration_s"], what or TOP)
 
-    def api(self, file, frame_step, model, preset_name=DEFAULT_PRESET, progress=gr.Progress()):
+    def api(self, video, frame_step, model, preset=DEFAULT_PRESET, progress=gr.Progress()):
         """Analyse a video: annotated MP4, timeline CSV/JSON, summary JSON/CSV files and the summary."""
-        vr = self.run(file, frame_step, model, preset_name, progress)
+        # the parameter names are the API's keyword names (docs/API.md): video, frame_step, model, preset
+        vr = self.run(video, frame_step, model, preset, progress)
         return (str(vr.annotated_mp4), str(vr.timeline_csv), str(vr.timeline_json), str(vr.summary_json),
                 str(vr.summary_csv), vr.summary)
 
@@ -154,6 +156,20 @@ class VideoTab:
 
 
 # -- API-only endpoints (plain files in, so any client can call them; see docs/API.md) --
+#: The endpoints the API page and ``Client.view_api()`` list; every other event is hidden (still callable).
+PUBLIC_APIS = ("analyze_image", "analyze_video")
+
+
+def hide_internal_endpoints(demo: gr.Blocks) -> None:
+    """Keep only :data:`PUBLIC_APIS` on the API page: fastrtc's WebRTC component registers its own
+    events (``set_input_gradio``..., ``set_input_on_submit``) with ``show_api`` on and offers no switch.
+    ``show_api=False`` (gradio 5.x; ``api_visibility="undocumented"`` in gradio 6) hides an event from
+    the page and from ``view_api()`` but leaves it callable, which the live view's page needs."""
+    for fn in demo.fns.values():
+        if fn.api_name not in PUBLIC_APIS:
+            fn.show_api = False
+
+
 def build_api(video: VideoTab) -> None:
     with gr.Row(visible=False):
         img = gr.File(label="image")
