@@ -57,13 +57,21 @@ def bench_cost(seconds: float) -> dict:
     frame = grid_frames(1, 1, size=(640, 480))[0]
     with Pipeline() as p:
         r = [p.process(frame, i / 30) for i in range(3)][-1]
-    m = shared_model()
-    ts = []
+    from tracker.facemesh import FaceMeshModel
+    from tracker.landmarks import LandmarkModel
+
+    # the stage's call (478 points + blendshapes), the 478-point model alone, and the 468-point model it
+    # replaced, interleaved so that the machine's load falls on all three alike
+    models = {"model_call_ms": shared_model(), "model_call_478_only_ms": FaceMeshModel(blendshape_path=None),
+              "model_call_468_ms": LandmarkModel()}
+    ts = {k: [] for k in models}
     for _ in range(200):
-        t0 = time.perf_counter()
-        m.run(frame, r.boxes[:1], r.keypoints[:1])
-        ts.append((time.perf_counter() - t0) * 1000)
-    out["model_call_ms"] = stats(ts)
+        for k, m in models.items():
+            t0 = time.perf_counter()
+            m.run(frame, r.boxes[:1], r.keypoints[:1])
+            ts[k].append((time.perf_counter() - t0) * 1000)
+    for k, v in ts.items():
+        out[k] = {**stats(v), "p10": round(float(np.percentile(v, 10)), 3)}
     return out
 
 
@@ -164,13 +172,14 @@ def bench_blinks() -> dict:
     return out
 
 
-def bench_head_pose() -> dict:
+def bench_head_pose(m=None) -> dict:
+    """Head pose from ``m``'s landmarks (default: the pipeline's model)."""
     import cv2
 
     from tracker.detect import FaceDetector
 
     det = FaceDetector("full")
-    m = shared_model()
+    m = m or shared_model()
 
     def pose(rgb):
         d = det.detect(rgb, scan_all=True)
@@ -202,6 +211,41 @@ def bench_head_pose() -> dict:
     out["mirror_yaw_sign_flips"] = f"{sum(np.sign(r['yaw']) == -np.sign(r['yaw_mirrored']) for r in mir)} of {len(mir)}"
     out["mirror_yaw_sum_abs_max"] = round(max(abs(r["yaw"] + r["yaw_mirrored"]) for r in mir), 2)
     out["rotation_roll_error_abs_max"] = round(max(abs(r["roll_change"] - r["angle"]) for r in out["rotation"]), 2)
+    return out
+
+
+def bench_models() -> dict:
+    """The 468-point mesh (``tracker/landmarks.py``, the stage's model before) against the 478-point one
+    (``tracker/facemesh.py``): head pose as in :func:`bench_head_pose`, and the eye aspect ratio of shut
+    over open eyes on the blinks of the real videos (lower: the eye closes further in the landmarks)."""
+    import av
+
+    from tracker.detect import FaceDetector
+    from tracker.facemesh import FaceMeshModel
+    from tracker.landmarks import LandmarkModel
+
+    gt = json.loads(GT.read_text())["videos"]
+    det = FaceDetector("full")
+    out = {}
+    for name, model in (("468 (face_landmark.tflite)", LandmarkModel()), ("478 (face_landmarks_detector.tflite)",
+                                                                          FaceMeshModel(blendshape_path=None))):
+        hp = bench_head_pose(model)
+        ratios = []
+        for video, g in gt.items():
+            with av.open(str(feat_data() / video)) as c:
+                frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+            for a, b in g["blinks"]:
+                k = (a + b) // 2 if b - a > 1 else (a if video != "single_face.mp4" else 27)
+                ears = []
+                for kk in (a - 10, k):
+                    d = det.detect(frames[kk], scan_all=True)
+                    ms = measures(model.run(frames[kk], d.boxes[:1], d.keypoints[:1])[0])
+                    ears.append(float((ms["ear_r"][0] + ms["ear_l"][0]) / 2))
+                ratios.append(round(ears[1] / ears[0], 3))
+        out[name] = {"mirror_yaw_sum_abs_max": hp["mirror_yaw_sum_abs_max"],
+                     "rotation_roll_error_abs_max": hp["rotation_roll_error_abs_max"],
+                     "shut_over_open_ear": ratios}
+    det.close()
     return out
 
 
@@ -290,6 +334,7 @@ def main(argv=None) -> dict:
     res = {"command": "python -m benchmarks.face_states", "note": "timings on a shared 2-core machine: noisy"}
     res["head_pose"] = bench_head_pose()
     res["eyes"] = bench_eyes()
+    res["models_468_vs_478"] = bench_models()
     res["blinks"] = bench_blinks()
     res["smiles"] = bench_smiles()
     if not args.skip_cost:
@@ -301,6 +346,9 @@ def main(argv=None) -> dict:
     print(f"head pose: mirrored yaw flips sign {hp['mirror_yaw_sign_flips']}, |yaw + mirrored yaw| <= "
           f"{hp['mirror_yaw_sum_abs_max']} deg; roll error on rotations +-5..45 deg <= {hp['rotation_roll_error_abs_max']} deg")
     print(f"eyes: shut/open EAR ratios {res['eyes']['shut_over_open_ear']}")
+    for name, v in res["models_468_vs_478"].items():
+        print(f"model {name}: |yaw + mirrored yaw| <= {v['mirror_yaw_sum_abs_max']} deg, roll error <= "
+              f"{v['rotation_roll_error_abs_max']} deg, shut/open EAR {v['shut_over_open_ear']}")
     for r in res["eyes"]["frames"]:
         print(f"  {r['video']} frame {r['frame']} {r['eyes']}: EAR {r['ear']}, still eye_open {r['eye_open_still']}")
     print("\n| video | condition | blinks | detected | missed | false (in closed-eye/hand spans) |\n|---|---|---|---|---|---|")
@@ -333,7 +381,8 @@ def main(argv=None) -> dict:
                   f"{on['faces_measured_per_frame']:.1f} | {on['landmarks']['median']:.2f} / {on['landmarks']['p95']:.2f} | "
                   f"{on['landmarks_per_measured_face_ms']:.2f} | "
                   f"{off['total']['median']:.2f} | {on['total']['median']:.2f} |")
-        print(f"one model call (200 px face): {res['cost']['model_call_ms']}")
+        for k in ("model_call_ms", "model_call_478_only_ms", "model_call_468_ms"):
+            print(f"{k} (200 px face): {res['cost'][k]}")
     print(f"\nresults: {args.out}")
     return res
 
