@@ -43,9 +43,22 @@ def table(header: list[str], rows: list[list]) -> list[str]:
     return out + [""]
 
 
+def machine(d: dict | None) -> str:
+    """The results file's own note on the machine it ran on, if it has one."""
+    m = (d or {}).get("machine")
+    if isinstance(m, dict):
+        parts = [f"{m[k]} cores" for k in ("cores", "cpus") if k in m]
+        parts += [f"Python {m['python']}"] if "python" in m else []
+        parts += [f"onnxruntime {m['onnxruntime']}"] if "onnxruntime" in m else []
+        return "; ".join(parts)
+    return str(m) if m else ""
+
+
 def source(name: str, d: dict | None) -> str:
     cmd = (d or {}).get("command") or f"python -m benchmarks.{name.split('_')[0]}"
-    return f"Command: `{cmd.strip()}`; results: [`benchmarks/results/{name}.json`](../benchmarks/results/{name}.json)."
+    where = machine(d)
+    return (f"Command: `{cmd.strip()}`; results: [`benchmarks/results/{name}.json`](../benchmarks/results/{name}.json)"
+            + (f"; machine: {where}." if where else "."))
 
 
 # -- sections ---------------------------------------------------------------------------------
@@ -107,7 +120,7 @@ def _api_calls() -> list[str]:
     im, vi = d["image"], d["video"]
     out = ["## API calls", "", source("api_calls", d), "",
            f"Through `gradio_client`, one call after another, client and server on the same machine "
-           f"({d['machine']['note']}; load average {d['machine'].get('load_avg_1_5_15_start', ['-'])[0]} at the "
+           f"(load average {d['machine'].get('load_avg_1_5_15_start', ['-'])[0]} at the "
            f"start, {d['machine'].get('load_avg_1_5_15_end', ['-'])[0]} at the end: other work shared the cores).", ""]
     out += table(["call", "server (analysis) median / p10-p90", "per call median / p10-p90", "first call"], [
         [f"`/analyze_image` {im['file']} ({im['size']}, {im['faces']} faces), {im['calls']} calls",
@@ -251,7 +264,7 @@ def _batch() -> list[str]:
     out = ["## Video files: `python -m export`", "", source("batch", d), "",
            f"{d['videos']} videos ({f(d['frames'])} frames), timed from start to exit: {d['note']}. "
            "The app's `/analyze_video` is in [API calls](#api-calls).", ""]
-    rows = [[f"`{r['args']}`" + (" " + ", ".join(f"{k}={v}" for k, v in r["env"].items()) if r.get("env") else ""),
+    rows = [[f"`{r['args']}`: {r['name']}",
              f(r["wall_s"], 1), f(r["frames_per_s"]), f(r["speedup_vs_jobs_1"], 2), f(r.get("cores_busy"), 2)]
             for r in d["runs"]]
     return out + table(["run", "wall s", "frames/s", "vs --jobs 1", "cores busy"], rows)
@@ -299,11 +312,11 @@ def _live() -> list[str]:
                       for name, k in (("every frame", "detect_every_1"), ("every other frame", "detect_every_2"))])
         out += [f"Shown labels agree on {f(100 * sm['labels_same_share'], 1)}% of faces.", ""]
     out += ["### Where the live time goes", ""]
-    for name in ("live_profile_pre", "live_profile"):
+    for name in ("live_profile_pre",):  # live_profile.json: an older configuration (every frame detected)
         p = load(name)
         if not p:
             continue
-        out += [source(name, p), f"({p['machine']})", "",
+        out += [source(name, p), "",
                 f"Analysis and drawing alone: {f(p['pipeline_ms_per_frame'])} ms per frame.", ""]
         out += table(["streams", "fps p5 / median", "server CPU ms per analysed frame", "server CPU %"],
                      [[l["streams"], f"{f(l['fps_p5'])} / {f(l['fps_median'])}",

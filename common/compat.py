@@ -49,7 +49,7 @@ def fastrtc_video_callback(replacement: type) -> None:
     """fastrtc's ``VideoCallback`` replaced by ``replacement`` (a subclass) for every new connection.
 
     Why: fastrtc runs a video handler inside the connection's event loop, one frame at a time, so a
-    60 ms analysis delays every connection; the replacement (``webapp.livepool``) awaits the handler
+    60 ms analysis delays every connection; the replacement (``webapp.live.pool``) awaits the handler
     on a worker pool, drops the backlog and wraps the answer frame without a copy.
     Upstream: ``fastrtc.webrtc_connection_mixin.VideoCallback`` (the name the mixin instantiates),
     and ``VideoCallback``'s ``recv``, ``frame_queue``, ``latest_frame``, ``latest_args``,
@@ -64,10 +64,11 @@ def fastrtc_video_callback(replacement: type) -> None:
 def fastrtc_stable_handler_class() -> type:
     """A ``fastrtc.VideoStreamHandler`` whose ``callable`` cannot be replaced once set.
 
-    Why: fastrtc's ``WebRTC.stream`` assigns the event's function to the handler's ``callable``
-    after the handler was made; with several events wired to one component, a later one replaced
-    the video handler with another function.  Upstream: ``VideoStreamHandler.callable``, set in
-    ``__init__`` and again by ``WebRTC.stream`` (written for fastrtc 0.0.34).
+    Why: fastrtc wraps ``handler.callable`` in an error decorator on every new connection
+    (``webrtc_connection_mixin.handle_offer``), so the call stack grows by one frame per connection
+    ever made and a long-running server ends in RecursionError.  Our handler catches its own errors,
+    so later assignments are ignored.  Upstream: ``VideoStreamHandler.callable``, a dataclass field
+    reassigned by ``handle_offer`` (written for fastrtc 0.0.34).
     """
     from fastrtc import VideoStreamHandler
 
@@ -109,7 +110,7 @@ def uvicorn_http_protocol(target: str) -> None:
     """uvicorn builds ``target`` ("module:Class", an ``H11Protocol`` subclass) for ``http="auto"`` and ``"h11"``.
 
     Why: uvicorn has no timeout for a request's headers or body; a client that sends them a byte at
-    a time holds a connection for ever (``webapp.httpguard`` closes such connections).
+    a time holds a connection for ever (``webapp.guards.slowclients`` closes such connections).
     Upstream: ``uvicorn.config.HTTP_PROTOCOLS``, and ``H11Protocol``'s ``connection_made``,
     ``data_received``, ``connection_lost``, ``conn``, ``cycle``, ``transport``, ``client``
     (written for uvicorn 0.55.0 with h11 0.16.0).

@@ -96,7 +96,10 @@ def test_from_another_folder_with_defaults_not_videos_and_a_log(tmp_path):
 
 def test_the_same_mistake_reads_the_same_in_the_app_and_the_command_line(tmp_path):
     from pipeline.video import VideoError, VideoReader
-    from webapp.media import UserInputError, analyze_image_file, process_video_file
+    from webapp.media import Media, UserInputError
+
+    media = Media(output_dir=tmp_path / "out")
+    analyze_image_file, process_video_file = media.analyze_image_file, media.process_video_file
 
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")
@@ -114,3 +117,19 @@ def test_the_same_mistake_reads_the_same_in_the_app_and_the_command_line(tmp_pat
     assert str(model_side.value) == message("unknown_model", name="no-such-model",
                                             choices=["fer-mini-xception", "ferplus-8"])
     assert all(k.islower() for k in MESSAGES)
+
+
+def test_the_api_docs_list_the_messages_of_the_table():
+    """docs/API.md's list of errors is the shared table, filled with sample values."""
+    doc = (REPO / "docs" / "API.md").read_text()
+    sample = {"name": "clip.mp4", "why": "Invalid data found when processing input", "kind": "JPEG",
+              "choices": ["fer-mini-xception", "ferplus-8"]}
+    for key in MESSAGES:
+        if key == "folder":  # the command line's own: an upload is never a folder
+            continue
+        fields = dict(sample)
+        if key.startswith("unknown_"):
+            fields["name"] = "x"
+            if key == "unknown_preset":
+                fields["choices"] = ["standard", "steady"]
+        assert f"`{message(key, **fields)}`" in doc, key

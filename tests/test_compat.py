@@ -28,7 +28,7 @@ def test_fastrtc_video_callback_is_where_the_patch_puts_its_replacement():
 def test_the_pooled_callback_still_subclasses_fastrtc_s():
     from fastrtc.tracks import VideoCallback
 
-    from webapp.livepool import _pooled_class
+    from webapp.live.pool import _pooled_class
 
     assert issubclass(_pooled_class(), VideoCallback)
 

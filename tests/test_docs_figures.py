@@ -49,7 +49,7 @@ def _anchor(heading: str) -> str:
 def test_links_resolve(doc):
     text = re.sub(r"```.*?```", "", doc.read_text(), flags=re.S)
     bad = []
-    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+    for target in re.findall(r"\]\(([^)\s]+)\)", text) + re.findall(r'<img src="([^"]+)"', text):
         if target.startswith(("http://", "https://", "mailto:")):
             continue
         path, _, anchor = target.partition("#")

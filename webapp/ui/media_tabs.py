@@ -1,7 +1,8 @@
 """The Image and Video tabs and the ``/analyze_image`` and ``/analyze_video`` API endpoints.
 
 Every entry point takes a preset name (the default: :data:`pipeline.config.DEFAULT_PRESET`);
-its config is built by :func:`webapp.media.config_for` from ``pipeline.config.preset``.
+its config is built by :meth:`webapp.media.Media.config_for` from ``pipeline.config.preset``.  The
+tabs and endpoints of one :class:`~webapp.server.Server` use its analysis service, limits and fairness.
 """
 from __future__ import annotations
 
@@ -12,16 +13,9 @@ import gradio as gr
 
 from pipeline import DEFAULT_PRESET
 
-from . import settings as S
+from ..media import UserInputError
+from ..settings import preset_choices
 from .charts import chart_choices, image_summary, video_chart_html, video_summary
-from .media import (
-    UserInputError,
-    analyze_image_file,
-    cleanup_outputs,
-    process_video_file,
-)
-from .fairness import limited, video as video_event
-from .services import Services
 from .svgchart import TOP
 
 log = logging.getLogger(__name__)
@@ -46,54 +40,58 @@ def _err(fn):
 
 
 # -- image -----------------------------------------------------------------
-@_err
-def ui_image(img, model, preset_name):
-    if img is None:
-        raise UserInputError("Upload an image first.")
-    annotated, result = analyze_image_file(img, model, preset_name)  # a file path: size checked before decoding
-    return annotated, image_summary(result), result
-
-
-@_err
-def api_image(image, model, preset=DEFAULT_PRESET):
-    """Analyse one image: every face with its box, probabilities and label (FrameResult.to_dict())."""
-    # the parameter names are the API's keyword names (docs/API.md): image, model, preset
-    _, result = analyze_image_file(image, model or None, preset or None, annotate=False)
-    return result
-
-
 def _preset_radio(elem_id: str) -> gr.Radio:
-    return gr.Radio(S.preset_choices(), value=DEFAULT_PRESET, label="Preset", elem_id=elem_id)
+    return gr.Radio(preset_choices(), value=DEFAULT_PRESET, label="Preset", elem_id=elem_id)
 
 
-def build_image_tab() -> None:
-    with gr.Row():
-        with gr.Column(min_width=300):
-            img_in = gr.Image(type="filepath", label="Photo", sources=["upload", "webcam", "clipboard"], elem_id="image-in")
-            with gr.Row():
-                model = gr.Dropdown(S.model_choices(), value=S.DEFAULT_UI_MODEL, label="Model")
-                scene = _preset_radio("image-preset")
-            btn = gr.Button("Analyse", variant="primary")
-        with gr.Column(min_width=300):
-            img_out = gr.Image(label="Annotated", format="png", elem_id="image-out")
-            line = gr.Markdown("", elem_id="image-summary")
-            with gr.Accordion("Details (JSON: boxes and every probability, as the API returns them)", open=False):
-                img_json = gr.JSON(label="Faces")
-    for event in (btn.click, img_in.upload):
-        limited(event(ui_image, [img_in, model, scene], [img_out, line, img_json], show_api=False,
-                      concurrency_limit=S.IMAGE_CONCURRENCY, concurrency_id="image"))
+class ImageTab:
+    """The Image tab and ``/analyze_image`` of one server."""
+
+    def __init__(self, server):
+        self.server, self.settings, self.media = server, server.settings, server.media
+
+    def ui_image(self, img, model, preset_name):
+        if img is None:
+            raise UserInputError("Upload an image first.")
+        annotated, result = self.media.analyze_image_file(img, model, preset_name)  # size checked before decoding
+        return annotated, image_summary(result), result
+
+    def api(self, image, model, preset=DEFAULT_PRESET):
+        """Analyse one image: every face with its box, probabilities and label (FrameResult.to_dict())."""
+        # the parameter names are the API's keyword names (docs/API.md): image, model, preset
+        _, result = self.media.analyze_image_file(image, model or None, preset or None, annotate=False)
+        return result
+
+    def build(self) -> None:
+        s = self.settings
+        with gr.Row():
+            with gr.Column(min_width=300):
+                img_in = gr.Image(type="filepath", label="Photo", sources=["upload", "webcam", "clipboard"],
+                                  elem_id="image-in")
+                with gr.Row():
+                    model = gr.Dropdown(s.model_choices(), value=s.default_ui_model, label="Model")
+                    scene = _preset_radio("image-preset")
+                btn = gr.Button("Analyse", variant="primary")
+            with gr.Column(min_width=300):
+                img_out = gr.Image(label="Annotated", format="png", elem_id="image-out")
+                line = gr.Markdown("", elem_id="image-summary")
+                with gr.Accordion("Details (JSON: boxes and every probability, as the API returns them)", open=False):
+                    img_json = gr.JSON(label="Faces")
+        for event in (btn.click, img_in.upload):
+            self.server.fairness.limited(event(_err(self.ui_image), [img_in, model, scene], [img_out, line, img_json],
+                                               show_api=False, concurrency_limit=s.image_concurrency,
+                                               concurrency_id="image"))
 
 
 # -- video -----------------------------------------------------------------
 class VideoTab:
-    """The Video tab and ``/analyze_video``, writing to one app's output folder."""
+    """The Video tab and ``/analyze_video`` of one server (its output folder, limits and fairness)."""
 
-    def __init__(self, services: Services):
-        self.out_dir = services.output_dir
+    def __init__(self, server):
+        self.server, self.settings, self.media = server, server.settings, server.media
+        self.out_dir = server.output_dir
 
     def run(self, file, frame_step, model, preset_name, progress):
-        cleanup_outputs(self.out_dir, S.OUTPUT_KEEP_S)
-
         def cb(done, total):
             if total:
                 progress(min(done / total, 1.0), desc=f"frame {done} of {total}")
@@ -101,9 +99,8 @@ class VideoTab:
                 progress(None, desc=f"frame {done}")
 
         progress(0.0, desc="reading video")
-        return process_video_file(file, self.out_dir, frame_step=frame_step, model=model or None,
-                                  preset_name=preset_name or None, max_seconds=S.VIDEO_MAX_SECONDS,
-                                  max_pixels=S.VIDEO_MAX_PIXELS, progress=cb)
+        return self.media.process_video_file(file, self.out_dir, frame_step=frame_step, model=model or None,
+                                             preset_name=preset_name or None, progress=cb)
 
     def ui(self, file, frame_step, model, preset_name, what, progress=gr.Progress()):
         vr = self.run(file, frame_step, model, preset_name, progress)
@@ -128,6 +125,7 @@ class VideoTab:
                 str(vr.summary_csv), vr.summary)
 
     def build(self) -> None:
+        s = self.settings
         with gr.Row():
             with gr.Column(min_width=300):
                 # a file box, not a player: the browser need not be able to play the upload (FFmpeg reads it)
@@ -135,13 +133,13 @@ class VideoTab:
                                  elem_id="video-in")
                 step = gr.Slider(1, 10, value=1, step=1, label="Frame step (analyse every N-th frame)")
                 with gr.Row():
-                    model = gr.Dropdown(S.model_choices(), value=S.DEFAULT_UI_MODEL, label="Model")
+                    model = gr.Dropdown(s.model_choices(), value=s.default_ui_model, label="Model")
                     scene = _preset_radio("video-preset")
                 btn = gr.Button("Process", variant="primary", elem_id="video-process")
             with gr.Column(min_width=300):
                 note = gr.Markdown(elem_id="video-summary")
                 vid_out = gr.Video(label="Annotated video", interactive=False, elem_id="video-out")
-                what = gr.Dropdown(chart_choices(S.chart_classes()), value=TOP, show_label=False, container=False,
+                what = gr.Dropdown(chart_choices(s.chart_classes()), value=TOP, show_label=False, container=False,
                                    elem_id="video-chart-what")
                 plot = gr.HTML(video_chart_html(None, None), elem_id="video-plot")
                 chart = gr.State(None)
@@ -149,9 +147,9 @@ class VideoTab:
                                 interactive=False)
                 with gr.Accordion("Summary (JSON)", open=False):
                     summary = gr.JSON(label="Summary")
-        video_event(btn.click(_err(self.ui), [vid_in, step, model, scene, what], [note, vid_out, plot, chart, files,
-                                                                               summary],
-                          show_api=False, concurrency_limit=S.VIDEO_CONCURRENCY, concurrency_id="video"))
+        self.server.fairness.video(btn.click(_err(self.ui), [vid_in, step, model, scene, what],
+                                             [note, vid_out, plot, chart, files, summary], show_api=False,
+                                             concurrency_limit=s.video_concurrency, concurrency_id="video"))
         what.change(self.redraw, [chart, what], [plot], show_api=False, queue=False, show_progress="hidden")
 
 
@@ -170,20 +168,23 @@ def hide_internal_endpoints(demo: gr.Blocks) -> None:
             fn.show_api = False
 
 
-def build_api(video: VideoTab) -> None:
+def build_api(server, image: ImageTab, video: VideoTab) -> None:
+    s = server.settings
     with gr.Row(visible=False):
         img = gr.File(label="image")
-        img_model = gr.Textbox(value=S.DEFAULT_UI_MODEL, label="model")
+        img_model = gr.Textbox(value=s.default_ui_model, label="model")
         img_preset = gr.Textbox(value=DEFAULT_PRESET, label="preset")
         img_out = gr.JSON(label="result")
         vid = gr.File(label="video")
         vid_step = gr.Number(value=1, precision=0, label="frame_step")
-        vid_model = gr.Textbox(value=S.DEFAULT_UI_MODEL, label="model")
+        vid_model = gr.Textbox(value=s.default_ui_model, label="model")
         vid_preset = gr.Textbox(value=DEFAULT_PRESET, label="preset")
         outs = [gr.File(label=n) for n in ("annotated_mp4", "timeline_csv", "timeline_json", "summary_json",
                                            "summary_csv")] + [gr.JSON(label="summary")]
         img_btn, vid_btn = gr.Button(), gr.Button()
-    limited(img_btn.click(api_image, [img, img_model, img_preset], [img_out], api_name="analyze_image",
-                          concurrency_limit=S.IMAGE_CONCURRENCY, concurrency_id="image"))
-    video_event(vid_btn.click(_err(video.api), [vid, vid_step, vid_model, vid_preset], outs,
-                              api_name="analyze_video", concurrency_limit=S.VIDEO_CONCURRENCY, concurrency_id="video"))
+    server.fairness.limited(img_btn.click(_err(image.api), [img, img_model, img_preset], [img_out],
+                                          api_name="analyze_image", concurrency_limit=s.image_concurrency,
+                                          concurrency_id="image"))
+    server.fairness.video(vid_btn.click(_err(video.api), [vid, vid_step, vid_model, vid_preset], outs,
+                                        api_name="analyze_video", concurrency_limit=s.video_concurrency,
+                                        concurrency_id="video"))
