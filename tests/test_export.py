@@ -25,7 +25,7 @@ import pytest
 from export import APP_VERSION
 from export.files import OutputFiles
 from export.live import LiveRecorder, cleanup_old
-from export.plot import EYES, plot_timeline, timeline_frame
+from export.plot import EYES, MEASURE_SERIES, plot_timeline, timeline_frame
 from export.summary import summarize, write_summary, write_summary_csv
 from export.timeline import TimelineWriter, columns_for, read_timeline
 from export.video import VideoError, h264_available, process_video
@@ -688,12 +688,17 @@ def test_plots(single, tmp_path):
     df = read_timeline(single[0].timeline_csv)
     long = timeline_frame(df, CLASSES7, max_points=None)
     assert list(long.columns) == ["time_s", "track", "emotion", "prob", "series"]
-    emo = long[long["emotion"] != EYES]
+    emo = long[~long["emotion"].isin(list(MEASURE_SERIES))]
     assert len(emo) == len(df) * 7 and set(emo["emotion"]) == set(CLASSES7)
     assert emo["prob"].between(0, 1).all() and long["time_s"].dtype == np.float64
     # with face states: each measured row's eye openness (mean of both eyes) is one more series
     measured = df[["eye_open_r", "eye_open_l"]].notna().any(axis=1).sum()
     assert measured > 0 and (long["emotion"] == EYES).sum() == measured
+    # and each facial action (smile, brow raise, frown) one more, with the timeline's values
+    for name, (col,) in (("smile", ("smile",)), ("brow raise", ("brow_raise",)), ("frown", ("frown",))):
+        got = long[long["emotion"] == name].sort_values("time_s")["prob"].to_numpy()
+        want = df.sort_values("time_s")[col].dropna().to_numpy()
+        assert len(want) > 0 and np.allclose(got, want, atol=1e-4), name
     assert len(timeline_frame(df, CLASSES7, max_points=140)) <= 140
     assert len(timeline_frame(df.iloc[:0], CLASSES7)) == 0
     png = plot_timeline(df, CLASSES7, tmp_path / "t.png", title="single")
