@@ -150,7 +150,8 @@ class LiveSession:
         self.controls = controls or LiveControls()
         want = self.controls.config().classification.model
         model, self.model_notice = loader.usable(want, preset(self.controls.preset).classification.model)
-        self.pipeline: Pipeline | None = Pipeline(self.controls.config(self.detect_every, model=model))
+        self.pipeline: Pipeline | None = Pipeline(self.controls.config(self.detect_every, model=model),
+                                                        models=loader.cache)
         self._keep_view()
         self.stats = LiveStats()
         self.last_result: FrameResult | None = None
