@@ -169,10 +169,12 @@ def test_import_and_build_demo_start_no_thread_and_load_no_model(tmp_path):
         before = names()
         import app
         from webapp.server import Server
-        Server().build_demo()
+        s = Server()
+        s.build_demo()
         after = names()
         from classifier import hub
-        loaded = {"classifiers": len(hub._CACHE), "mediapipe": "mediapipe" in sys.modules}
+        loaded = {"classifiers": len(hub.DEFAULT_CACHE) + len(s.loader.cache) + len(app.server.loader.cache),
+                  "mediapipe": "mediapipe" in sys.modules}
         app.server.start()
         started = names()
         app.server.start()

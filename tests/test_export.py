@@ -25,7 +25,7 @@ import pytest
 from export import APP_VERSION
 from export.files import OutputFiles
 from export.live import LiveRecorder, cleanup_old
-from export.plot import EYES, MEASURE_SERIES, plot_timeline, timeline_frame
+from export.plot import EYES, MEASURE_COLUMNS, MEASURE_SERIES, plot_timeline, timeline_frame
 from export.summary import summarize, write_summary, write_summary_csv
 from export.timeline import TimelineWriter, columns_for, read_timeline
 from export.video import VideoError, h264_available, process_video
@@ -591,7 +591,7 @@ def test_live_recorder_bounded_and_snapshots(tmp_path):
     assert len(rec._buf) <= 60 * 10 * 2
     assert mem_20min - mem_5min < 500_000, (mem_5min, mem_20min)
     recent = rec.recent(30)
-    assert set(recent.columns) == {"time_s", "track_id", "label", *prob_columns(CLASSES7), "eye_open_r", "eye_open_l"}
+    assert set(recent.columns) == {"time_s", "track_id", "label", *prob_columns(CLASSES7), *MEASURE_COLUMNS}
     assert recent["time_s"].min() >= (n - 1) / 10 - 30 - 1e-6 and len(recent) <= 30 * 10 * 2 + 2
     assert recent["track_id"].dtype == np.int64 and len(recent) > 250
     assert [t["track_id"] for t in rec.tracks()] == [1, 2] or [t["track_id"] for t in rec.tracks()] == [1]

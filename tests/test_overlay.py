@@ -218,12 +218,13 @@ def test_eye_openness_and_facial_actions_are_chart_choices_live_and_for_videos(t
 
         with av.open(str(feat_data() / "single_face.mp4")) as c:
             for i, fr in enumerate(c.decode(video=0)):
-                rec.add(p.process(fr.to_ndarray(format="rgb24"), i / 30))
-                if i >= 45:
+                if i < 6 or i >= 30:  # before the smile and into it: 21 frames, as few as before
+                    rec.add(p.process(fr.to_ndarray(format="rgb24"), i / 30))
+                if i >= 44:
                     break
         df = rec.recent(30)
         rec.close()
-    assert np.isfinite(df["eye_open_r"]).sum() > 30
+    assert np.isfinite(df["eye_open_r"]).sum() > 15
     assert df["smile"].iloc[:5].max() < 0.3 and df["smile"].max() > 0.7
     assert ">smile<" not in live_chart_html(df, list(p.classes)) and "<polyline" in live_chart_html(df, list(p.classes), "smile")
 
