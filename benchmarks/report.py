@@ -288,15 +288,47 @@ def _face_states() -> list[str]:
     if not d:
         return []
     c = d["cost"]
-    out = ["## Face states", "", source("face_states", d), f"({d.get('note', '')})", "",
-           f"One landmark model call: {f(c['model_call_ms']['median'], 2)} ms (median).", ""]
+    out = ["## Face states", "", source("face_states", d), f"({d.get('note', '')})", ""]
+    call = f"One landmark model call: {f(c['model_call_ms']['median'], 2)} ms (median)"
+    if "model_call_468_ms" in c:  # the 478-point mesh + blendshapes, the mesh alone, and the earlier 468-point mesh
+        call = (f"One call of the 478-point mesh and the blendshape model: {f(c['model_call_ms']['median'], 2)} ms "
+                f"(median; p10 {f(c['model_call_ms']['p10'], 2)} ms); the 478-point mesh alone "
+                f"{f(c['model_call_478_only_ms']['median'], 2)} ms; the earlier 468-point mesh "
+                f"{f(c['model_call_468_ms']['median'], 2)} ms (p10 {f(c['model_call_468_ms']['p10'], 2)} ms), "
+                "measured interleaved")
+    out += [call + ".", ""]
     rows = [[r["faces"], f"{r['size'][0]}x{r['size'][1]}", f(r["off"]["total"]["median"], 2),
-             f(r["on"]["total"]["median"], 2), f(r["on"]["landmarks"]["median"], 2)] for r in c["cases"]]
-    out += table(["faces", "frame", "pipeline ms, states off", "states on", "face-states stage ms"], rows)
+             f(r["on"]["total"]["median"], 2), f(r["on"]["landmarks"]["median"], 2),
+             f(r["on"].get("faces_measured_per_frame"), 1), f(r["on"].get("landmarks_per_measured_face_ms"), 2)]
+            for r in c["cases"]]
+    out += table(["faces", "frame", "pipeline ms, states off", "states on", "face-states stage ms",
+                  "faces measured a frame", "stage ms a measured face"], rows)
     hp = d["head_pose"]
     out += [f"Head pose on real photos: mirrored yaw sign flips {hp['mirror_yaw_sign_flips']}, |yaw + mirrored yaw| "
             f"at most {hp['mirror_yaw_sum_abs_max']}°; roll error of turned photos at most "
             f"{hp['rotation_roll_error_abs_max']}°.", ""]
+    if "models_468_vs_478" in d:
+        out += ["The 468- and 478-point meshes on the same material (head pose as above; the eye aspect ratio of "
+                "shut eyes over open eyes at the middle of each real blink, lower is clearer):", ""]
+        out += table(["model", "yaw + mirrored yaw, max abs °", "roll error max °", "shut / open eye ratio per blink"],
+                     [[name, v["mirror_yaw_sum_abs_max"], v["rotation_roll_error_abs_max"],
+                       ", ".join(str(x) for x in v["shut_over_open_ear"])]
+                      for name, v in d["models_468_vs_478"].items()])
+    if "blinks" in d and "smiles" in d:
+        rows = []
+        for name, conds in d["blinks"].items():
+            for key, signal in (("replayed_at_lower_rates", "eyeBlink (default)"), ("replayed_with_eye_ratio", "eye ratio")):
+                if key not in conds:
+                    continue
+                per = [", ".join(f"{r['detected']}/{r['false']}" for r in conds[key] if r["every_nth_frame"] == n)
+                       for n in (1, 2, 3, 4)]
+                rows.append([name, conds["every frame"]["true_blinks"], signal, *per])
+        out += ["Blinks on the real videos checked by eye: found / false, measured on every n-th frame (each phase):", ""]
+        out += table(["video", "blinks", "eyes from", "every frame", "every 2nd", "every 3rd", "every 4th"], rows)
+        st = d["smiles"]["smiling_tracks"]
+        out += ["Smiling faces (pans over real photos; " + d["smiles"].get("note", "") + "), read as eyes shut, drowsy "
+                "or yawning: " + "; ".join(f"eyes from {k}: {v['read_as_shut_drowsy_or_yawning']} of {v['tracks']}"
+                                           for k, v in st.items()) + ".", ""]
     return out
 
 
