@@ -441,8 +441,31 @@ def _server() -> list[str]:
     return out
 
 
+def _structure_ab() -> list[str]:
+    d = load("structure_ab")
+    if not d:
+        return []
+    out = ["## Before and after the server's restructuring", "",
+           f"Results: [`benchmarks/results/structure_ab.json`](../benchmarks/results/structure_ab.json). {d['command']}; "
+           f"before = {d['before']}, after = {d['after']}. {d['note']}", "",
+           "Live, 4 streams (`benchmarks.live_load --levels 4 --peer-video pre`), in the order run:", ""]
+    out += table(["run", "code", "fps median", "fps p5", "latency p50 ms", "latency p95 ms", "server CPU %",
+                  "frames back", "broken", "mixed up"],
+                 [[r["order"], r["side"], f(r["fps_median"]), f(r["fps_p5"]), f(r["latency_p50_ms"]),
+                   f(r["latency_p95_ms"]), f(r["cpu_pct"]), f(r["returned"]), f(r["broken"]), f(r["foreign"])]
+                  for r in d["live_load_runs_in_order"]])
+    out += ["Pipeline (`benchmarks.pipeline`, 21 cases) and hostile input (`benchmarks.hostile`), per round:", ""]
+    out += table(["round", "pipeline after / before (geometric mean)", "range over the cases",
+                  "served after every attack (before, after)"],
+                 [[c["round"], f(c["pipeline_after_over_before_geomean"], 2),
+                   f"{c['pipeline_after_over_before_range'][0]:g}-{c['pipeline_after_over_before_range'][1]:g}",
+                   ", ".join(f(v) for v in c["hostile_served_after_every_attack_before_after"])]
+                  for c in d["comparison"]])
+    return out
+
+
 SECTIONS = [_headline, _api_calls, _pipeline, _recall, _tracking, _smoothing, _accuracy, _fer2013, _classifier_cost, _baseline, _face_states,
-            _batch, _live, _server]
+            _batch, _live, _server, _structure_ab]
 
 
 def render() -> str:
