@@ -82,6 +82,7 @@ def test_offer_flood_from_one_address_leaves_room_and_one_stream_per_address(ser
             peer = LivePeer(server, 1, frames)
             ok = await peer.connect(honest, config)
             t_connect = time.time() - t0
+            assert ok, f"the honest user was refused: {peer.stats.refused}"
             await _until(lambda: sum(r.annotated for r in peer.stats.returned) >= 10, 20)
             second = LivePeer(server, 2, frames)
             ok2 = await second.connect(honest, config)
