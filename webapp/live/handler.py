@@ -71,10 +71,9 @@ class LiveHandler:
     def _bounded(self, frame: np.ndarray, sid: str) -> np.ndarray:
         """``frame`` downscaled (keeping its shape) to at most ``max_pixels``; the user told once."""
         h, w = frame.shape[:2]
-        if not self.max_pixels or h * w <= self.max_pixels:
+        nw, nh = bounded_size(w, h, self.max_pixels)
+        if (nw, nh) == (w, h):
             return frame
-        f = (self.max_pixels / (h * w)) ** 0.5
-        nw, nh = max(2, int(w * f + 1e-6) // 2 * 2), max(2, int(h * f + 1e-6) // 2 * 2)  # even sides (the answer's VP8 / I420)
         if sid not in self._told_size:
             self._told_size.append(sid)
             log.info("live connection %s sends %dx%d frames: analysed at %dx%d", sid, w, h, nw, nh)
@@ -98,6 +97,15 @@ class LiveHandler:
             except Exception:  # pragma: no cover - the frame still carries the message
                 pass
         return busy_frame(frame, msg)
+
+
+def bounded_size(w: int, h: int, max_pixels: int | None) -> tuple[int, int]:
+    """(width, height) of a ``w`` x ``h`` frame scaled down, keeping its shape, to at most ``max_pixels``
+    (even sides, as the answer's VP8 wants); ``(w, h)`` when it fits or there is no bound."""
+    if not max_pixels or w * h <= max_pixels:
+        return w, h
+    f = (max_pixels / (w * h)) ** 0.5
+    return max(2, int(w * f + 1e-6) // 2 * 2), max(2, int(h * f + 1e-6) // 2 * 2)
 
 
 def _wrap(text: str, width: int, scale: float, thick: int) -> list[str]:
