@@ -69,6 +69,20 @@ async def _until(pred, timeout: float) -> None:
         await asyncio.sleep(0.2)
 
 
+def test_live_limits_from_the_environment():
+    s = Settings.from_env({})
+    assert (s.live_streams_per_client, s.live_pending_per_client, s.live_connect_s, s.live_max_pixels) == (
+        1, 2, 5.0, 1280 * 720)
+    s = Settings.from_env({"LIVE_STREAMS_PER_CLIENT": "0", "LIVE_CONNECT_S": "none", "LIVE_MAX_PIXELS": "1920x1080"})
+    assert (s.live_streams_per_client, s.live_connect_s, s.live_max_pixels) == (0, None, 1920 * 1080)
+    from webapp.live.handler import bounded_size
+
+    assert bounded_size(3840, 2160, s.live_max_pixels) == (1920, 1080)
+    assert bounded_size(3840, 2160, Settings().live_max_pixels) == (1280, 720)
+    assert bounded_size(640, 480, Settings().live_max_pixels) == (640, 480)
+    assert bounded_size(1000, 1000, 0) == (1000, 1000)
+
+
 def test_offer_flood_from_one_address_leaves_room_and_one_stream_per_address(server, blackhole, frames):
     """One address floods offers it never completes: only ``live_pending_per_client`` are accepted, the rest
     refused as busy; an honest user connects on the first try; their second stream is refused."""
@@ -86,10 +100,13 @@ def test_offer_flood_from_one_address_leaves_room_and_one_stream_per_address(ser
             await _until(lambda: sum(r.annotated for r in peer.stats.returned) >= 10, 20)
             second = LivePeer(server, 2, frames)
             ok2 = await second.connect(honest, config)
-            await peer.close()
-            return answers, ok, t_connect, ok2, second.stats.refused
+            await peer.close()  # Stop, then Start again at once: the new stream is let in
+            again = LivePeer(server, 1, frames)
+            ok3 = await again.connect(honest, config)
+            await again.close()
+            return answers, ok, t_connect, ok2, second.stats.refused, (ok3, again.stats.refused)
 
-    answers, ok, t_connect, ok2, refused2 = asyncio.run(run())
+    answers, ok, t_connect, ok2, refused2, restart = asyncio.run(run())
     accepted = [a for a in answers if a.get("status") != "failed"]
     print(f"\nflood: {len(accepted)} of 10 accepted; honest user connected in {t_connect:.2f} s; second stream: "
           f"{refused2}")
@@ -101,6 +118,7 @@ def test_offer_flood_from_one_address_leaves_room_and_one_stream_per_address(ser
     assert not ok2 and json.loads(refused2)["error"] == PAGE_BUSY
     assert json.loads(refused2)["message"] == ("Server busy: a live stream from your address is already running. "
                                                "Stop it first, or try again later.")
+    assert restart[0], f"stopping and starting again was refused: {restart[1]}"
 
 
 def test_half_open_offers_expire_and_free_their_places(server, blackhole, frames):
@@ -148,14 +166,14 @@ def test_oversized_frames_are_downscaled_and_the_user_told_once(server, frames):
     """A peer sending 1920x1080 gets 1280x720 back (analysed at that size), and one warning saying so."""
     import cv2
 
-    # a 640x360 scene scaled up (cheap to make), looped over 6 pre-encoded frames (cheap to send)
-    big = [cv2.resize(f, (1920, 1080)) for f in scene_frames("crowd", 6, seed=4, size=(640, 360), n=3)]
+    # a 640x360 scene scaled up (cheap to make), looped over 3 pre-encoded frames (cheap to send)
+    big = [cv2.resize(f, (1920, 1080)) for f in scene_frames("crowd", 3, seed=4, size=(640, 360), n=3)]
 
     async def run():
         async with _client("198.51.100.40") as client:
             config = (await client.get(server + "config")).json()
             peer = LivePeer(server, 4, big)
-            peer.encoded = pre_encode(big, 4, n=6, bitrate=3_000_000)
+            peer.encoded = pre_encode(big, 4, n=3, bitrate=3_000_000)
             assert await peer.connect(client, config)
             await _until(lambda: sum(peer.stats.sizes.values()) >= 30, 20)
             await peer.close()
@@ -166,3 +184,31 @@ def test_oversized_frames_are_downscaled_and_the_user_told_once(server, frames):
     print(f"\nreturned sizes {peer.stats.sizes}; told {told}")
     assert set(peer.stats.sizes) == {(1280, 720)}
     assert told == ["Your camera sends 1920x1080; analysed at 1280x720."]
+
+
+def test_two_offers_of_one_address_that_both_connect_leave_one_stream(server, frames):
+    """Two offers of one address, both pending (a double click, two tabs), both connect: the one whose
+    frames come second is told the busy sentence and closed; the other streams."""
+    async def run():
+        async with _client("198.51.100.50") as client:
+            config = (await client.get(server + "config")).json()
+            peers = [LivePeer(server, 5 + k, frames) for k in range(2)]
+            ok = await asyncio.gather(*(p.connect(client, config) for p in peers))
+            await _until(lambda: any(sum(r.annotated for r in p.stats.returned) >= 10 for p in peers)
+                         and any(_warnings(p) for p in peers), 20)
+            await asyncio.sleep(2.0)
+            counts = [sum(r.annotated for r in p.stats.returned) for p in peers]
+            await asyncio.sleep(1.0)
+            later = [sum(r.annotated for r in p.stats.returned) for p in peers]
+            await asyncio.gather(*(p.close() for p in peers))
+            return ok, peers, counts, later
+
+    ok, peers, counts, later = asyncio.run(run())
+    told = [_warnings(p) for p in peers]
+    print(f"\ntwo offers of one address: connected {ok}, analysed frames {counts} -> {later}, told {told}")
+    assert all(ok)
+    closed = next(k for k in range(2) if told[k])
+    assert told[closed] == ["Server busy: a live stream from your address is already running. "
+                            "Stop it first, or try again later."]
+    assert later[closed] == counts[closed], "the second stream of the address kept being analysed"
+    assert later[1 - closed] > counts[1 - closed], "the first stream stopped"
