@@ -62,10 +62,10 @@ def _warnings(peer) -> list[str]:
     return out
 
 
-async def _until(pred, timeout: float) -> None:
+async def _until(pred, timeout: float, state=lambda: "") -> None:
     t_end = time.time() + timeout
     while not pred():
-        assert time.time() < t_end, "timed out"
+        assert time.time() < t_end, f"timed out {state()}"
         await asyncio.sleep(0.2)
 
 
@@ -195,7 +195,9 @@ def test_two_offers_of_one_address_that_both_connect_leave_one_stream(server, fr
             peers = [LivePeer(server, 5 + k, frames) for k in range(2)]
             ok = await asyncio.gather(*(p.connect(client, config) for p in peers))
             await _until(lambda: any(sum(r.annotated for r in p.stats.returned) >= 10 for p in peers)
-                         and any(_warnings(p) for p in peers), 20)
+                         and any(_warnings(p) for p in peers), 30,
+                         lambda: [(len(p.stats.returned), sum(r.annotated for r in p.stats.returned), _warnings(p))
+                                  for p in peers])
             await asyncio.sleep(2.0)
             counts = [sum(r.annotated for r in p.stats.returned) for p in peers]
             await asyncio.sleep(1.0)
@@ -212,3 +214,32 @@ def test_two_offers_of_one_address_that_both_connect_leave_one_stream(server, fr
                             "Stop it first, or try again later."]
     assert later[closed] == counts[closed], "the second stream of the address kept being analysed"
     assert later[1 - closed] > counts[1 - closed], "the first stream stopped"
+
+
+def test_a_peer_sending_4k_is_closed_and_told_why(server):
+    """Frames above LIVE_REFUSE_PIXELS (1920x1080): decoding them alone costs most of a core, so the
+    connection is closed, and the user told what size the server takes."""
+    import cv2
+
+    big = [cv2.resize(f, (3840, 2160)) for f in scene_frames("crowd", 2, seed=5, size=(640, 360), n=3)]
+
+    async def run():
+        async with _client("198.51.100.60") as client:
+            config = (await client.get(server + "config")).json()
+            peer = LivePeer(server, 6, big)
+            peer.encoded = pre_encode(big, 6, n=2, bitrate=4_000_000)
+            assert await peer.connect(client, config)
+            await _until(lambda: _warnings(peer), 20)
+            await asyncio.sleep(2.0)  # the close reaches the peer
+            n0 = sum(peer.stats.sizes.values())
+            await asyncio.sleep(2.0)
+            n1 = sum(peer.stats.sizes.values())
+            await peer.close()
+            return peer, n0, n1
+
+    peer, n0, n1 = asyncio.run(run())
+    print(f"\n4K peer: told {_warnings(peer)}; frames back {peer.stats.sizes}, {n1 - n0} in the last 2 s")
+    assert _warnings(peer) == ["Your camera sends 3840x2160: this server takes at most about 1920x1080. "
+                               "Please choose a lower camera resolution."]
+    assert n1 == n0, "the connection was not closed"
+    assert all(w * h <= Settings().live_max_pixels for w, h in peer.stats.sizes)

@@ -56,7 +56,7 @@ class Server:
         #: Live offers by client address, half-open and silent connections closed (webapp.live.gate).
         self.gate = LiveGate.from_settings(s)
         self.handler = LiveHandler(self.registry, offered=self.media.offered, gate=self.gate,
-                                   max_pixels=s.live_max_pixels)
+                                   max_pixels=s.live_max_pixels, refuse_pixels=s.live_refuse_pixels)
         self.retention = Retention(s, self.registry, self.disk, self.output_dir, cache_dir=_gradio_cache_dir,
                                    trim=trim_malloc)
         self.demo = None

@@ -56,6 +56,9 @@ class Settings:
     #: Live frames with more pixels than this are downscaled on arrival, before analysis and the answer
     #: (LIVE_MAX_PIXELS: a number or ``WxH``; default 1280x720; 0: no bound).
     live_max_pixels: int = 1280 * 720
+    #: A live connection whose frames have more pixels than this is closed, with a notice (default 1920x1080;
+    #: 0: none): decoding one 3840x2160 VP8 stream at 30 fps takes most of a core before any downscale.
+    live_refuse_pixels: int = 1920 * 1080
     #: Where processed uploads are written.
     output_dir: Path = _TMP / "emotion-out"
     #: Results of uploaded videos and Gradio's file cache are deleted after this many seconds.
@@ -151,7 +154,7 @@ class Settings:
                             "disk_sweep_s", "queue_burst_per_client", "queue_rate_per_client",
                             "upload_burst_mb_per_client", "upload_mb_per_s_per_client", "emotion_hub_timeout"):
                 changes[f.name] = num(name, default, optional=True, nonzero=True) or default
-            elif f.name == "live_max_pixels":
+            elif f.name in ("live_max_pixels", "live_refuse_pixels"):
                 v = raw(name).lower()
                 if "x" in v:
                     try:

@@ -28,12 +28,14 @@ class LiveHandler:
 
     def __init__(self, registry: SessionRegistry, session_id: Callable[[], str] | None = None,
                  warn: Callable[[str], None] | None = None, offered: dict | None = None, pool=None,
-                 gate=None, max_pixels: int | None = None):
+                 gate=None, max_pixels: int | None = None, refuse_pixels: int | None = None):
         self.registry = registry
         #: The server's live gate (webapp.live.gate.LiveGate): told of every frame; may close the connection.
         self.gate = gate
         #: Frames with more pixels are downscaled on arrival (before analysis and the answer); None: no bound.
         self.max_pixels = max_pixels
+        #: Frames with more pixels close their connection (through the gate), with a notice; None: never.
+        self.refuse_pixels = refuse_pixels
         self.offered = offered  # the models a client may name (Settings.offered_models()); None: built-in
         #: The server's live worker pool (webapp.live.pool.LivePool; None: frames run in fastrtc's loop).
         self.pool = pool
@@ -50,6 +52,9 @@ class LiveHandler:
         try:
             ctl = LiveControls.from_inputs(*controls, offered=self.offered)
             sid = self._session_id()
+            h, w = frame.shape[:2]
+            if self.refuse_pixels and h * w > self.refuse_pixels:
+                return self._refuse_size(frame, sid, w, h)
             frame = self._bounded(frame, sid)
             if self.gate is not None:
                 refusal = self.gate.frame(sid)
@@ -82,6 +87,16 @@ class LiveHandler:
             except Exception:  # pragma: no cover - a toast only
                 pass
         return cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA)
+
+    def _refuse_size(self, frame: np.ndarray, sid: str, w: int, h: int) -> np.ndarray:
+        """Close a connection whose frames are too big to decode (the gate closes it), telling the user why."""
+        mw, mh = bounded_size(w, h, self.refuse_pixels)
+        if self.gate is not None and sid not in self._warned:
+            log.info("closing live connection %s: it sends %dx%d frames", sid, w, h)
+            self.gate.close(sid)
+        small = cv2.resize(frame, bounded_size(w, h, self.max_pixels or self.refuse_pixels), interpolation=cv2.INTER_AREA)
+        return self._tell(small, sid, f"Your camera sends {w}x{h}: this server takes at most about {mw}x{mh}. "
+                                      "Please choose a lower camera resolution.")
 
     def _busy(self, frame: np.ndarray, sid: str) -> np.ndarray:
         """The user's own frame, dimmed, with the "server busy" notice and their place in line (~1 ms)."""
