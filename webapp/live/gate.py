@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 STREAMING_WITHIN_S = 2.0
 #: How often half-open and silent connections are looked for.
 SWEEP_S = 0.5
+#: A connection closed with a notice for its user stays open this long, so the notice reaches the page.
+TELL_S = 1.0
 
 
 @dataclass
@@ -48,6 +50,8 @@ class _Conn:
     first_frame: float | None = None
     last_frame: float | None = None
     closing: bool = False
+    checked: bool = False  # the one-stream-per-address check of its first analysed frame was made
+    refusal: str | None = None  # why it is being closed (told on each frame until it is)
 
 
 class LiveGate:
@@ -125,16 +129,30 @@ class LiveGate:
             self.conns.pop(webrtc_id, None)
 
     # -- frames ------------------------------------------------------------------------------------------
+    def seen(self, webrtc_id: str) -> None:
+        """A frame of the connection arrived (before the page's controls too): it is no longer half-open."""
+        now = self.clock()
+        with self._lock:
+            c = self.conns.get(webrtc_id)
+            if c is not None:
+                if c.first_frame is None:
+                    c.first_frame = now
+                c.last_frame = now
+
     def frame(self, webrtc_id: str) -> str | None:
-        """Called for every frame a connection delivers; the sentence to close it with if its address
-        already streams ``streams_per_client`` others (two pending offers that both started), else None."""
+        """Called for every frame the handler analyses; on the first, the sentence to close the connection with
+        if its address already streams ``streams_per_client`` others (two pending offers that both started),
+        else None."""
         now = self.clock()
         with self._lock:
             c = self.conns.get(webrtc_id)
             if c is None:
                 return None
-            first = c.first_frame is None
-            if first:
+            if c.refusal is not None:
+                return c.refusal
+            first = not c.checked
+            c.checked = True
+            if c.first_frame is None:
                 c.first_frame = now
             c.last_frame = now
             others = [o for k, o in self.conns.items() if k != webrtc_id and o.address == c.address
@@ -142,8 +160,10 @@ class LiveGate:
         if first and self.streams_per_client > 0:
             if len(others) >= self.streams_per_client:
                 self.refused["streams"] += 1
-                self.close(webrtc_id)
-                return self.busy_message("streams")
+                with self._lock:
+                    c.refusal = self.busy_message("streams")
+                self.close(webrtc_id, after_s=TELL_S)  # the user's notice goes out first
+                return c.refusal
         return None
 
     # -- expiry -------------------------------------------------------------------------------------------
@@ -200,8 +220,8 @@ class LiveGate:
             self.forget(k)
         return len(due)
 
-    def close(self, webrtc_id: str) -> None:
-        """Close a connection on the server's event loop (from any thread)."""
+    def close(self, webrtc_id: str, after_s: float = 0.0) -> None:
+        """Close a connection on the server's event loop (from any thread), ``after_s`` from now."""
         with self._lock:
             c = self.conns.get(webrtc_id)
             if c is not None:
@@ -214,7 +234,7 @@ class LiveGate:
             task = asyncio.ensure_future(fastrtc_close_connection(self.webrtc, webrtc_id))
             task.add_done_callback(lambda t: self.forget(webrtc_id))
 
-        self.loop.call_soon_threadsafe(run)
+        self.loop.call_soon_threadsafe(self.loop.call_later, after_s, run)
 
     def _start_sweeping(self) -> None:
         try:

@@ -92,8 +92,10 @@ class LiveHandler:
         """Close a connection whose frames are too big to decode (the gate closes it), telling the user why."""
         mw, mh = bounded_size(w, h, self.refuse_pixels)
         if self.gate is not None and sid not in self._warned:
+            from .gate import TELL_S
+
             log.info("closing live connection %s: it sends %dx%d frames", sid, w, h)
-            self.gate.close(sid)
+            self.gate.close(sid, after_s=TELL_S)  # the notice goes out first
         small = cv2.resize(frame, bounded_size(w, h, self.max_pixels or self.refuse_pixels), interpolation=cv2.INTER_AREA)
         return self._tell(small, sid, f"Your camera sends {w}x{h}: this server takes at most about {mw}x{mh}. "
                                       "Please choose a lower camera resolution.")

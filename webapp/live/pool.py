@@ -119,6 +119,9 @@ def _pooled_class():
             self.accept_input_in_background()
             try:
                 frame = await self.frame_queue.get()
+                gate = getattr(self.event_handler, "gate", None)
+                if gate is not None:  # media arrives: no longer half-open (the page's controls may come later)
+                    gate.seen(self.context.webrtc_id)
                 self._drop_backlog()
                 await self.wait_for_channel()
                 if self.latest_args == "not_set":  # no controls yet: the frame goes back as it came, bounded
