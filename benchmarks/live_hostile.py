@@ -11,7 +11,9 @@ The server runs with its defaults and ``TRUST_PROXY=1`` (as on a Space), so ever
 * ``flood``: one address sends 40 offers at once, then 8 every 4 s, none of which ever completes ICE
   (:func:`testkit.rtc_peer.half_open_offer`), as in issue 28;
 * ``half_open``: ``LIVE_MAX_STREAMS + LIVE_BUSY_SLOTS`` addresses send two such offers each every 4 s;
-* ``big``: one peer sends ``--big`` frames (default 3840x2160, a short pre-encoded VP8 loop).
+* ``big``: one peer sends ``--big`` frames (default 3840x2160, a short pre-encoded VP8 loop); above
+  ``LIVE_REFUSE_PIXELS`` (1920x1080) the server closes it after telling it why (``messages``), between
+  ``LIVE_MAX_PIXELS`` (1280x720) and that it is analysed downscaled (``returned_sizes``).
 
 Per phase: each honest user's time to connect and tries (a refused offer is retried every 0.5 s for up to
 30 s, as a user pressing Start again), their analysed fps (per-second counts, p5 and median, all honest

@@ -10,11 +10,12 @@ Space's proxy its ``X-Forwarded-For``):
   fastrtc sees an offer): at most ``streams_per_client`` connections of an address streaming at once
   (a connection streams while its frames arrive: one within :data:`STREAMING_WITHIN_S`), and at most
   ``pending_per_client`` accepted offers that have not yet sent a first frame.  Others get fastrtc's own
-  ``concurrency_limit_reached`` refusal (the page shows its "too many connections, try again later"),
+  ``concurrency_limit_reached`` refusal (the page shows "Too many concurrent connections. Please try again later!"),
   with the server's sentence in ``meta.message``;
 * **half-open connections** (:meth:`LiveGate.sweep`, every :data:`SWEEP_S` on the server's event loop):
   an accepted offer that has not connected and sent a first frame within ``connect_s`` is closed and its
-  place freed; a connection with no frame for ``idle_s`` too, and, when fastrtc is full and an offer
+  place freed (:meth:`LiveGate.seen`: the pooled track reports each frame as it arrives, before the page's
+  controls do); a connection with no frame for ``idle_s`` too, and, when fastrtc is full and an offer
   arrives, one with no frame for ``silent_s`` (as :class:`~webapp.live.registry.SessionRegistry` releases
   a silent stream when someone waits);
 * **a second stream of one address** that got through as two pending offers: its first frame is
