@@ -238,10 +238,11 @@ def main(argv=None) -> dict:
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
 
     from testkit.rtc_peer import scene_frames
-    from testkit.server import start_app
+    from testkit.server import ONE_ADDRESS_MANY_CLIENTS, start_app
 
     frames_sets = [scene_frames("crowd", 90, seed=s, n=args.faces) for s in range(4)]
-    env = {"LIVE_MAX_STREAMS": str(args.max_streams or max(levels)), "LOG_LEVEL": "WARNING"}
+    env = {"LIVE_MAX_STREAMS": str(args.max_streams or max(levels)), "LOG_LEVEL": "WARNING",
+           **ONE_ADDRESS_MANY_CLIENTS}  # every peer comes from 127.0.0.1
     if args.workers is not None:
         env["LIVE_WORKERS"] = str(args.workers)
     if args.detect_every is not None:

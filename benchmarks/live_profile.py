@@ -148,7 +148,7 @@ def main(argv=None) -> dict:
     if not py_spy:
         raise SystemExit("py-spy is not installed: pip install py-spy (a profiler; the app does not need it)")
     from testkit.rtc_peer import scene_frames
-    from testkit.server import start_app
+    from testkit.server import ONE_ADDRESS_MANY_CLIENTS, start_app
 
     frames_sets = [scene_frames("crowd", 90, seed=s, n=5) for s in range(4)]
     step_ms = pipeline_ms_per_frame(frames_sets[0])
@@ -160,7 +160,7 @@ def main(argv=None) -> dict:
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
     results = []
     with tempfile.TemporaryDirectory() as tmp_s, start_app(Path(tmp_s) / "srv", {
-            "LIVE_MAX_STREAMS": str(max(levels)), "LOG_LEVEL": "WARNING"}) as (url, proc):
+            "LIVE_MAX_STREAMS": str(max(levels)), "LOG_LEVEL": "WARNING", **ONE_ADDRESS_MANY_CLIENTS}) as (url, proc):
         tmp = Path(tmp_s)
         probe = ServerProbe(proc.pid)
         if args.nice:

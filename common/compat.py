@@ -104,6 +104,39 @@ def fastrtc_on_clean_up(webrtc, after) -> None:
     webrtc.clean_up = clean_up
 
 
+def fastrtc_open_connections(webrtc) -> dict:
+    """The peer connections ``webrtc`` holds (accepted offers, connected or not), by connection id.
+
+    Why: fastrtc counts these against the stream's ``concurrency_limit`` and offers no way to list them;
+    the live gate (``webapp.live.gate``) reads them to know whether an offer was accepted and whether the
+    server is full.  Upstream: ``WebRTCConnectionMixin.pcs`` and ``concurrency_limit`` (written for fastrtc 0.0.34).
+    """
+    return webrtc.pcs
+
+
+async def fastrtc_close_connection(webrtc, webrtc_id: str) -> bool:
+    """Close connection ``webrtc_id`` of ``webrtc`` as fastrtc does for a failed one; False if it had none.
+
+    Why: fastrtc closes a connection that never connects only after 30 s and one that stops sending media
+    never; the live gate closes half-open and silent connections itself.  Upstream:
+    ``WebRTCConnectionMixin.pcs``, ``clean_up`` (which returns the connection's tracks) and the tracks'
+    ``stop`` (written for fastrtc 0.0.34).  Run it on the event loop that accepted the offer.
+    """
+    pc = webrtc.pcs.get(webrtc_id)
+    if pc is None:
+        return False
+    try:
+        await pc.close()
+    finally:
+        for track in webrtc.clean_up(webrtc_id) or ():
+            try:
+                track.stop()
+            except Exception:  # pragma: no cover - already stopped
+                pass
+        webrtc.pcs.pop(webrtc_id, None)
+    return True
+
+
 # -- uvicorn ---------------------------------------------------------------------------------
 
 def uvicorn_http_protocol(target: str) -> None:

@@ -115,6 +115,7 @@ class PeerStats:
     foreign: list = field(default_factory=list)  # (peer id read, counter): another stream's frame
     refused: str = ""  # signalling refused (e.g. concurrency_limit_reached)
     messages: list = field(default_factory=list)  # data-channel messages (warnings, errors)
+    sizes: dict = field(default_factory=dict)  # (width, height) of the returned frames -> how many
 
 
 #: A pre-encoded peer loops over this many frames (10 s at 30 fps; bar-code counters repeat after it).
@@ -277,6 +278,7 @@ class LivePeer:
             except MediaStreamError:
                 return
             t = time.time()
+            st.sizes[(frame.width, frame.height)] = st.sizes.get((frame.width, frame.height), 0) + 1
             arr = frame.to_ndarray()
             y = arr[:frame.height] if frame.format.name == "yuv420p" else frame.to_ndarray(format="gray")
             mark = read_mark(y)
@@ -314,3 +316,45 @@ class LivePeer:
             await self.pc.close()
         for r in self._readers:
             r.cancel()
+
+
+def blackhole_sdp(sdp: str, port: int) -> str:
+    """``sdp`` with every ICE candidate replaced by one at 127.0.0.1:``port`` (a UDP socket that never
+    answers): the server's connectivity checks go unanswered, so the offer stays half-open until the server
+    gives up on it."""
+    out, done = [], set()
+    section = 0
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            section += 1
+        if line.startswith("a=candidate:"):
+            if section not in done:
+                done.add(section)
+                out.append(f"a=candidate:1 1 udp 2130706431 127.0.0.1 {port} typ host")
+            continue
+        out.append(line)
+    return "\r\n".join(out) + "\r\n"
+
+
+async def half_open_offer(client, url: str, config: dict, blackhole_port: int) -> dict:
+    """Post a video offer to the Live tab whose candidates lead nowhere (:func:`blackhole_sdp`), as an
+    attacker who never completes ICE does; the server's answer (``{"status": "failed", ...}`` if refused).
+    Nothing is kept on this side."""
+    from aiortc import RTCPeerConnection, VideoStreamTrack
+
+    url = url if url.endswith("/") else url + "/"
+    cid, _ = live_inputs(config)
+    pc = RTCPeerConnection()
+    pc.createDataChannel("text")
+    pc.addTrack(VideoStreamTrack())
+    try:
+        await pc.setLocalDescription(await pc.createOffer())
+        body = {"sdp": blackhole_sdp(pc.localDescription.sdp, blackhole_port), "type": "offer",
+                "webrtc_id": uuid.uuid4().hex[:12]}
+        r = await client.post(f"{url}gradio_api/component_server",
+                              json={"data": body, "component_id": cid, "fn_name": "offer",
+                                    "session_hash": uuid.uuid4().hex[:10]})
+        r.raise_for_status()
+        return r.json()
+    finally:
+        await pc.close()

@@ -22,9 +22,11 @@ def free_port() -> int:
 #: Server settings for a test or benchmark whose many simulated clients all come from 127.0.0.1: the
 #: per-address limits of :mod:`webapp.guards.fairness` (queued requests, videos in flight, upload budget) would
 #: treat them as one flooding client.  Those limits are tested on their own (tests/test_fairness.py,
-#: tests/test_videos_in_flight.py).
+#: tests/test_videos_in_flight.py; the live ones, one stream and two pending offers an address,
+#: by tests/test_live_hostile.py).
 ONE_ADDRESS_MANY_CLIENTS = {"QUEUE_BURST_PER_CLIENT": "1000", "QUEUE_RATE_PER_CLIENT": "1000",
-                            "VIDEOS_PER_CLIENT": "0", "UPLOAD_BURST_MB_PER_CLIENT": "100000"}
+                            "VIDEOS_PER_CLIENT": "0", "UPLOAD_BURST_MB_PER_CLIENT": "100000",
+                            "LIVE_STREAMS_PER_CLIENT": "0", "LIVE_PENDING_PER_CLIENT": "0"}
 
 
 @contextlib.contextmanager

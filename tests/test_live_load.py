@@ -16,12 +16,12 @@ import httpx
 import pytest
 
 from testkit.rtc_peer import LivePeer, read_mark, scene_frames, stamp
-from testkit.server import start_app
+from testkit.server import ONE_ADDRESS_MANY_CLIENTS, start_app
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    env = {"LIVE_MAX_STREAMS": "2", "LIVE_BUSY_SLOTS": "2", "LOG_LEVEL": "WARNING"}
+    env = {"LIVE_MAX_STREAMS": "2", "LIVE_BUSY_SLOTS": "2", "LOG_LEVEL": "WARNING", **ONE_ADDRESS_MANY_CLIENTS}
     with start_app(tmp_path_factory.mktemp("live-load"), env) as (url, proc):
         yield url
 

@@ -24,6 +24,7 @@ from classifier.hub import ClassifierCache
 from .guards.disk import DiskGuard
 from .guards.fairness import Fairness
 from .guards.retention import Retention
+from .live.gate import LiveGate
 from .live.handler import LiveHandler
 from .live.pool import LivePool
 from .live.registry import SessionRegistry
@@ -52,7 +53,10 @@ class Server:
         self.disk = DiskGuard.from_settings(s)
         self.media = Media(s, self.disk, self.output_dir, models=self.loader.cache)
         self._pool: LivePool | None = None
-        self.handler = LiveHandler(self.registry, offered=self.media.offered)
+        #: Live offers by client address, half-open and silent connections closed (webapp.live.gate).
+        self.gate = LiveGate.from_settings(s)
+        self.handler = LiveHandler(self.registry, offered=self.media.offered, gate=self.gate,
+                                   max_pixels=s.live_max_pixels, refuse_pixels=s.live_refuse_pixels)
         self.retention = Retention(s, self.registry, self.disk, self.output_dir, cache_dir=_gradio_cache_dir,
                                    trim=trim_malloc)
         self.demo = None

@@ -47,6 +47,18 @@ class Settings:
     live_dir: Path = _TMP / "emotion-live"
     #: Connections accepted beyond live_max_streams only to tell their users the server is busy.
     live_busy_slots: int = 2
+    #: Live streams one client address may run at once (0: no limit); more offers are refused as "busy".
+    live_streams_per_client: int = 1
+    #: Live offers one client address may have accepted but not yet streaming (ICE and a first frame) at once.
+    live_pending_per_client: int = 2
+    #: An accepted live offer that has not connected and sent a first frame within this many seconds is closed.
+    live_connect_s: float | None = 5.0
+    #: Live frames with more pixels than this are downscaled on arrival, before analysis and the answer
+    #: (LIVE_MAX_PIXELS: a number or ``WxH``; default 1280x720; 0: no bound).
+    live_max_pixels: int = 1280 * 720
+    #: A live connection whose frames have more pixels than this is closed, with a notice (default 1920x1080;
+    #: 0: none): decoding one 3840x2160 VP8 stream at 30 fps takes most of a core before any downscale.
+    live_refuse_pixels: int = 1920 * 1080
     #: Where processed uploads are written.
     output_dir: Path = _TMP / "emotion-out"
     #: Results of uploaded videos and Gradio's file cache are deleted after this many seconds.
@@ -135,13 +147,23 @@ class Settings:
                 changes[f.name] = num("LIVE_TIME_LIMIT", default, optional=True)
             elif f.name in ("video_max_frames",):
                 changes[f.name] = num(name, default, int, optional=True)
-            elif f.name in ("live_idle_s", "live_silent_s", "live_keep_s", "video_max_seconds",
+            elif f.name in ("live_idle_s", "live_silent_s", "live_keep_s", "live_connect_s", "video_max_seconds",
                             "video_max_process_s", "upload_unclaimed_s", "disk_quota_mb"):
                 changes[f.name] = num(name, default, optional=True)
             elif f.name in ("output_keep_s", "http_header_timeout_s", "http_body_grace_s", "http_body_min_bps",
                             "disk_sweep_s", "queue_burst_per_client", "queue_rate_per_client",
                             "upload_burst_mb_per_client", "upload_mb_per_s_per_client", "emotion_hub_timeout"):
                 changes[f.name] = num(name, default, optional=True, nonzero=True) or default
+            elif f.name in ("live_max_pixels", "live_refuse_pixels"):
+                v = raw(name).lower()
+                if "x" in v:
+                    try:
+                        w, h = (int(p) for p in v.split("x"))
+                    except ValueError:
+                        raise ValueError(f"{name} must be a number or WxH, not {v!r}") from None
+                    changes[f.name] = w * h
+                else:
+                    changes[f.name] = num(name, default, int)
             elif f.name == "min_free_mb":
                 changes[f.name] = num(name, default, optional=True, nonzero=True) or 0.0
             elif f.name == "trust_proxy":

@@ -12,9 +12,12 @@ def live_app(tmp_path_factory):
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (apt-get install -y chromium)")
     from webapp.server import Server
+    from webapp.settings import Settings
 
     tmp = tmp_path_factory.mktemp("live")
-    server = Server(live_dir=tmp / "live", output_dir=tmp / "out")
+    # every browser comes from 127.0.0.1: no per-address live limits (tested in tests/test_live_hostile.py)
+    settings = Settings.from_env().replace(live_streams_per_client=0, live_pending_per_client=0)
+    server = Server(settings, live_dir=tmp / "live", output_dir=tmp / "out")
     server.build_demo()
     port = free_port()
     server.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)

@@ -11,6 +11,9 @@
   ``Content-Length`` before the body is read (``429`` over it); the paths the upload route stores are
   handed to the server's :class:`~webapp.guards.disk.DiskGuard`, which deletes those no analysis claims
   within ``upload_unclaimed_s``.
+* Live offers (``fn_name="offer"`` to ``/gradio_api/component_server``, fastrtc's signalling) are admitted
+  by the server's :class:`~webapp.live.gate.LiveGate` by client address before fastrtc sees them; refused
+  ones get fastrtc's own ``concurrency_limit_reached`` answer with the reason in ``meta.message``.
 * The middleware is given its server (``Middleware(GuardMiddleware, server=...)``): the buckets, the
   disk guard and the limits are that server's.
 * Memory: Gradio 5.50 keeps every event it ever queued (the event with its request and data, an
@@ -100,6 +103,20 @@ def prune_finished_events(app, keep_s: float = 120.0, now: float | None = None) 
     return len(done)
 
 
+def live_offer(body: bytes | None) -> str | None:
+    """The connection id of a WebRTC offer (a ``component_server`` body with ``fn_name="offer"`` and an SDP
+    offer, not an ICE candidate), else None."""
+    try:
+        d = json.loads(body or b"")
+    except ValueError:
+        return None
+    if not isinstance(d, dict) or d.get("fn_name") != "offer" or not isinstance(d.get("data"), dict):
+        return None
+    data = d["data"]
+    wid = data.get("webrtc_id")
+    return wid if data.get("type") == "offer" and isinstance(wid, str) and wid else None
+
+
 def _wait_text(wait_s: float) -> str:
     """``12 s``, or ``about 4 minutes`` from 90 s on (a person reads the notice)."""
     return f"{max(1.0, wait_s):.0f} s" if wait_s < 90 else f"about {round(wait_s / 60):.0f} minutes"
@@ -147,6 +164,7 @@ class GuardMiddleware:
     def __init__(self, app, server):
         self.app = app
         self.fairness, self.disk, self.settings = server.fairness, server.disk, server.settings
+        self.gate = getattr(server, "gate", None)
         self._next_prune = 0.0
 
     async def __call__(self, scope, receive, send):
@@ -184,8 +202,29 @@ class GuardMiddleware:
                 log.info("429 for %s: upload of %.1f MB over its budget", client, mb)
                 return await _send_json(send, 429, f"Too much uploaded from your address: please wait {_wait_text(wait)} "
                                                    "and try again.")
+        if self.gate is not None and scope.get("method") == "POST" and path.rstrip("/").endswith("/component_server"):
+            body, receive = await _peek_body(receive)
+            webrtc_id = live_offer(body)
+            if webrtc_id is not None:
+                return await self._live_offer(scope, receive, send, path, webrtc_id)
         self._housekeeping(scope)
         return await self._guarded(scope, receive, send, path)
+
+    async def _live_offer(self, scope, receive, send, path, webrtc_id):
+        refusal = self.gate.offer(self.fairness.client_address(scope), webrtc_id)
+        if refusal is not None:
+            body = json.dumps({"status": "failed", "meta": {"error": "concurrency_limit_reached",
+                                                             "limit": self.settings.live_streams_per_client,
+                                                             "message": refusal}}).encode()
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(body)).encode())]})
+            return await send({"type": "http.response.body", "body": body})
+        try:
+            await self.gate.make_room()
+            return await self._guarded(scope, receive, send, path)
+        finally:
+            self.gate.settle(webrtc_id)  # refused or failed in fastrtc: nothing to hold
 
     def _housekeeping(self, scope) -> None:
         import time

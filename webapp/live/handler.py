@@ -27,14 +27,22 @@ class LiveHandler:
     """``fn(frame_bgr, model, preset, half_life_s, min_face, min_score) -> frame_bgr`` for fastrtc."""
 
     def __init__(self, registry: SessionRegistry, session_id: Callable[[], str] | None = None,
-                 warn: Callable[[str], None] | None = None, offered: dict | None = None, pool=None):
+                 warn: Callable[[str], None] | None = None, offered: dict | None = None, pool=None,
+                 gate=None, max_pixels: int | None = None, refuse_pixels: int | None = None):
         self.registry = registry
+        #: The server's live gate (webapp.live.gate.LiveGate): told of every frame; may close the connection.
+        self.gate = gate
+        #: Frames with more pixels are downscaled on arrival (before analysis and the answer); None: no bound.
+        self.max_pixels = max_pixels
+        #: Frames with more pixels close their connection (through the gate), with a notice; None: never.
+        self.refuse_pixels = refuse_pixels
         self.offered = offered  # the models a client may name (Settings.offered_models()); None: built-in
         #: The server's live worker pool (webapp.live.pool.LivePool; None: frames run in fastrtc's loop).
         self.pool = pool
         self._session_id = session_id or _fastrtc_connection_id
         self._warn = warn or (lambda message: _fastrtc_warning(message, pool))
         self._warned: deque[str] = deque(maxlen=256)  # connections already told "busy" (toast once)
+        self._told_size: deque[str] = deque(maxlen=256)  # connections already told their frames are downscaled
         self.calls = 0
 
     def __call__(self, frame, *controls):
@@ -44,6 +52,14 @@ class LiveHandler:
         try:
             ctl = LiveControls.from_inputs(*controls, offered=self.offered)
             sid = self._session_id()
+            h, w = frame.shape[:2]
+            if self.refuse_pixels and h * w > self.refuse_pixels:
+                return self._refuse_size(frame, sid, w, h)
+            frame = self._bounded(frame, sid)
+            if self.gate is not None:
+                refusal = self.gate.frame(sid)
+                if refusal is not None:  # a second stream of one address: closed by the gate
+                    return self._tell(frame, sid, refusal)
             sess = self.registry.admit(sid, ctl)
             if sess is None:
                 return self._busy(frame, sid)
@@ -57,9 +73,40 @@ class LiveHandler:
             except Exception:
                 return frame
 
+    def _bounded(self, frame: np.ndarray, sid: str) -> np.ndarray:
+        """``frame`` downscaled (keeping its shape) to at most ``max_pixels``; the user told once."""
+        h, w = frame.shape[:2]
+        nw, nh = bounded_size(w, h, self.max_pixels)
+        if (nw, nh) == (w, h):
+            return frame
+        if sid not in self._told_size:
+            self._told_size.append(sid)
+            log.info("live connection %s sends %dx%d frames: analysed at %dx%d", sid, w, h, nw, nh)
+            try:
+                self._warn(f"Your camera sends {w}x{h}; analysed at {nw}x{nh}.")
+            except Exception:  # pragma: no cover - a toast only
+                pass
+        return cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA)
+
+    def _refuse_size(self, frame: np.ndarray, sid: str, w: int, h: int) -> np.ndarray:
+        """Close a connection whose frames are too big to decode (the gate closes it), telling the user why."""
+        mw, mh = bounded_size(w, h, self.refuse_pixels)
+        if self.gate is not None and sid not in self._warned:
+            from .gate import TELL_S
+
+            log.info("closing live connection %s: it sends %dx%d frames", sid, w, h)
+            self.gate.close(sid, after_s=TELL_S)  # the notice goes out first
+        small = cv2.resize(frame, bounded_size(w, h, self.max_pixels or self.refuse_pixels), interpolation=cv2.INTER_AREA)
+        return self._tell(small, sid, f"Your camera sends {w}x{h}: this server takes at most about {mw}x{mh}. "
+                                      "Please choose a lower camera resolution.")
+
     def _busy(self, frame: np.ndarray, sid: str) -> np.ndarray:
         """The user's own frame, dimmed, with the "server busy" notice and their place in line (~1 ms)."""
         msg = self.registry.status(sid)["message"] or self.registry.busy_message(sid)
+        return self._tell(frame, sid, msg)
+
+    def _tell(self, frame: np.ndarray, sid: str, msg: str) -> np.ndarray:
+        """``frame`` dimmed with ``msg`` on it; ``msg`` also as a toast, once per connection."""
         if sid not in self._warned:
             self._warned.append(sid)
             try:
@@ -67,6 +114,15 @@ class LiveHandler:
             except Exception:  # pragma: no cover - the frame still carries the message
                 pass
         return busy_frame(frame, msg)
+
+
+def bounded_size(w: int, h: int, max_pixels: int | None) -> tuple[int, int]:
+    """(width, height) of a ``w`` x ``h`` frame scaled down, keeping its shape, to at most ``max_pixels``
+    (even sides, as the answer's VP8 wants); ``(w, h)`` when it fits or there is no bound."""
+    if not max_pixels or w * h <= max_pixels:
+        return w, h
+    f = (max_pixels / (w * h)) ** 0.5
+    return max(2, int(w * f + 1e-6) // 2 * 2), max(2, int(h * f + 1e-6) // 2 * 2)
 
 
 def _wrap(text: str, width: int, scale: float, thick: int) -> list[str]:
@@ -148,8 +204,18 @@ def stable_handler(fn: Callable, skip_frames: bool = True, fps: int = 30):
     return fastrtc_stable_handler_class()(fn, fps=fps, skip_frames=skip_frames)
 
 
-def hook_cleanup(webrtc, registry: SessionRegistry) -> None:
-    """Release a connection's session when fastrtc cleans the connection up."""
+def hook_cleanup(webrtc, registry: SessionRegistry, gate=None) -> None:
+    """Release a connection's session (and its place in ``gate``, a :class:`~webapp.live.gate.LiveGate`) when
+    fastrtc cleans the connection up."""
     from common.compat import fastrtc_on_clean_up
 
-    fastrtc_on_clean_up(webrtc, registry.release)
+    def after(webrtc_id: str) -> None:
+        try:
+            registry.release(webrtc_id)
+        finally:
+            if gate is not None:
+                gate.forget(webrtc_id)
+
+    fastrtc_on_clean_up(webrtc, after)
+    if gate is not None:
+        gate.attach(webrtc)

@@ -96,6 +96,20 @@ def _pooled_class():
                 return VideoFrame.from_numpy_buffer(array, format="bgr24")
             return VideoFrame.from_ndarray(np.ascontiguousarray(array, dtype=np.uint8), format="bgr24")
 
+        def _bounded(self, frame):
+            """``frame`` scaled down to the handler's ``max_pixels`` (the frames echoed before the page's controls
+            arrive are encoded too: they must not be bigger than the analysed ones)."""
+            from .handler import bounded_size
+
+            if frame is None:
+                return frame
+            w, h = bounded_size(frame.width, frame.height, getattr(self.event_handler, "max_pixels", None))
+            if (w, h) == (frame.width, frame.height):
+                return frame
+            out = frame.reformat(width=w, height=h)
+            out.pts, out.time_base = frame.pts, frame.time_base
+            return out
+
         def _drop_backlog(self):
             q = self.frame_queue
             while self.skip_frames and not q.empty():
@@ -105,10 +119,13 @@ def _pooled_class():
             self.accept_input_in_background()
             try:
                 frame = await self.frame_queue.get()
+                gate = getattr(self.event_handler, "gate", None)
+                if gate is not None:  # media arrives: no longer half-open (the page's controls may come later)
+                    gate.seen(self.context.webrtc_id)
                 self._drop_backlog()
                 await self.wait_for_channel()
-                if self.latest_args == "not_set":
-                    return self.latest_frame if self.skip_frames else frame
+                if self.latest_args == "not_set":  # no controls yet: the frame goes back as it came, bounded
+                    return self._bounded(self.latest_frame if self.skip_frames else frame)
                 ctx = contextvars.copy_context()  # the connection id and data channel (fastrtc's contextvars)
                 loop = asyncio.get_running_loop()
                 pool = getattr(self.event_handler, "pool", None)

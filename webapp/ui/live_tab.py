@@ -153,7 +153,7 @@ class LiveTab:
                       # live_max_streams are analysed (registry.max_active); live_busy_slots more connect only
                       # to be told "server busy"; fastrtc refuses any further connection.
                       concurrency_limit=s.live_max_streams + s.live_busy_slots, time_limit=s.live_time_limit_s)
-        hook_cleanup(webrtc, self.registry)
+        hook_cleanup(webrtc, self.registry, self.server.gate)
         scene.change(preset_slider_values, inputs=[scene], outputs=sliders, show_api=False, queue=False)
         gr.Timer(0.25).tick(self.tick, inputs=[webrtc, last_id, last_key],
                             outputs=[stats, notice, table, last_id, last_key, state],

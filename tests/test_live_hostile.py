@@ -1,0 +1,245 @@
+"""Hostile live peers over real WebRTC against ``python app.py`` with its default live limits (issue 28).
+
+The server trusts the proxy header (``TRUST_PROXY=1``, as on a Space, where ``SPACE_ID`` sets it), so each
+test's users come from their own ``X-Forwarded-For`` addresses.  Attackers are aiortc offers whose ICE
+candidates lead to a UDP socket that never answers (:func:`testkit.rtc_peer.half_open_offer`); honest users
+are :class:`testkit.rtc_peer.LivePeer` s sending real face crops.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+
+import httpx
+import pytest
+
+from testkit.rtc_peer import LivePeer, half_open_offer, pre_encode, scene_frames
+from testkit.server import start_app
+from webapp.settings import Settings
+
+#: What fastrtc's page shows for any ``concurrency_limit_reached`` answer (its own words for a busy server).
+PAGE_BUSY = "concurrency_limit_reached"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with start_app(tmp_path_factory.mktemp("live-hostile"), {"TRUST_PROXY": "1", "LOG_LEVEL": "INFO"}) as (url, _):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def blackhole():
+    """A UDP socket that reads nothing and answers nothing."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        yield s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def frames():
+    return scene_frames("crowd", 30, seed=3, n=3)
+
+
+def _client(address: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(timeout=60, headers={"X-Forwarded-For": address})
+
+
+def _refused(answer: dict) -> bool:
+    return answer.get("status") == "failed" and answer.get("meta", {}).get("error") == PAGE_BUSY
+
+
+def _warnings(peer) -> list[str]:
+    out = []
+    for m in peer.stats.messages:
+        try:
+            d = json.loads(m)
+        except ValueError:
+            continue
+        if isinstance(d, dict) and d.get("type") == "warning":
+            out.append(str(d.get("message")))
+    return out
+
+
+async def _until(pred, timeout: float, state=lambda: "") -> None:
+    t_end = time.time() + timeout
+    while not pred():
+        assert time.time() < t_end, f"timed out {state()}"
+        await asyncio.sleep(0.2)
+
+
+def test_live_limits_from_the_environment():
+    s = Settings.from_env({})
+    assert (s.live_streams_per_client, s.live_pending_per_client, s.live_connect_s, s.live_max_pixels) == (
+        1, 2, 5.0, 1280 * 720)
+    s = Settings.from_env({"LIVE_STREAMS_PER_CLIENT": "0", "LIVE_CONNECT_S": "none", "LIVE_MAX_PIXELS": "1920x1080"})
+    assert (s.live_streams_per_client, s.live_connect_s, s.live_max_pixels) == (0, None, 1920 * 1080)
+    from webapp.live.handler import bounded_size
+
+    assert bounded_size(3840, 2160, s.live_max_pixels) == (1920, 1080)
+    assert bounded_size(3840, 2160, Settings().live_max_pixels) == (1280, 720)
+    assert bounded_size(640, 480, Settings().live_max_pixels) == (640, 480)
+    assert bounded_size(1000, 1000, 0) == (1000, 1000)
+
+
+def test_offer_flood_from_one_address_leaves_room_and_one_stream_per_address(server, blackhole, frames):
+    """One address floods offers it never completes: only ``live_pending_per_client`` are accepted, the rest
+    refused as busy; an honest user connects on the first try; their second stream is refused."""
+    s = Settings()
+
+    async def run():
+        async with _client("203.0.113.7") as attacker, _client("198.51.100.20") as honest:
+            config = (await honest.get(server + "config")).json()
+            answers = await asyncio.gather(*(half_open_offer(attacker, server, config, blackhole) for _ in range(10)))
+            t0 = time.time()
+            peer = LivePeer(server, 1, frames)
+            ok = await peer.connect(honest, config)
+            t_connect = time.time() - t0
+            assert ok, f"the honest user was refused: {peer.stats.refused}"
+            await _until(lambda: sum(r.annotated for r in peer.stats.returned) >= 10, 20)
+            second = LivePeer(server, 2, frames)
+            ok2 = await second.connect(honest, config)
+            await peer.close()  # Stop, then Start again at once: the new stream is let in
+            again = LivePeer(server, 1, frames)
+            ok3 = await again.connect(honest, config)
+            await again.close()
+            return answers, ok, t_connect, ok2, second.stats.refused, (ok3, again.stats.refused)
+
+    answers, ok, t_connect, ok2, refused2, restart = asyncio.run(run())
+    accepted = [a for a in answers if a.get("status") != "failed"]
+    print(f"\nflood: {len(accepted)} of 10 accepted; honest user connected in {t_connect:.2f} s; second stream: "
+          f"{refused2}")
+    assert len(accepted) == s.live_pending_per_client == 2
+    refused = [a for a in answers if a.get("status") == "failed"]
+    assert all(_refused(a) for a in refused), refused[:2]
+    assert all("still starting" in a["meta"]["message"] for a in refused)
+    assert ok and t_connect < 5.0
+    assert not ok2 and json.loads(refused2)["error"] == PAGE_BUSY
+    assert json.loads(refused2)["message"] == ("Server busy: a live stream from your address is already running. "
+                                               "Stop it first, or try again later.")
+    assert restart[0], f"stopping and starting again was refused: {restart[1]}"
+
+
+def test_half_open_offers_expire_and_free_their_places(server, blackhole, frames):
+    """Half-open offers from several addresses (two each) fill every place fastrtc has; they are closed after
+    ``live_connect_s`` and an honest user then gets in (with fastrtc's own expiry it waits 30 s)."""
+    s = Settings()
+    places = s.live_max_streams + s.live_busy_slots
+
+    async def run():
+        attackers, answers = [], []
+        async with _client("198.51.100.30") as honest:
+            config = (await honest.get(server + "config")).json()
+            while len(attackers) < places and not any(_refused(a) and "message" not in a["meta"] for a in answers):
+                attackers.append(_client(f"203.0.113.{30 + len(attackers)}"))  # until fastrtc itself is full
+                answers += await asyncio.gather(*(half_open_offer(attackers[-1], server, config, blackhole)
+                                                  for _ in range(2)))
+            t0 = time.time()
+            tries, peer = 0, None
+            while time.time() - t0 < 15:
+                tries += 1
+                p = LivePeer(server, 3, frames)
+                if await p.connect(honest, config):
+                    peer = p
+                    break
+                await asyncio.sleep(0.5)
+            t_connect = time.time() - t0
+            if peer is not None:
+                await _until(lambda: sum(r.annotated for r in peer.stats.returned) >= 5, 20)
+                await peer.close()
+        for a in attackers:
+            await a.aclose()
+        return answers, tries, t_connect, peer
+
+    answers, tries, t_connect, peer = asyncio.run(run())
+    accepted = sum(a.get("status") != "failed" for a in answers)
+    print(f"\nhalf-open: {accepted} of {len(answers)} accepted ({places} places); honest user in after "
+          f"{t_connect:.1f} s, {tries} tries")
+    assert any(_refused(a) and "message" not in a["meta"] for a in answers), "the attack did not fill the server"
+    assert peer is not None, f"the honest user never got in ({tries} tries in {t_connect:.0f} s)"
+    assert tries > 1, "the server was not full: the test proves nothing"
+    assert t_connect <= s.live_connect_s + 3.0
+
+
+def test_oversized_frames_are_downscaled_and_the_user_told_once(server, frames):
+    """A peer sending 1920x1080 gets 1280x720 back (analysed at that size), and one warning saying so."""
+    import cv2
+
+    # a 640x360 scene scaled up (cheap to make), looped over 3 pre-encoded frames (cheap to send)
+    big = [cv2.resize(f, (1920, 1080)) for f in scene_frames("crowd", 3, seed=4, size=(640, 360), n=3)]
+
+    async def run():
+        async with _client("198.51.100.40") as client:
+            config = (await client.get(server + "config")).json()
+            peer = LivePeer(server, 4, big)
+            peer.encoded = pre_encode(big, 4, n=3, bitrate=3_000_000)
+            assert await peer.connect(client, config)
+            await _until(lambda: sum(peer.stats.sizes.values()) >= 30, 20)
+            await peer.close()
+            return peer
+
+    peer = asyncio.run(run())
+    told = [w for w in _warnings(peer) if "analysed at" in w]
+    print(f"\nreturned sizes {peer.stats.sizes}; told {told}")
+    assert set(peer.stats.sizes) == {(1280, 720)}
+    assert told == ["Your camera sends 1920x1080; analysed at 1280x720."]
+
+
+def test_two_offers_of_one_address_that_both_connect_leave_one_stream(server, frames):
+    """Two offers of one address, both pending (a double click, two tabs), both connect: the one whose
+    frames come second is told the busy sentence and closed; the other streams."""
+    async def run():
+        async with _client("198.51.100.50") as client:
+            config = (await client.get(server + "config")).json()
+            peers = [LivePeer(server, 5 + k, frames) for k in range(2)]
+            ok = await asyncio.gather(*(p.connect(client, config) for p in peers))
+            await _until(lambda: any(sum(r.annotated for r in p.stats.returned) >= 10 for p in peers)
+                         and any(_warnings(p) for p in peers), 30,
+                         lambda: [(len(p.stats.returned), sum(r.annotated for r in p.stats.returned), _warnings(p))
+                                  for p in peers])
+            await asyncio.sleep(2.0)
+            counts = [sum(r.annotated for r in p.stats.returned) for p in peers]
+            await asyncio.sleep(1.0)
+            later = [sum(r.annotated for r in p.stats.returned) for p in peers]
+            await asyncio.gather(*(p.close() for p in peers))
+            return ok, peers, counts, later
+
+    ok, peers, counts, later = asyncio.run(run())
+    told = [_warnings(p) for p in peers]
+    print(f"\ntwo offers of one address: connected {ok}, analysed frames {counts} -> {later}, told {told}")
+    assert all(ok)
+    closed = next(k for k in range(2) if told[k])
+    assert told[closed] == ["Server busy: a live stream from your address is already running. "
+                            "Stop it first, or try again later."]
+    assert later[closed] == counts[closed], "the second stream of the address kept being analysed"
+    assert later[1 - closed] > counts[1 - closed], "the first stream stopped"
+
+
+def test_a_peer_sending_4k_is_closed_and_told_why(server):
+    """Frames above LIVE_REFUSE_PIXELS (1920x1080): decoding them alone costs most of a core, so the
+    connection is closed, and the user told what size the server takes."""
+    import cv2
+
+    big = [cv2.resize(f, (3840, 2160)) for f in scene_frames("crowd", 2, seed=5, size=(640, 360), n=3)]
+
+    async def run():
+        async with _client("198.51.100.60") as client:
+            config = (await client.get(server + "config")).json()
+            peer = LivePeer(server, 6, big)
+            peer.encoded = pre_encode(big, 6, n=2, bitrate=4_000_000)
+            assert await peer.connect(client, config)
+            await _until(lambda: _warnings(peer), 20)
+            await asyncio.sleep(2.0)  # the close reaches the peer
+            n0 = sum(peer.stats.sizes.values())
+            await asyncio.sleep(2.0)
+            n1 = sum(peer.stats.sizes.values())
+            await peer.close()
+            return peer, n0, n1
+
+    peer, n0, n1 = asyncio.run(run())
+    print(f"\n4K peer: told {_warnings(peer)}; frames back {peer.stats.sizes}, {n1 - n0} in the last 2 s")
+    assert _warnings(peer) == ["Your camera sends 3840x2160: this server takes at most about 1920x1080. "
+                               "Please choose a lower camera resolution."]
+    assert n1 == n0, "the connection was not closed"
+    assert all(w * h <= Settings().live_max_pixels for w, h in peer.stats.sizes)
