@@ -61,6 +61,43 @@ def test_webrtc_component_has_the_clean_up_hook():
     assert w.clean_up("abc") == "cleaned abc" and seen == ["abc"]
 
 
+
+def test_fastrtc_keeps_its_connections_where_the_live_gate_reads_and_closes_them():
+    """fastrtc_open_connections / fastrtc_close_connection read ``pcs`` and ``concurrency_limit`` and call
+    ``clean_up``: a real WebRTC component has them, and closing a real (unconnected) aiortc peer
+    connection through the helper removes it and stops the tracks clean_up returns."""
+    import asyncio
+    import inspect
+
+    from aiortc import RTCPeerConnection
+    from fastrtc import WebRTC
+    from fastrtc.webrtc_connection_mixin import WebRTCConnectionMixin
+
+    src = inspect.getsource(WebRTCConnectionMixin)
+    for name in ("self.pcs", "concurrency_limit", "def clean_up"):
+        assert name in src, f"fastrtc's WebRTCConnectionMixin no longer has {name!r}: review common/compat.py"
+    assert issubclass(WebRTC, WebRTCConnectionMixin)
+    w = WebRTC(modality="video", mode="send-receive")
+    assert compat.fastrtc_open_connections(w) == {}
+
+    stopped = []
+
+    class Track:
+        def stop(self):
+            stopped.append(True)
+
+    async def run():
+        pc = RTCPeerConnection()
+        w.pcs["abc"] = pc
+        w.clean_up = lambda webrtc_id: [Track()]  # the tracks fastrtc would hand back
+        assert compat.fastrtc_open_connections(w) == {"abc": pc}
+        assert await compat.fastrtc_close_connection(w, "abc") is True
+        assert await compat.fastrtc_close_connection(w, "abc") is False
+        return pc.connectionState
+
+    assert asyncio.run(run()) == "closed"
+    assert stopped == [True] and compat.fastrtc_open_connections(w) == {}
+
 def test_uvicorn_protocol_table_and_h11_internals():
     from uvicorn import config
     from uvicorn.protocols.http.h11_impl import H11Protocol
