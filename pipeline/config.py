@@ -35,6 +35,7 @@ from tracker.detect import DetectionConfig
 from tracker.embed import EMBEDDERS
 from tracker.landmarks import LandmarkConfig
 from tracker.track import TrackerConfig
+from tracker.candidates import DETECTORS as _CANDIDATES
 
 SECTIONS = {
     "detection": DetectionConfig,
@@ -79,7 +80,7 @@ def _tiles(v):
 
 #: The allowed values of every field, by "section.field".
 RULES = {
-    "detection.detector": _choice("auto", "short", "full", path_ok=".tflite"),
+    "detection.detector": _choice("auto", "short", "full", *_CANDIDATES, path_ok=".tflite"),
     "detection.tiles": _tiles,
     "detection.min_score": _range(0.05, 0.99),
     "detection.min_face": _range(2, 4096, numbers.Integral),

@@ -322,6 +322,10 @@ def make_detector(config: DetectionConfig | None = None):
     """The detector ``config`` asks for: an :class:`~tracker.autodetect.AutoDetector` for ``"auto"``,
     else a :class:`FaceDetector`.  Both answer ``detect(rgb, hints=None, scan_all=False)``."""
     config = config or DetectionConfig()
+    from .candidates import DETECTORS  # YuNet, CenterFace and the combinations
+
+    if config.detector in DETECTORS:
+        return DETECTORS[config.detector](config)
     if config.detector == "auto":
         from .autodetect import AutoDetector
 
