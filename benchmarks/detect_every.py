@@ -34,7 +34,7 @@ def _run(seq, every: int) -> tuple[list, list, list, float]:
         for fr, t in zip(seq.frames, seq.timestamps):
             r = p.process(fr, t)
             rows = [(int(tid), *map(float, b)) for tid, b in zip(r.track_ids, r.boxes)]
-            pred = r.predicted if len(r.predicted) == len(r) else np.zeros(len(r), bool)
+            pred = r.predicted
             measured.append([row for row, pr in zip(rows, pred) if not pr])
             shown.append(rows)
             labels.append([(row[1:], int(lab)) for row, lab in zip(rows, r.labels)])

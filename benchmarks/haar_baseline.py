@@ -26,7 +26,7 @@ def main():
     if cascade.empty():
         raise SystemExit(f"cannot load {cascade_path}")
     so = ort.SessionOptions()
-    so.intra_op_num_threads = int(os.environ.get("EMOTION_ORT_THREADS", "2"))
+    so.intra_op_num_threads = 2  # as the app's classifier (classifier.onnx_model)
     so.inter_op_num_threads = 1
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.log_severity_level = 3

@@ -17,7 +17,7 @@ client looping over:
 
 Addresses: every client sends its own ``X-Forwarded-For`` and the server trusts it
 (``TRUST_PROXY=1``), which is what a Hugging Face Space's proxy does (the app takes the last entry,
-the one the proxy adds).  So the per-address limits (:mod:`webapp.fairness`) see the hostile client
+the one the proxy adds).  So the per-address limits (:mod:`webapp.guards.fairness`) see the hostile client
 (10.66.6.6) apart from the honest ones (10.0.0.1...), as they would on a Space.  (Binding each
 client to its own 127.0.0.x would do the same for raw sockets, but gradio_client offers no way to
 choose the source address.)

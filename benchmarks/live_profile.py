@@ -70,7 +70,7 @@ def parts_of(raw: str) -> tuple[int, dict]:
 def pipeline_ms_per_frame(frames, n: int = 180) -> float:
     """One session's ``step`` per frame (analysis and drawing, no WebRTC), in this process, one thread."""
     from webapp.models import ModelLoader
-    from webapp.session import LiveControls, LiveSession
+    from webapp.live.session import LiveControls, LiveSession
 
     s, ctl = LiveSession("profile", ModelLoader(), None), LiveControls()
     for f in frames[:20]:
@@ -90,7 +90,7 @@ def analysis_only(frames_sets, threads: int, streams: int, seconds: float = 8.0)
     import threading
 
     from webapp.models import ModelLoader
-    from webapp.session import LiveControls, LiveSession
+    from webapp.live.session import LiveControls, LiveSession
 
     loader, ctl = ModelLoader(), LiveControls()
     sessions = [LiveSession(f"s{k}", loader, None) for k in range(streams)]

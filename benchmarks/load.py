@@ -184,7 +184,7 @@ def _check_cases(url: str, cases, headers: dict | None = None) -> None:
     client = Client(url, verbose=False, headers=headers)
     with tempfile.TemporaryDirectory() as tmp:
         for c in cases:
-            time.sleep(0.6)  # within the per-address rate (webapp.fairness)
+            time.sleep(0.6)  # within the per-address rate (webapp.guards.fairness)
             p = Path(tmp) / f"{c.name}.png"
             cv2.imwrite(str(p), cv2.cvtColor(c.rgb, cv2.COLOR_RGB2BGR))
             n = len(client.predict(handle_file(str(p)), api_name="/analyze_image")["faces"])

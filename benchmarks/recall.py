@@ -28,7 +28,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tracker.detect import DetectionConfig, make_detector
+from tracker.base import DetectionConfig
+from tracker.factory import make_detector
+from tracker.geometry import iou
 
 GT_FILE = Path(__file__).resolve().parent / "groundtruth" / "faces.json"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -47,16 +49,9 @@ def bucket_name(lo, hi) -> str:
     return f"<{hi:.0f}" if lo == 0 else f">={lo:.0f}" if hi > 1e8 else f"{lo:.0f}-{hi:.0f}"
 
 
-def _iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / max((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter, 1e-9)
-
-
 def match(gt, dets, ignore=(), thr: float = 0.4):
     """(matched flags per GT box, number of false positives): greedy by IoU."""
-    pairs = sorted(((_iou(g, d), i, j) for i, g in enumerate(gt) for j, d in enumerate(dets)), reverse=True)
+    pairs = sorted(((iou(g, d), i, j) for i, g in enumerate(gt) for j, d in enumerate(dets)), reverse=True)
     hit, used = [False] * len(gt), set()
     for v, i, j in pairs:
         if v < thr:
@@ -64,7 +59,7 @@ def match(gt, dets, ignore=(), thr: float = 0.4):
         if not hit[i] and j not in used:
             hit[i] = True
             used.add(j)
-    fp = sum(1 for j, d in enumerate(dets) if j not in used and not any(_iou(d, z) > 0.3 for z in ignore))
+    fp = sum(1 for j, d in enumerate(dets) if j not in used and not any(iou(d, z) > 0.3 for z in ignore))
     return hit, fp
 
 

@@ -87,7 +87,8 @@ class _FerFeatures:
 
 def prepare(quick: bool, fps_list, seeds, detector: str = "auto", log=print) -> list[dict]:
     """Render every sequence once; cache detections and all embeddings per frame."""
-    from tracker.detect import DetectionConfig, make_detector
+    from tracker.base import DetectionConfig
+    from tracker.factory import make_detector
     from tracker.embed import embed
 
     fer = _FerFeatures()

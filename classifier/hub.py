@@ -59,13 +59,38 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def file_sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_pin(spec: ModelSpec, path: Path) -> Path:
+    """``path`` if it matches the spec's pin (size, sha256); a :class:`ModelUnavailable` if not."""
+    path = Path(path)
+    if spec.size and path.stat().st_size != spec.size:
+        raise ModelUnavailable(f"refused the file of {spec.id} ({path.name}): {path.stat().st_size:,} bytes, "
+                               f"the pinned file has {spec.size:,}")
+    if spec.sha256:
+        got = file_sha256(path)
+        if got != spec.sha256:
+            raise ModelUnavailable(f"refused the file of {spec.id} ({path.name}): sha256 {got[:12]}..., "
+                                   f"the pinned file has {spec.sha256[:12]}...")
+    return path
+
+
 def resolve(spec: ModelSpec, token: str | None = None) -> Path:
-    """Local path of the spec's ONNX file (downloading it from the Hub if needed)."""
+    """Local path of the spec's ONNX file (downloading it from the Hub if needed), checked
+    against the spec's pin (:func:`check_pin`)."""
     if spec.source in ("embedded", "file"):
         p = spec.embedded_path()
         if not p.is_file():
             raise ModelUnavailable(f"model file for {spec.id} is missing: {p.name}")
-        return p
+        return check_pin(spec, p)
     from huggingface_hub import hf_hub_download
 
     where = f"{spec.filename!r} from Hub repo {spec.repo_id!r} (revision {spec.revision!r})"
@@ -84,14 +109,16 @@ def resolve(spec: ModelSpec, token: str | None = None) -> Path:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         from huggingface_hub import constants
 
+        # cache-only: huggingface_hub's own text advises "set 'local_files_only' to False", which no
+        # user of the app can act on; say what happened instead
         if offline:
-            hint = " (HF_HUB_OFFLINE is set and the file is not in the local Hub cache)"
-        elif cache_only:
-            hint = f" (the Hub at {constants.ENDPOINT} is not reachable and the file is not in the local Hub cache)"
-        else:
-            hint = ""
-        raise ModelUnavailable(f"could not get {where}{hint}: {type(exc).__name__}: {reason[:300]}") from exc
-    return Path(path)
+            raise ModelUnavailable(f"could not get {where}: HF_HUB_OFFLINE is set and the file is not in "
+                                   f"the local Hub cache") from exc
+        if cache_only:
+            raise ModelUnavailable(f"could not get {where}: the Hub at {constants.ENDPOINT} is not reachable "
+                                   f"and the file is not in the local Hub cache") from exc
+        raise ModelUnavailable(f"could not get {where}: {type(exc).__name__}: {reason[:300]}") from exc
+    return check_pin(spec, Path(path))
 
 
 #: Loaded classifiers, least recently used first; at most CACHE_SIZE stay loaded.
@@ -101,7 +128,7 @@ CACHE_SIZE = int(os.environ.get("EMOTION_MODEL_CACHE", "4"))
 
 
 def load_classifier(
-    name: str | ModelSpec | None = None, *, token: str | None = None, fallback: bool = True
+    name: str | ModelSpec | None = None, *, token: str | None = None, fallback: bool = True, threads: int = 2
 ) -> tuple[EmotionClassifier, str | None]:
     """Load a classifier by spec id / spec path / ModelSpec.
 
@@ -111,18 +138,18 @@ def load_classifier(
     so streams share the weights but never any per-stream state.
     """
     spec = name if isinstance(name, ModelSpec) else get_spec(name)
-    key = (spec.id, spec.source, spec.repo_id, spec.filename, spec.revision, spec.path)
+    key = (spec.id, spec.source, spec.repo_id, spec.filename, spec.revision, spec.path, int(threads))
     with _CACHE_LOCK:
         if key in _CACHE:
             _CACHE.move_to_end(key)
             return _CACHE[key], None
     try:
-        clf = EmotionClassifier(spec, resolve(spec, token=token))
+        clf = EmotionClassifier(spec, resolve(spec, token=token), threads=threads)
     except ModelError as exc:
         if not fallback or spec.id == DEFAULT_MODEL and spec.source == "embedded":
             raise
         log.warning("model %s unavailable, using %s: %s", spec.id, DEFAULT_MODEL, exc)
-        default, _ = load_classifier(DEFAULT_MODEL, fallback=False)
+        default, _ = load_classifier(DEFAULT_MODEL, fallback=False, threads=threads)
         return default, f"{exc} — using the embedded default model {DEFAULT_MODEL!r} instead."
     with _CACHE_LOCK:
         _CACHE.setdefault(key, clf)

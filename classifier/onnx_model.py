@@ -16,13 +16,13 @@ class ModelError(RuntimeError):
     """The model file is missing, unreadable or does not fit its spec."""
 
 
-def _session(path: Path):
+def _session(path: Path, threads: int = 2):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     # Two cores here: one intra-op thread per core; many sessions (one per
     # stream) share the machine, so don't spin.
-    opts.intra_op_num_threads = int(os.environ.get("EMOTION_ORT_THREADS", "2"))
+    opts.intra_op_num_threads = int(threads)
     opts.inter_op_num_threads = 1
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
@@ -95,13 +95,13 @@ class EmotionClassifier:
     returns probabilities (N, C) in canonical class order (``self.classes``).
     """
 
-    def __init__(self, spec: ModelSpec, path: str | os.PathLike):
+    def __init__(self, spec: ModelSpec, path: str | os.PathLike, threads: int = 2):
         self.spec = spec
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelError(f"model file for {spec.id} not found: {self.path.name}")
         try:
-            self._sess = _session(self.path)
+            self._sess = _session(self.path, threads)
         except Exception as exc:
             raise ModelError(f"cannot load model {spec.id} from {self.path.name}: {exc}") from exc
         inputs = {i.name: i for i in self._sess.get_inputs()}

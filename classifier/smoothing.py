@@ -16,16 +16,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from common.checks import number, validate
+
 
 @dataclass(frozen=True)
 class SmoothingConfig:
-    """Smoothing settings (validated by ``pipeline.config``); times in seconds.
+    """Smoothing settings, checked when made; times in seconds.
 
     Defaults chosen with benchmarks/smoothing.py (flicker against lag on real model outputs).
     """
 
     half_life_s: float = 0.1  # EMA half-life in seconds; 0 turns smoothing off
     margin: float = 0.2  # a new label must lead the shown one by this much probability
+
+    def __post_init__(self):
+        validate(self, "smoothing", {"half_life_s": number(0.0, 60.0), "margin": number(0.0, 1.0)})
 
 
 @dataclass

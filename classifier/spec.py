@@ -11,7 +11,13 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from common.checks import boolean, validate, whole
+
 from .labels import canonical
+
+def _is_sha256(s: str) -> bool:
+    return len(s) == 64 and all(c in "0123456789abcdef" for c in s)
+
 
 SPEC_DIR = Path(__file__).resolve().parent / "specs"
 MODEL_DIR = Path(__file__).resolve().parent / "models"
@@ -39,6 +45,12 @@ class ModelSpec:
     repo_id: str = ""  # hub: e.g. "onnxmodelzoo/emotion-ferplus-8"
     filename: str = ""
     revision: str = "main"
+    #: The file's pin: size in bytes and sha256 (hex).  A file that does not match is refused
+    #: (:func:`classifier.hub.resolve`); empty / 0 means unpinned (an operator's own spec).
+    sha256: str = ""
+    size: int = 0
+    #: Where the pin was read and what could not be checked offline (shown in docs, never parsed).
+    pin_source: str = ""
     license: str = ""
     description: str = ""
     extra: dict = field(default_factory=dict, compare=False, hash=False)
@@ -56,6 +68,10 @@ class ModelSpec:
             raise ValueError(f"spec {self.id}: source must be embedded, hub or file")
         if self.source == "hub" and not (self.repo_id and self.filename):
             raise ValueError(f"spec {self.id}: a hub model needs repo_id and filename")
+        if self.sha256 and not _is_sha256(self.sha256):
+            raise ValueError(f"spec {self.id}: sha256 must be 64 hex digits, not {self.sha256!r}")
+        if int(self.size) < 0:
+            raise ValueError(f"spec {self.id}: size must be >= 0")
         if len(set(self.labels)) != len(self.labels):
             raise ValueError(f"spec {self.id}: labels repeat a class: {self.labels}")
 
@@ -111,11 +127,18 @@ DEFAULT_MODEL = "fer-mini-xception"
 
 @dataclass(frozen=True)
 class ClassifierConfig:
-    """Classification settings (validated by ``pipeline.config``)."""
+    """Classification settings; every value is checked when the config is made."""
 
     model: str = DEFAULT_MODEL  # a built-in spec id (classifier/specs) or a spec .json path
     max_faces: int = 64  # classify at most this many faces per frame (the largest)
     align: bool = True  # turn each crop so the eyes are level (benchmarks/alignment.py: helps on tilted heads)
+
+    def __post_init__(self):
+        validate(self, "classification", {
+            "model": lambda v: None if isinstance(v, str) and v else "a model id or a spec .json path",
+            "max_faces": whole(1, 1024),
+            "align": boolean,
+        })
 
 
 def get_spec(name_or_path: str | None = None) -> ModelSpec:

@@ -41,7 +41,8 @@ def _pairs(items: list[str], what: str, from_env: bool) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m deploy", description=__doc__.split("\n\n")[0],
+    # the help shows the docstring without its reStructuredText markup (``code`` -> code)
+    ap = argparse.ArgumentParser(prog="python -m deploy", description=__doc__.split("\n\n")[0].replace("``", ""),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("space", help="USER/SPACE or ORG/SPACE (a bare SPACE goes under your user name)")
     ap.add_argument("--private", action="store_true", help="create the Space private (ignored with --update)")
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="a Space secret; KEY alone takes the value of $KEY (keeps it out of shell history). "
                          "The live tab needs HF_TOKEN (a read-only token is enough) or TURN_* for its TURN relay")
     ap.add_argument("--variable", action="append", default=[], metavar="KEY=VALUE",
-                    help="a public Space variable, e.g. LIVE_MAX_STREAMS=2 (see Space.md)")
+                    help="a public Space variable, e.g. VIDEO_MAX_SECONDS=300 (see docs/space.md)")
     ap.add_argument("--update", action="store_true",
                     help="the Space exists: replace its files with this version (one commit)")
     ap.add_argument("--dry-run", metavar="DIR", type=Path,
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.update and not any(k in secrets or k in variables for k in TURN_KEYS):
         print("Note: no TURN secret given. Images, videos and the API work, but the Live tab cannot connect "
               "from most networks without one. Add it later with --update --secret HF_TOKEN, or in the "
-              "Space's Settings -> Variables and secrets (see Space.md).")
+              "Space's Settings -> Variables and secrets (see docs/space.md).")
     return 0
 
 

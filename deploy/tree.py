@@ -9,7 +9,7 @@ What goes in (and nothing else):
   copies them before ``pip install``, so they resolve there)
 * ``packages.txt``  the Debian packages the Dockerfile installs
 * ``app.py``, ``LICENSE``, ``docs/API.md`` and the product packages (``webapp``, ``export``,
-  ``pipeline``, ``tracker``, ``classifier``) with their embedded models, specs and licences
+  ``pipeline``, ``tracker``, ``classifier``, ``common``) with their embedded models, specs and licences
 
 Left out: tests, testkit, benchmarks, tools, the wheel-building script, screenshots, caches,
 virtual environments and anything git does not track.
@@ -22,7 +22,7 @@ import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("webapp", "export", "pipeline", "tracker", "classifier")
+PACKAGES = ("webapp", "export", "pipeline", "tracker", "classifier", "common")
 FILES = ("app.py", "LICENSE", "requirements.txt", "packages.txt", "docs/API.md")
 WHEELS = "third_party/wheels"
 SKIP_PARTS = {"__pycache__", ".pytest_cache", ".gradio"}

@@ -8,8 +8,8 @@
 
 Threads per worker: the models run their own threads (onnxruntime's intra-op pool, LiteRT's
 interpreter threads; both 2 by default, one per core).  With N workers each gets
-``max(1, cores // N)`` of them (``EMOTION_ORT_THREADS``, ``EMOTION_LITERT_THREADS``, unless
-already set), so N workers do not oversubscribe the cores.  The H.264 encoder keeps its own
+``max(1, cores // N)`` of them (``Options.threads``, passed to each model's constructor), so N
+workers do not oversubscribe the cores.  The H.264 encoder keeps its own
 (automatic) thread count: a different count would give different MP4 bytes.
 """
 from __future__ import annotations
@@ -25,8 +25,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-#: Environment variables that set the model threads of one worker (read when a model loads).
-THREAD_ENV = ("EMOTION_ORT_THREADS", "EMOTION_LITERT_THREADS")
 
 
 def cpu_count() -> int:
@@ -41,12 +39,6 @@ def threads_per_job(jobs: int, cores: int | None = None) -> int:
     return max(1, (cores or cpu_count()) // max(1, jobs))
 
 
-def set_model_threads(n: int) -> None:
-    """Model threads for what loads next in this process, unless the user set them."""
-    for k in THREAD_ENV:
-        os.environ.setdefault(k, str(n))
-
-
 @dataclass(frozen=True)
 class Options:
     """The per-file settings of the command line besides the pipeline config (picklable)."""
@@ -54,6 +46,7 @@ class Options:
     frame_step: int = 1
     png: bool = False
     max_seconds: float | None = None
+    threads: int = 2  # each model's threads in the worker (run_pool gives each worker its share of the cores)
 
 
 @dataclass
@@ -87,7 +80,7 @@ def run_one(src, out, config, opts: Options, index: int = 0, progress=None, proc
     t0 = time.perf_counter()
     try:
         r = process(f, out, config=config, frame_step=opts.frame_step, progress=progress,
-                    max_seconds=opts.max_seconds)
+                    max_seconds=opts.max_seconds, threads=opts.threads)
         written = r.files
         if opts.png:
             png = out / f"{r.timeline_csv.name[:-len('_timeline.csv')]}_timeline.png"
@@ -135,10 +128,9 @@ def cost(path: Path) -> float:
 _QUEUE = None
 
 
-def _init_process(threads: int, queue) -> None:
+def _init_process(queue) -> None:
     global _QUEUE
     _QUEUE = queue
-    set_model_threads(threads)
 
 
 class _Reporter:
@@ -168,11 +160,10 @@ def run_pool(files: list[Path], out: Path, config, opts: Options, jobs: int, on_
              pool: str = "process", progress: BatchProgress | None = None) -> list[Outcome]:
     """Run ``files`` on ``jobs`` workers; ``on_done(outcome)`` is called in this thread as each ends."""
     jobs = max(1, min(jobs, len(files)))
-    threads = threads_per_job(jobs)
+    opts = replace(opts, threads=threads_per_job(jobs))
     order = sorted(range(len(files)), key=lambda i: -cost(files[i]))  # longest first
     results: list[Outcome] = []
     if pool == "thread":
-        set_model_threads(threads)  # models already loaded in this process keep theirs
         lock = threading.Lock()
         updates: list = []
 
@@ -205,7 +196,7 @@ def run_pool(files: list[Path], out: Path, config, opts: Options, jobs: int, on_
             return items
 
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_process,
-                             initargs=(threads, queue)) as ex:
+                             initargs=(queue,)) as ex:
         futures = {ex.submit(_process_task, i, str(files[i]), str(out), config, opts): i for i in order}
         _collect(futures, files, drain, on_done, progress, results)
     queue.close()

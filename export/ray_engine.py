@@ -14,8 +14,8 @@ repository (without .git, .venv, .cache); the workers need only the Python packa
 """
 from __future__ import annotations
 
-import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from .batch import Options, Outcome, run_one
@@ -43,8 +43,7 @@ def _import_ray():
 
 def _task(index: int, name: str, data, config, opts: Options, shown_dir: str, threads: int) -> Outcome:
     """On a worker: the video's bytes -> a temporary folder -> run_one -> the output files' bytes."""
-    for k in ("EMOTION_ORT_THREADS", "EMOTION_LITERT_THREADS"):
-        os.environ.setdefault(k, str(threads))
+    opts = replace(opts, threads=threads)
     with tempfile.TemporaryDirectory(prefix="emotion-ray-") as tmp:
         src = Path(tmp) / "in" / name  # the same name: the timeline's "source" and the stems match
         src.parent.mkdir()

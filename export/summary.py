@@ -211,7 +211,7 @@ class SummaryBuilder:
             self.add_frame(result.timestamp)
             return
         labels = result.labels if result.labels is not None else np.argmax(result.smoothed, axis=1)
-        seen = ~result.predicted if len(result.predicted) == n else np.ones(n, bool)  # measured rows only
+        seen = ~result.predicted  # measured rows only
         states = {k: v[seen] for k, v in (getattr(result, "measures", None) or {}).items()}
         self.add_frame(result.timestamp, result.track_ids[seen], labels[seen], result.smoothed[seen], states)
 

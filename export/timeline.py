@@ -127,8 +127,7 @@ def result_rows(result, frame: int | None = None) -> list[list]:
         labels = [int(v) for v in result.labels]
     else:
         labels = [int(np.argmax(sm[i])) if C else -1 for i in range(n)]
-    tids = result.track_ids if len(result.track_ids) == n else np.arange(1, n + 1)
-    held = result.predicted if len(result.predicted) == n else np.zeros(n, bool)
+    tids, held = result.track_ids, result.predicted
     t = _num(result.timestamp, _DEC_TIME)
     fr = int(result.index if frame is None else frame)
     face = getattr(result, "measures", None) or {}

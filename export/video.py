@@ -94,7 +94,7 @@ def _config(config) -> PipelineConfig:
 def process_video(src_path, out_dir, config=None, frame_step: int = 1, progress=None,
                   max_seconds: float | None = None, max_pixels: int | None = None,
                   stem: str | None = None, max_frames: int | None = None,
-                  max_process_s: float | None = None) -> VideoResult:
+                  max_process_s: float | None = None, threads: int = 2) -> VideoResult:
     """Analyse ``src_path`` and write the results to ``out_dir``.
 
     ``config``: a :class:`pipeline.PipelineConfig`, a preset name, or None (the
@@ -108,7 +108,7 @@ def process_video(src_path, out_dir, config=None, frame_step: int = 1, progress=
     doc).  Output names:
     ``<stem>_annotated.mp4``, ``<stem>_timeline.csv/.json``,
     ``<stem>_summary.json/.csv``; ``stem`` defaults to the source file name
-    without extension.
+    without extension.  ``threads``: each model's threads (2: one per core).
 
     Raises :class:`VideoError` for an empty, unreadable or frameless file or a
     file over the limits; then nothing is left in ``out_dir``.
@@ -123,7 +123,7 @@ def process_video(src_path, out_dir, config=None, frame_step: int = 1, progress=
     with VideoReader(src, max_seconds=max_seconds, max_pixels=max_pixels, max_frames=max_frames,
                      max_process_s=max_process_s) as reader:
         out_dir.mkdir(parents=True, exist_ok=True)
-        with AtomicFiles() as atomic, Pipeline(cfg) as pipe:
+        with AtomicFiles() as atomic, Pipeline(cfg, threads=threads) as pipe:
             result = _run(reader, pipe, atomic, out_dir, stem, frame_step, progress)
     result.elapsed_s = time.perf_counter() - t_start
     return result

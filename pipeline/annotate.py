@@ -190,8 +190,7 @@ class FaceAnnotator:
         h, w = img.shape[:2]
         font = _Font.for_frame(w, h)
         faces = np.asarray(result.boxes).reshape(-1, 4)
-        ids = result.track_ids if len(result.track_ids) == len(faces) else np.arange(1, len(faces) + 1)
-        pred = result.predicted if len(result.predicted) == len(faces) else np.zeros(len(faces), bool)
+        ids, pred = result.track_ids, result.predicted
         for box, tid, was_predicted in zip(np.rint(faces).astype(int).tolist(), ids.tolist(), pred.tolist()):
             x1, y1, x2, y2 = box
             col = track_color(tid)

@@ -4,7 +4,7 @@ A :class:`PipelineConfig` has one section per stage; each section is the
 stage's own dataclass, so every default is written once, next to the code
 that uses it:
 
-* ``detection``: :class:`tracker.detect.DetectionConfig`
+* ``detection``: :class:`tracker.base.DetectionConfig`
 * ``tracking``: :class:`tracker.track.TrackerConfig`
 * ``classification``: :class:`classifier.spec.ClassifierConfig`
 * ``smoothing``: :class:`classifier.smoothing.SmoothingConfig`
@@ -12,8 +12,8 @@ that uses it:
   drowsiness, yawns, head pose and attention per face; ``face_states=False``
   for emotions only)
 
-Every value is checked here, in :data:`RULES`, when a config is made; an error
-names the field and its allowed values.  Times are in seconds everywhere.
+Every section checks its own values when it is made (``DetectionConfig(min_score=5)``
+fails at once, wherever it is built); an error names the field and its allowed values.  Times are in seconds everywhere.
 
 Presets are configs, nothing else; every entry point (library, Live, Image,
 Video, ``/analyze_image``, ``/analyze_video``, ``python -m export``) takes a
@@ -26,16 +26,16 @@ preset name and uses :data:`DEFAULT_PRESET` when none is given::
 from __future__ import annotations
 
 import dataclasses
-import numbers
 from dataclasses import dataclass, field, fields
 
 from classifier.smoothing import SmoothingConfig
 from classifier.spec import ClassifierConfig
-from tracker.detect import DetectionConfig
-from tracker.embed import EMBEDDERS
+from common.checks import ConfigError
+from tracker.base import DetectionConfig
 from tracker.landmarks import LandmarkConfig
 from tracker.track import TrackerConfig
-from tracker.candidates import DETECTORS as _CANDIDATES
+
+from .messages import message
 
 SECTIONS = {
     "detection": DetectionConfig,
@@ -45,71 +45,6 @@ SECTIONS = {
     "landmarks": LandmarkConfig,
 }
 
-
-class ConfigError(ValueError):
-    """A setting is unknown or out of range; the message names it and says what is allowed."""
-
-
-def _range(lo, hi, kind=numbers.Real):
-    def check(v):
-        if isinstance(v, bool) or not isinstance(v, kind) or not lo <= v <= hi:
-            what = "a whole number" if kind is numbers.Integral else "a number"
-            return f"{what} from {lo} to {hi}"
-        return None
-    return check
-
-
-def _choice(*allowed, path_ok=False):
-    def check(v):
-        if v in allowed or (path_ok and isinstance(v, str) and v.endswith(path_ok)):
-            return None
-        extra = f" or a {path_ok} path" if path_ok else ""
-        return f"one of {', '.join(map(repr, allowed))}{extra}"
-    return check
-
-
-def _bool(v):
-    return None if isinstance(v, bool) else "True or False"
-
-
-def _tiles(v):
-    if v == "auto" or (isinstance(v, numbers.Integral) and not isinstance(v, bool) and 0 <= v <= 8):
-        return None
-    return "'auto' or a whole number from 0 (off) to 8"
-
-
-#: The allowed values of every field, by "section.field".
-RULES = {
-    "detection.detector": _choice("auto", "short", "full", *_CANDIDATES, path_ok=".tflite"),
-    "detection.tiles": _tiles,
-    "detection.min_score": _range(0.05, 0.99),
-    "detection.min_face": _range(2, 4096, numbers.Integral),
-    "detection.max_side": _range(128, 8192, numbers.Integral),
-    "detection.auto_tile_px": _range(256, 16384, numbers.Integral),
-    "detection.detect_every": _range(1, 10, numbers.Integral),
-    "tracking.max_hidden_s": _range(0.0, 60.0),
-    "tracking.n_init": _range(1, 30, numbers.Integral),
-    "tracking.max_cosine_distance": _range(0.0, 2.0),
-    "tracking.max_iou_distance": _range(0.0, 1.0),
-    "tracking.reid_distance": _range(0.0, 2.0),
-    "tracking.reid_radius": _range(0.0, 100.0),
-    "tracking.nn_budget": _range(1, 1000, numbers.Integral),
-    "tracking.hold_s": _range(0.0, 10.0),
-    "tracking.embedder": _choice(*EMBEDDERS),
-    "classification.model": lambda v: None if isinstance(v, str) and v else "a model id or a spec .json path",
-    "classification.max_faces": _range(1, 1024, numbers.Integral),
-    "classification.align": _bool,
-    "smoothing.half_life_s": _range(0.0, 60.0),
-    "smoothing.margin": _range(0.0, 1.0),
-    "landmarks.face_states": _bool,
-    "landmarks.landmark_interval_s": _range(0.0, 5.0),
-    "landmarks.landmark_min_face": _range(8, 4096, numbers.Integral),
-    "landmarks.landmark_max_faces": _range(0, 1024, numbers.Integral),
-    "landmarks.away_yaw_deg": _range(5.0, 90.0),
-    "landmarks.away_pitch_deg": _range(5.0, 90.0),
-    "landmarks.away_s": _range(0.0, 60.0),
-    "landmarks.drowsy_perclos": _range(0.01, 1.0),
-}
 
 #: Field name -> section, for changes given by plain field name (``min_score=0.6``).
 FIELD_SECTION = {f.name: sec for sec, cls in SECTIONS.items() for f in fields(cls)}
@@ -126,15 +61,10 @@ class PipelineConfig:
     landmarks: LandmarkConfig = field(default_factory=LandmarkConfig)
 
     def __post_init__(self):
-        for sec, cls in SECTIONS.items():
+        for sec, cls in SECTIONS.items():  # each section checked its own values when it was made
             part = getattr(self, sec)
             if not isinstance(part, cls):
                 raise ConfigError(f"{sec} must be a {cls.__name__}, not {type(part).__name__}")
-            for f in fields(cls):
-                value = getattr(part, f.name)
-                problem = RULES[f"{sec}.{f.name}"](value)
-                if problem:
-                    raise ConfigError(f"{sec}.{f.name} must be {problem}; got {value!r}")
 
     def replace(self, **changes) -> "PipelineConfig":
         """A copy with fields changed by name (``min_score=0.6``) or whole sections (``smoothing={...}``)."""
@@ -201,5 +131,5 @@ def preset(name: str | None = None, **changes) -> PipelineConfig:
     """The config of preset ``name`` (None: :data:`DEFAULT_PRESET`), with ``changes`` by field name."""
     name = name or DEFAULT_PRESET
     if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; presets are: {', '.join(PRESETS)}")
+        raise ConfigError(message("unknown_preset", name=name, choices=list(PRESETS)))
     return PRESETS[name].config.replace(**changes)

@@ -25,24 +25,26 @@ from tracker.landmarks import LandmarkConfig, LandmarkModel
 from .facestate import CLOSED_RATIO, POPULATION_OPEN_EAR, FaceStates
 from .results import FACE_COLUMNS, FrameResult
 
-_shared: LandmarkModel | None = None
+_shared: dict[int, LandmarkModel] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_model() -> LandmarkModel:
-    """One landmark model per process (its calls are serialised; 1-2 ms each)."""
-    global _shared
+def shared_model(threads: int = 2) -> LandmarkModel:
+    """One landmark model per process and thread count (its calls are serialised; 1-2 ms each)."""
     with _shared_lock:
-        if _shared is None:
-            _shared = LandmarkModel()
-        return _shared
+        if threads not in _shared:
+            _shared[threads] = LandmarkModel(threads=threads)
+        return _shared[threads]
 
 
 class LandmarkStage:
     """The per-stream part: states per track and when each face was last measured."""
 
-    def __init__(self, cfg: LandmarkConfig):
+    name = "landmarks"
+
+    def __init__(self, cfg: LandmarkConfig, threads: int = 2):
         self.cfg = cfg
+        self.threads = int(threads)
         self.states = FaceStates(cfg)
         self._last_run: dict[int, float] = {}
         self._was_on = False
@@ -63,8 +65,10 @@ class LandmarkStage:
         self._last_run.clear()
         self._was_on = False
 
-    def __call__(self, res: FrameResult, rgb: np.ndarray, gone=()) -> FrameResult:
+    def __call__(self, res: FrameResult, rgb: np.ndarray) -> FrameResult:
         t = float(res.timestamp)
+        # faces whose track ended or started afresh; a new tracker: every earlier face
+        gone = tuple(self.states.faces) if res.tracks_reset else res.ended_tracks + res.restarted_tracks
         events = self.forget(gone, t)
         if not self.cfg.face_states:
             if self._was_on:
@@ -75,8 +79,8 @@ class LandmarkStage:
             return res
         self._was_on = True
         n = len(res)
-        tids = res.track_ids if len(res.track_ids) == n else np.arange(1, n + 1)
-        todo = ~res.predicted if len(res.predicted) == n else np.ones(n, bool)
+        tids = res.track_ids
+        todo = ~res.predicted
         if self.cfg.landmark_interval_s > 0:
             gap = self.cfg.landmark_interval_s - 1e-6
             todo &= np.array([t - self._last_run.get(int(i), -math.inf) >= gap for i in tids], bool)
@@ -88,7 +92,7 @@ class LandmarkStage:
             keep = cand[np.argsort(-waited[cand], kind="stable")[:cap]]
             todo = np.zeros(n, bool)
             todo[keep] = True
-        lms, _ = shared_model().run(rgb, res.boxes, res.keypoints, self.cfg.landmark_min_face, todo)
+        lms, _ = shared_model(self.threads).run(rgb, res.boxes, res.keypoints, self.cfg.landmark_min_face, todo)
         meas = measures(lms)
         has = np.isfinite(meas["yaw"])
         for i in np.flatnonzero(has):
@@ -100,14 +104,14 @@ class LandmarkStage:
         return res
 
 
-def still_face_columns(res: FrameResult, rgb: np.ndarray, cfg: LandmarkConfig) -> FrameResult:
+def still_face_columns(res: FrameResult, rgb: np.ndarray, cfg: LandmarkConfig, threads: int = 2) -> FrameResult:
     """Measures for a still image: eye openness against :data:`POPULATION_OPEN_EAR`, head pose.
 
     A photo has no time, so no blinks, PERCLOS, yawns or states (NaN).
     """
     if not cfg.face_states:
         return res
-    lms, _ = shared_model().run(rgb, res.boxes, res.keypoints, cfg.landmark_min_face)
+    lms, _ = shared_model(threads).run(rgb, res.boxes, res.keypoints, cfg.landmark_min_face)
     meas = measures(lms)
     face = {c: np.full(len(res), np.nan, np.float32) for c in FACE_COLUMNS}
     for side in ("r", "l"):

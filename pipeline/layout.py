@@ -13,19 +13,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from tracker.geometry import intersection_matrix
+
 #: Cost of covering a pixel of the label's own face, another face, or an obstacle (the status line).
 OWN_FACE, OTHER_FACE, OBSTACLE = 10.0, 1.0, 10.0
 
 
 def overlap_area(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(len(a), len(b)) intersection areas of two sets of rectangles."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    if not len(a) or not len(b):
-        return np.zeros((len(a), len(b)))
-    w = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    h = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    return np.maximum(w, 0) * np.maximum(h, 0)
+    return intersection_matrix(a, b)
 
 
 def candidates(box, size: tuple[int, int], frame: tuple[int, int], gap: int = 2, rings: int = 6) -> np.ndarray:

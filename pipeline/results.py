@@ -5,17 +5,21 @@ the arrays the previous stage filled and fills its own, so there is no dict
 passing and no per-face objects on the hot path.  ``len(result)`` is the number
 of faces; ``result[i]`` or iteration gives light per-face views.
 
-Stage by stage:
+Every per-face column has one row per face, checked when a result is built
+and after every stage (:meth:`FrameResult.check`); ``track_ids`` and
+``predicted`` are always there.  Stage by stage (:mod:`pipeline.stages`,
+:mod:`pipeline.landmarks`; :class:`pipeline.Pipeline` runs them in this order):
 
-* detection fills ``boxes`` (x1, y1, x2, y2 pixels), ``scores``, ``keypoints``;
+* detection fills ``boxes`` (x1, y1, x2, y2 pixels), ``scores``, ``keypoints``
+  (``track_ids`` 0: no ID yet);
 * tracking keeps the faces that belong to a confirmed track, in the same order,
-  and fills ``track_ids`` (small integers from 1, per stream);
-* classification fills ``raw`` (N, C): this frame's class probabilities;
-* smoothing fills ``smoothed`` (N, C) and ``labels`` (index into ``classes``);
-* a confirmed face the detector missed in this frame is still reported for a
-  moment (``tracking.hold_s``) at the box its track predicts, with
-  ``predicted`` True, NaN ``raw`` (nothing was measured) and its smoothed
-  probabilities held as they were (:mod:`pipeline.predicted`);
+  fills ``track_ids`` (small integers from 1, per stream), and appends the
+  confirmed faces the detector missed in this frame, for a moment
+  (``tracking.hold_s``), at the box their track predicts, with ``predicted`` True;
+* classification fills ``raw`` (N, C): this frame's class probabilities (NaN
+  rows for predicted faces: nothing was measured);
+* smoothing fills ``smoothed`` (N, C) and ``labels`` (index into ``classes``),
+  holding a predicted face's as they were;
 * the landmark stage (:mod:`pipeline.landmarks`, ``landmarks.enabled``) fills
   ``landmarks`` (N, 468, 3) and ``measures``: the per-face measure and state
   columns of :data:`FACE_COLUMNS` (each (N,) float32, NaN: no value - the stage is off,
@@ -102,6 +106,51 @@ class FrameResult:
     measures: dict[str, np.ndarray] = field(default_factory=dict)  # FACE_COLUMNS -> (N,) float32; {}: stage off
     #: (track_id, state, "start" | "end", time_s) for every state that began or ended in this frame.
     state_events: tuple[tuple, ...] = ()
+    #: Track IDs whose face was handed to a track again after a gap without a sure appearance match:
+    #: what was learnt about them (smoothing, face states) starts afresh.
+    restarted_tracks: tuple[int, ...] = ()
+    #: The tracker started afresh before this frame (another tracking setup): every earlier ID ended.
+    tracks_reset: bool = False
+    #: The detector ran on this frame (False: the last detected frame's boxes and IDs were carried over,
+    #: ``detection.detect_every``).
+    detected: bool = True
+
+    def __post_init__(self):
+        self.check()
+
+    def check(self, stage: str = "") -> "FrameResult":
+        """Raise ``ValueError`` unless every per-face column has one row per face (``len(boxes)``).
+
+        Run when a result is built, and by :class:`pipeline.Pipeline` after every stage (``stage``
+        names the one that broke the rule)."""
+        n = len(self.boxes)
+        C = len(self.classes)
+        want = {"boxes": (self.boxes, (n, 4)), "scores": (self.scores, (n,)),
+                "keypoints": (self.keypoints, (n, 6, 2)), "track_ids": (self.track_ids, (n,)),
+                "predicted": (self.predicted, (n,))}
+        if self.raw is not None:
+            want["raw"] = (self.raw, (n, C))
+        if self.smoothed is not None:
+            want["smoothed"] = (self.smoothed, (n, C))
+        if self.labels is not None:
+            want["labels"] = (self.labels, (n,))
+        bad = [f"{k} {tuple(np.shape(a))} (wanted {shape})" for k, (a, shape) in want.items() if np.shape(a) != shape]
+        if self.landmarks is not None and len(self.landmarks) != n:
+            bad.append(f"landmarks {self.landmarks.shape} (wanted {n} rows)")
+        bad += [f"measures[{k!r}] {np.shape(v)} (wanted ({n},))" for k, v in self.measures.items() if np.shape(v) != (n,)]
+        if bad:
+            where = f" after the {stage} stage" if stage else ""
+            raise ValueError(f"FrameResult{where}: every per-face column needs one row per face ({n}): " + "; ".join(bad))
+        return self
+
+    def with_faces(self, boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray) -> "FrameResult":
+        """This frame with a new set of faces (a detector's): no IDs yet (0), none predicted, nothing measured."""
+        n = len(boxes)
+        return replace(self, boxes=np.asarray(boxes, np.float32).reshape(n, 4),
+                       scores=np.asarray(scores, np.float32).reshape(n),
+                       keypoints=np.asarray(keypoints, np.float32).reshape(n, 6, 2),
+                       track_ids=np.zeros(n, np.int64), predicted=np.zeros(n, bool), raw=None, smoothed=None,
+                       labels=None, landmarks=None, measures={})
 
     def __len__(self) -> int:
         return int(self.boxes.shape[0])
@@ -118,8 +167,8 @@ class FrameResult:
             boxes=self.boxes[idx],
             scores=self.scores[idx],
             keypoints=self.keypoints[idx],
-            predicted=self.predicted[idx] if len(self.predicted) == len(self) else self.predicted,
-            track_ids=self.track_ids[idx] if len(self.track_ids) == len(self) else self.track_ids,
+            predicted=self.predicted[idx],
+            track_ids=self.track_ids[idx],
             raw=take(self.raw),
             smoothed=take(self.smoothed),
             labels=take(self.labels),
@@ -136,14 +185,14 @@ class FrameResult:
         else:
             li = int(np.argmax(sm)) if len(classes) else -1
         return FaceView(
-            track_id=int(self.track_ids[i]) if len(self.track_ids) > i else i + 1,
+            track_id=int(self.track_ids[i]),
             box=tuple(float(v) for v in self.boxes[i]),
             score=float(self.scores[i]),
             raw={c: float(p) for c, p in zip(classes, raw)},
             smoothed={c: float(p) for c, p in zip(classes, sm)},
             label=classes[li] if li >= 0 else "",
             label_prob=float(sm[li]) if li >= 0 else 0.0,
-            predicted=bool(self.predicted[i]) if len(self.predicted) > i else False,
+            predicted=bool(self.predicted[i]),
             measures={k: (round(float(v[i]), 4) if np.isfinite(v[i]) else None) for k, v in self.measures.items()},
         )
 

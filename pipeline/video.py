@@ -43,6 +43,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from .messages import message
 
 #: The highest frame rate assumed when the frame cap is derived from a duration limit
 #: (``max_frames = max_seconds * MAX_FPS``): real cameras record at most this many frames per
@@ -80,20 +81,32 @@ def _start_s(stream) -> float:
     return float(stream.start_time * stream.time_base)
 
 
+#: Demuxers that FFmpeg uses for a still image or a text file; such a file is "not a video".
+_IMAGE_DEMUXERS = ("image2",)
+
+
 def _open_container(src: Path):
     if not src.exists():
-        raise VideoError(f"{src.name}: file not found")
+        raise VideoError(message("not_found", name=src.name))
     if src.is_dir():
-        raise VideoError(f"{src.name}: is a folder, not a video file")
+        raise VideoError(message("folder", name=src.name))
     if src.stat().st_size == 0:
-        raise VideoError(f"{src.name}: the file is empty")
+        raise VideoError(message("empty", name=src.name))
     try:
         container = av.open(str(src), mode="r", metadata_errors="ignore")
     except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
-        raise VideoError(f"{src.name}: not a readable video file ({short_error(e)})") from None
+        raise VideoError(message("not_video", name=src.name, why=short_error(e))) from None
+    fmt = container.format.name or ""
+    if fmt == "tty":  # FFmpeg shows a .txt/.nfo/.asc file as ANSI art
+        container.close()
+        raise VideoError(message("text_not_video", name=src.name))
+    if fmt in _IMAGE_DEMUXERS or (fmt.endswith("_pipe") and fmt != "gif_pipe"):
+        kind = (container.streams.video[0].codec_context.name if container.streams.video else fmt).upper()
+        container.close()
+        raise VideoError(message("image_not_video", name=src.name, kind={"MJPEG": "JPEG"}.get(kind, kind)))
     if not container.streams.video:
         container.close()
-        raise VideoError(f"{src.name}: the file has no video stream")
+        raise VideoError(message("no_video_stream", name=src.name))
     return container
 
 

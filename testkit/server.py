@@ -20,7 +20,7 @@ def free_port() -> int:
 
 
 #: Server settings for a test or benchmark whose many simulated clients all come from 127.0.0.1: the
-#: per-address limits of :mod:`webapp.fairness` (queued requests, videos in flight, upload budget) would
+#: per-address limits of :mod:`webapp.guards.fairness` (queued requests, videos in flight, upload budget) would
 #: treat them as one flooding client.  Those limits are tested on their own (tests/test_fairness.py,
 #: tests/test_videos_in_flight.py).
 ONE_ADDRESS_MANY_CLIENTS = {"QUEUE_BURST_PER_CLIENT": "1000", "QUEUE_RATE_PER_CLIENT": "1000",

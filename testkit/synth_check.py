@@ -9,16 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from tracker.geometry import iou
+
 from .faces import REPO, _detector, face_sources
 from .synth import SCENARIOS, Sequence, make_sequence
-
-
-def iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    ua = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / ua if ua > 0 else 0.0
 
 
 def detection_recall(seq: Sequence, detector, iou_thr: float = 0.5) -> dict:

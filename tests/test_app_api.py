@@ -144,22 +144,21 @@ def test_presets_through_the_api(client):
 
 def test_import_and_build_demo_start_no_thread_and_load_no_model(tmp_path):
     """``import app`` (what ``python app.py`` and Spaces do) and ``build_demo()`` start nothing; the
-    background threads start only with ``start_background()``, once."""
+    background work (one retention sweeper) starts only with ``Server.start()``, once."""
     code = """if True:
         import json, sys, threading
         import gradio, fastrtc  # their own imports are not the app's doing
         def names(): return sorted(t.name for t in threading.enumerate())
         before = names()
         import app
-        from webapp.services import Services
-        from webapp.ui import build_demo
-        build_demo(Services())
+        from webapp.server import Server
+        Server().build_demo()
         after = names()
         from classifier import hub
         loaded = {"classifiers": len(hub._CACHE), "mediapipe": "mediapipe" in sys.modules}
-        app.services.start_background()
+        app.server.start()
         started = names()
-        app.services.start_background()
+        app.server.start()
         print(json.dumps({"before": before, "after": after, "loaded": loaded, "started": started,
                           "again": names()}))
     """
@@ -169,7 +168,7 @@ def test_import_and_build_demo_start_no_thread_and_load_no_model(tmp_path):
     r = json.loads(run.stdout.strip().splitlines()[-1])
     assert r["after"] == r["before"], "import app / build_demo() started threads"
     assert r["loaded"] == {"classifiers": 0, "mediapipe": False}, "import app / build_demo() loaded a model"
-    assert sorted(set(r["started"]) - set(r["before"])) == ["disk-guard", "live-reaper", "output-janitor"]
+    assert sorted(set(r["started"]) - set(r["before"])) == ["retention"]
     assert r["again"] == r["started"]
 
 
@@ -179,14 +178,14 @@ def test_video_tab_shows_the_result_files_and_chart(tmp_path, monkeypatch):
     import pandas as pd
 
     from pipeline import preset
-    from webapp.services import Services
-    from webapp.ui_media import VideoTab
+    from webapp.server import Server
+    from webapp.ui.media_tabs import VideoTab
 
     def no_csv(*a, **k):
         raise AssertionError("the timeline CSV was read back")
 
     monkeypatch.setattr(pd, "read_csv", no_csv)
-    tab = VideoTab(Services(live_dir=tmp_path / "live", output_dir=tmp_path / "out"))
+    tab = VideoTab(Server(live_dir=tmp_path / "live", output_dir=tmp_path / "out"))
     note, mp4, chart, data, files, summary = tab.ui(str(feat_data() / "single_face.mp4"), 3, "fer-mini-xception",
                                                     "steady", "top", lambda *a, **k: None)
     assert Path(mp4).is_file() and mp4 in files and len(files) == 5 and all(Path(f).is_file() for f in files)

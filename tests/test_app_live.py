@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from pipeline import DEFAULT_PRESET, PRESETS, preset
-from webapp import settings as S
-from webapp.charts import tracks_frame
+from webapp.settings import Settings as S
+from webapp.ui.charts import tracks_frame
 from webapp.models import ModelLoader
-from webapp.registry import SessionRegistry
-from webapp.session import SLIDER_RANGES, LiveControls, LiveSession
-from webapp.stream import LiveHandler, hook_cleanup, stable_handler
+from webapp.live.registry import SessionRegistry
+from webapp.live.session import SLIDER_RANGES, LiveControls, LiveSession
+from webapp.live.handler import LiveHandler, hook_cleanup, stable_handler
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def test_controls_apply_without_restart(tmp_path, frames):
     assert (cfg.detection.detector, cfg.smoothing.half_life_s, cfg.detection.min_face,
             cfg.detection.min_score) == (preset("standard").detection.detector, 1.5, 40, 0.6)
     assert cfg == preset("standard", model="fer-mini-xception", half_life_s=1.5, min_face=40, min_score=0.6,
-                         detect_every=S.LIVE_DETECT_EVERY)
+                         detect_every=S.live_detect_every)
     assert s.pipeline is pipe and s.pipeline.tracker is tracker  # same stream, same tracks
     assert [int(t) for t in s.last_result.track_ids] == tid
     reg.release("c")
@@ -108,7 +108,7 @@ def test_no_leak_after_100_connect_disconnect(tmp_path, frames):
     assert any(f.endswith(".csv") for f in files)
     assert last.pipeline is None and last.model_id == "fer-mini-xception" and last.classes
     assert last.config == preset("steady", model="fer-mini-xception", half_life_s=0.5, min_face=20, min_score=0.5,
-                                   detect_every=S.LIVE_DETECT_EVERY)
+                                   detect_every=S.live_detect_every)
     assert last.info()["active"] is False and len(tracks_frame(last.last_result, last.classes).columns) > 3
     gc.collect()
     assert len(pipes) == 0, f"{len(pipes)} pipelines still alive"
@@ -153,12 +153,12 @@ def test_controls_from_inputs_clamp_bad_values():
     # an unknown preset is the default one; an unreadable value is the preset's; the rest is clamped
     assert c.preset is None and c.half_life_s is None and c.min_face == SLIDER_RANGES["min_face"][0]
     assert c.min_score == SLIDER_RANGES["min_score"][1]
-    assert c.config() == preset(DEFAULT_PRESET, detect_every=S.LIVE_DETECT_EVERY, min_face=SLIDER_RANGES["min_face"][0],
+    assert c.config(S.live_detect_every) == preset(DEFAULT_PRESET, detect_every=S.live_detect_every, min_face=SLIDER_RANGES["min_face"][0],
                                 min_score=SLIDER_RANGES["min_score"][1])
 
 
 def test_rtc_configuration_from_env():
-    from webapp.rtc import rtc_configuration
+    from webapp.live.rtc import rtc_configuration
 
     client, server, _ = rtc_configuration({})
     assert client is None and server is None
@@ -191,9 +191,8 @@ def test_live_timeline_header_has_model_and_settings(tmp_path):
 
 def test_preset_change_sets_the_sliders_to_the_preset_values(tmp_path):
     """The Live sliders show the preset's values: initially the default preset's, then the chosen one's."""
-    from webapp.services import Services
-    from webapp.ui import build_demo
-    from webapp.ui_live import preset_slider_values
+    from webapp.server import Server
+    from webapp.ui.live_tab import preset_slider_values
 
     for name in PRESETS:
         flat = preset(name).flat()
@@ -203,7 +202,7 @@ def test_preset_change_sets_the_sliders_to_the_preset_values(tmp_path):
         for (lo, hi, _), v in zip(SLIDER_RANGES.values(), values):
             assert lo <= v <= hi, (name, v)
     # the page: the preset radio's change event sets exactly these sliders, which start at the default's values
-    demo = build_demo(Services(live_dir=tmp_path / "live", output_dir=tmp_path / "out"))
+    demo = Server(live_dir=tmp_path / "live", output_dir=tmp_path / "out").build_demo()
     deps = [d for d in demo.fns.values() if d.fn is preset_slider_values]
     assert len(deps) == 1 and [t[1] for t in deps[0].targets] == ["change"]
     radio, sliders = deps[0].inputs[0], deps[0].outputs
@@ -226,19 +225,19 @@ def test_session_runs_exactly_the_preset_with_the_slider_changes(tmp_path, frame
     reg = SessionRegistry(live_dir=tmp_path)
     cur = {"id": ""}
     h = LiveHandler(reg, session_id=lambda: cur["id"])
-    assert S.LIVE_DETECT_EVERY == 2  # the default: Live detects on every other frame
+    assert S.live_detect_every == 2  # the default: Live detects on every other frame
     changes = {"half_life_s": 0.3, "min_face": 30, "min_score": 0.6}
     for name in PRESETS:
         cur["id"] = f"conn-{name}"
         h(frames[0], "fer-mini-xception", name, *changes.values())
         s = reg.get(cur["id"])
-        assert s.pipeline.config == preset(name, model="fer-mini-xception", detect_every=S.LIVE_DETECT_EVERY,
+        assert s.pipeline.config == preset(name, model="fer-mini-xception", detect_every=S.live_detect_every,
                                            **changes) == s.config
     # another preset mid-stream: the same stream runs it, with the sliders' values on top
     other = next(n for n in PRESETS if n != name)
     h(frames[1], "fer-mini-xception", other, 0.5, 24, 0.55)
     assert s.pipeline.config == preset(other, model="fer-mini-xception", half_life_s=0.5, min_face=24, min_score=0.55,
-                                       detect_every=S.LIVE_DETECT_EVERY)
+                                       detect_every=S.live_detect_every)
     assert s.info()["preset"] == other and s.info()["detector"] == preset(other).detection.detector
     for name in PRESETS:
         reg.release(f"conn-{name}")
@@ -254,7 +253,7 @@ def test_an_older_change_arriving_late_does_not_undo_a_newer_one(tmp_path, frame
     h(frames[2], "fer-mini-xception", "steady", 0.1, 20, 0.5, 2000)  # older (radio change, old sliders), late
     s = reg.get("conn")
     assert s.config == preset("steady", model="fer-mini-xception", half_life_s=0.5, min_face=20, min_score=0.5,
-                                   detect_every=S.LIVE_DETECT_EVERY)
+                                   detect_every=S.live_detect_every)
     h(frames[3], "fer-mini-xception", "steady", 0.7, 20, 0.5, 4000)  # a newer change still applies
     assert s.config.smoothing.half_life_s == 0.7
     h(frames[4], "fer-mini-xception", "standard", 0.2, 20, 0.5)  # unstamped (older clients): applies as before
@@ -274,7 +273,7 @@ def test_face_states_switch_applies_to_the_running_stream(tmp_path, frames):
     for f in frames[3:5]:
         h(f, "fer-mini-xception", "standard", 0.1, 20, 0.5, 2000, False)
     assert not s.config.landmarks.face_states and not s.last_result.measures
-    from webapp.charts import tracks_html
+    from webapp.ui.charts import tracks_html
 
     assert "<th>state</th>" not in tracks_html(s.last_result)
     h(frames[5], "fer-mini-xception", "standard", 0.1, 20, 0.5, 3000, True)

@@ -27,7 +27,7 @@ def test_builtin_specs_and_round_trip(tmp_path):
     assert {"fer-mini-xception", "ferplus-8"} <= set(specs)
     assert DEFAULT_MODEL == "fer-mini-xception" and specs[DEFAULT_MODEL].source == "embedded"
     fp = specs["ferplus-8"]
-    assert fp.source == "hub" and fp.repo_id == "onnxmodelzoo/emotion-ferplus-8" and "contempt" in fp.labels
+    assert fp.source == "hub" and fp.repo_id == "onnxmodelzoo/legacy_models" and "contempt" in fp.labels
     p = tmp_path / "s.json"
     p.write_text(json.dumps(fp.to_dict()))
     assert ModelSpec.from_json(p) == fp

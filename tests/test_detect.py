@@ -7,7 +7,8 @@ import pytest
 from skimage import data
 
 from testkit.assets import feat_data, read_rgb
-from tracker.detect import FaceDetector, nms
+from tracker.detect import FaceDetector
+from tracker.geometry import nms
 
 ASTRO_FACE = (175, 65, 270, 170)  # x1, y1, x2, y2 of the astronaut's face (checked by eye)
 
@@ -101,20 +102,21 @@ def test_model_loads_are_quiet_unless_asked(tmp_path):
     import subprocess
     import sys
 
-    code = ("import numpy as np\nfrom tracker.detect import FaceDetector\n"
-            "d = FaceDetector('full', tiles=0)\nd.detect(np.zeros((480, 640, 3), np.uint8))\nd.close()\n")
+    code = ("import sys\nimport numpy as np\nfrom tracker.detect import FaceDetector\n"
+            "d = FaceDetector('full', tiles=0, engine=sys.argv[1])\nd.detect(np.zeros((480, 640, 3), np.uint8))\n"
+            "d.close()\n")
     repo = str(Path(__file__).resolve().parents[1])
 
-    def stderr_lines(**env):
-        r = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120,
+    def stderr_lines(engine="litert", **env):
+        r = subprocess.run([sys.executable, "-c", code, engine], cwd=repo, capture_output=True, text=True, timeout=120,
                            env={**os.environ, "PYTHONPATH": repo, **env})
         assert r.returncode == 0, r.stderr[-2000:]
         return [line for line in r.stderr.splitlines() if line.strip()]
 
     assert stderr_lines() == []
-    assert stderr_lines(EMOTION_DETECTOR_ENGINE="mediapipe") == []
+    assert stderr_lines("mediapipe") == []
     # the notices exist, and can be had
-    assert len(stderr_lines(EMOTION_VERBOSE="1", EMOTION_DETECTOR_ENGINE="mediapipe")) >= 10
+    assert len(stderr_lines("mediapipe", EMOTION_VERBOSE="1")) >= 10
     assert len(stderr_lines(EMOTION_VERBOSE="1")) >= 1
 
 
@@ -128,15 +130,13 @@ def _photos():
 
 
 @pytest.mark.parametrize("model", ["full", "short"])
-def test_litert_engine_finds_what_mediapipe_finds(model, monkeypatch):
+def test_litert_engine_finds_what_mediapipe_finds(model):
     """The model run in this thread (tracker.blazeface) against MediaPipe's own FaceDetector, one pass over
     the whole picture, on 25 real photos (portraits, groups, street scenes, masks, photos with no face):
     the same faces, boxes within 2 px (3% of the face on a 1920 px photo: one pixel of the model's input is
     10 there), scores within 0.02."""
-    monkeypatch.setenv("EMOTION_DETECTOR_ENGINE", "litert")
     ours = FaceDetector(model, tiles=0, min_score=0.5)
-    monkeypatch.setenv("EMOTION_DETECTOR_ENGINE", "mediapipe")
-    ref = FaceDetector(model, tiles=0, min_score=0.5)
+    ref = FaceDetector(model, tiles=0, min_score=0.5, engine="mediapipe")
     assert (ours.engine, ref.engine) == ("litert", "mediapipe")
     faces = 0
     try:

@@ -13,7 +13,7 @@ import pytest
 
 from testkit.assets import feat_data
 from testkit.server import call_api, start_app
-from webapp.diskguard import RECENT_S, DiskFull, DiskGuard
+from webapp.guards.disk import RECENT_S, DiskFull, DiskGuard
 
 
 def _file(p: Path, size: int, age_s: float) -> Path:
@@ -35,19 +35,17 @@ def test_quota_removes_the_oldest_first_and_never_a_recent_file(tmp_path):
     assert g.sweep() == {"unclaimed": 0, "quota": 0}
 
 
-def test_free_space_check_refuses_new_work_with_a_clear_message(tmp_path, monkeypatch):
-    from webapp import media
-    from webapp.diskguard import GUARD
+def test_free_space_check_refuses_new_work_with_a_clear_message(tmp_path):
+    from webapp.media import Media, UserInputError
 
     g = DiskGuard(min_free_bytes=1 << 62, free_path=tmp_path)  # more than any disk has
     with pytest.raises(DiskFull, match="server is busy"):
         g.check_free()
-    monkeypatch.setattr(GUARD, "min_free_bytes", 1 << 62)
-    monkeypatch.setattr(GUARD, "free_path", tmp_path)
-    with pytest.raises(media.UserInputError, match=r"server is busy \(its disk is nearly full\)"):
-        media.analyze_image_file(str(feat_data() / "multi_face.jpg"))
-    monkeypatch.setattr(GUARD, "min_free_bytes", 0)
-    _, res = media.analyze_image_file(str(feat_data() / "multi_face.jpg"), annotate=False)
+    with pytest.raises(UserInputError, match=r"server is busy \(its disk is nearly full\)"):
+        Media(disk=g, output_dir=tmp_path).analyze_image_file(str(feat_data() / "multi_face.jpg"))
+    g.min_free_bytes = 0
+    _, res = Media(disk=g, output_dir=tmp_path).analyze_image_file(str(feat_data() / "multi_face.jpg"),
+                                                                  annotate=False)
     assert len(res["faces"]) == 5
 
 

@@ -116,10 +116,10 @@ def _api_rows(client, video: Path, preset_name: str | None) -> list[list[str]]:
 
 
 def _tab_rows(video: Path, preset_name: str, tmp: Path) -> list[list[str]]:
-    from webapp.services import Services
-    from webapp.ui_media import VideoTab
+    from webapp.server import Server
+    from webapp.ui.media_tabs import VideoTab
 
-    tab = VideoTab(Services(live_dir=tmp / "live", output_dir=tmp / "out"))
+    tab = VideoTab(Server(live_dir=tmp / "live", output_dir=tmp / "out"))
     _note, _mp4, _chart, _data, files, _summary = tab.ui(str(video), 1, "fer-mini-xception", preset_name, "top",
                                                          lambda *a, **k: None)
     return _csv_rows(next(f for f in files if f.endswith("_timeline.csv")))
@@ -164,11 +164,14 @@ def _faces_of(result: dict) -> list[tuple]:
 
 
 @pytest.mark.parametrize("preset_name", [None, *PRESETS])
-def test_the_same_image_gives_the_same_faces_everywhere(preset_name, scene_image, client):
+def test_the_same_image_gives_the_same_faces_everywhere(preset_name, scene_image, client, tmp_path):
     from gradio_client import handle_file
 
     from pipeline import analyze_image
-    from webapp.ui_media import ui_image
+    from webapp.server import Server
+    from webapp.ui.media_tabs import ImageTab
+
+    ui_image = ImageTab(Server(live_dir=tmp_path / "live", output_dir=tmp_path / "out")).ui_image
 
     lib = analyze_image(read_rgb(scene_image), preset_name).to_dict()
     assert len(lib["faces"]) == N_PEOPLE, lib["faces"]

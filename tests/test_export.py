@@ -100,6 +100,7 @@ def make_result(index, t, faces, classes=CLASSES7, w=640, h=360):
         r.scores = np.full(n, 0.9, np.float32)
         r.keypoints = np.zeros((n, 6, 2), np.float32)
         r.track_ids = np.array([f[0] for f in faces], np.int64)
+        r.predicted = np.zeros(n, bool)
         r.labels = np.array([f[2] for f in faces], np.int64)
         r.smoothed = np.array([f[3] for f in faces], np.float32)
         r.raw = np.array([f[4] for f in faces], np.float32)

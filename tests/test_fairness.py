@@ -11,7 +11,7 @@ import httpx
 
 from testkit.assets import feat_data
 from testkit.server import call_result, start_app
-from webapp.fairness import ClientBuckets, is_queued_request
+from webapp.guards.fairness import ClientBuckets, is_queued_request
 
 
 def test_buckets_refill_and_are_per_address():
@@ -78,11 +78,11 @@ def test_a_flooding_address_gets_429_and_another_still_gets_in(tmp_path):
 
 def test_only_analyses_count_never_the_live_controls(tmp_path):
     """fastrtc forwards every Live control change through the queue: a slider drag must never get 429."""
-    from webapp.fairness import counts
-    from webapp.services import Services
-    from webapp.ui import build_demo
+    from webapp.server import Server
 
-    demo = build_demo(Services(live_dir=tmp_path / "live", output_dir=tmp_path / "out"))
+    server = Server(live_dir=tmp_path / "live", output_dir=tmp_path / "out")
+    demo = server.build_demo()
+    counts = server.fairness.counts
     ids = {fid: getattr(f.fn, "__name__", "") for fid, f in demo.fns.items()}
     to_stream = [fid for fid, name in ids.items() if name == "set_input_gradio"]
     analyses = [fid for fid, f in demo.fns.items()
@@ -94,15 +94,16 @@ def test_only_analyses_count_never_the_live_controls(tmp_path):
     assert counts("/gradio_api/call/analyze_video", None) and not counts("/gradio_api/call/other", None)
 
 
-def test_the_client_address_behind_a_trusted_proxy(monkeypatch):
-    from webapp.fairness import client_address
+def test_the_client_address_behind_a_trusted_proxy():
+    from webapp.guards.fairness import Fairness
+    from webapp.settings import Settings
 
     scope = {"client": ("10.0.0.9", 5000), "headers": [(b"x-forwarded-for", b"6.6.6.6, 203.0.113.7")]}
-    monkeypatch.delenv("SPACE_ID", raising=False)
-    monkeypatch.delenv("TRUST_PROXY", raising=False)
-    assert client_address(scope) == "10.0.0.9"  # no proxy trusted: the header is the client's word
-    monkeypatch.setenv("SPACE_ID", "user/space")
-    assert client_address(scope) == "203.0.113.7"  # the entry the Space's proxy added, not the spoofed first
+    plain = Fairness(Settings.from_env({}))
+    assert plain.client_address(scope) == "10.0.0.9"  # no proxy trusted: the header is the client's word
+    on_a_space = Fairness(Settings.from_env({"SPACE_ID": "user/space"}))
+    assert on_a_space.client_address(scope) == "203.0.113.7"  # the entry the Space's proxy added
+    assert Fairness(Settings.from_env({"TRUST_PROXY": "1"})).client_address(scope) == "203.0.113.7"
 
 
 def test_gradio_client_sees_the_refusal_and_its_reason(tmp_path):

@@ -131,17 +131,29 @@ def test_revision_and_token(tmp_path):
         assert any("/resolve/v1/model.onnx" in r for r in hub.requests)
 
 
-def test_prepopulated_cache_ferplus_spec(tmp_path):
-    """The built-in ferplus-8 spec (8 classes with contempt, batch fixed to 1,
-    raw scores) loaded from a Hub cache populated by hand, offline."""
+def _ferplus_cache(tmp_path: Path) -> Path:
+    """A Hub cache populated by hand with a FER+-like stand-in at the built-in spec's repo and path."""
+    from classifier.spec import get_spec
+
+    spec = get_spec("ferplus-8")
     commit = "0123456789abcdef0123456789abcdef01234567"
-    repo_dir = tmp_path / "hf" / "hub" / "models--onnxmodelzoo--emotion-ferplus-8"
-    snap = repo_dir / "snapshots" / commit
-    snap.mkdir(parents=True)
-    ferplus_like_model(snap / "emotion-ferplus-8.onnx")
+    repo_dir = tmp_path / "hf" / "hub" / ("models--" + spec.repo_id.replace("/", "--"))
+    target = repo_dir / "snapshots" / commit / spec.filename
+    target.parent.mkdir(parents=True)
+    ferplus_like_model(target)
     (repo_dir / "refs").mkdir()
-    (repo_dir / "refs" / "main").write_text(commit)
-    out = run({"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}, name="ferplus-8")
+    (repo_dir / "refs" / spec.revision).write_text(commit)
+    return target
+
+
+def test_prepopulated_cache_ferplus_spec(tmp_path):
+    """The built-in ferplus-8 spec's interface (8 classes with contempt, batch fixed to 1,
+    raw scores), loaded from a Hub cache populated by hand, offline, with its pin lifted."""
+    from classifier.spec import get_spec
+
+    _ferplus_cache(tmp_path)
+    unpinned = {**get_spec("ferplus-8").to_dict(), "sha256": "", "size": 0}
+    out = run({"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}, spec=unpinned)
     assert out["warning"] is None and out["model"] == "ferplus-8"
     assert out["classes"] == ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt"]
     p = np.array(out["probs"])
@@ -150,13 +162,27 @@ def test_prepopulated_cache_ferplus_spec(tmp_path):
     assert (p.argmax(axis=1) == 7).all()  # softmax of the raw scores, reordered to canonical
 
 
+def test_a_file_that_does_not_match_the_pin_is_refused(tmp_path):
+    """The built-in spec pins size and sha256: the stand-in in the cache is refused, the embedded
+    default is used, and the warning says why."""
+    target = _ferplus_cache(tmp_path)
+    out = run({"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}, name="ferplus-8")
+    assert "refused the file of ferplus-8" in out["error"] and "35,040,571" in out["error"], out
+    assert out["model"] == "fer-mini-xception" and "embedded default" in out["warning"]
+    # the same size but other bytes: refused by the sha256
+    target.write_bytes(b"\0" * 35_040_571)
+    out = run({"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}, name="ferplus-8")
+    assert "refused the file of ferplus-8" in out["error"] and "sha256" in out["error"], out
+
+
 def test_unreachable_hub_fails_fast_with_clear_message(tmp_path):
     env = {"HF_HOME": str(tmp_path / "hf"), "HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}"}
     out = run(env, name="ferplus-8")
-    assert "onnxmodelzoo/emotion-ferplus-8" in out["error"] and "emotion-ferplus-8.onnx" in out["error"]
+    assert "onnxmodelzoo/legacy_models" in out["error"] and "emotion-ferplus-8.onnx" in out["error"]
+    assert "local_files_only" not in out["warning"]  # huggingface_hub's advice, which no app user can act on
     # the endpoint probe found it unreachable and went cache-only: no retry back-off
     # (huggingface_hub alone retries 5 times, ~23 s; measured here: 0.3 s, see README)
     assert "not reachable" in out["error"]
     assert out["model"] == "fer-mini-xception" and "embedded default" in out["warning"]
     off = run({"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}, name="ferplus-8")
-    assert "HF_HUB_OFFLINE" in off["error"]
+    assert "HF_HUB_OFFLINE" in off["error"] and "local_files_only" not in off["warning"]

@@ -1,6 +1,6 @@
 """The layer contracts in .importlinter hold (import-linter, run as `lint-imports`).
 
-Data flows one way: webapp > export > pipeline > tracker | classifier; the product
+Data flows one way: webapp > export > pipeline > tracker | classifier > common; the product
 never imports the test kit, benchmarks or tools.  The second test shows the check
 bites: the same contracts on a copy of the tree with one upward import fail, and so does deploy
 importing the app.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 LINT = Path(sys.executable).with_name("lint-imports")
-PACKAGES = ("webapp", "export", "pipeline", "tracker", "classifier", "testkit", "benchmarks", "tools", "deploy")
+PACKAGES = ("common", "webapp", "export", "pipeline", "tracker", "classifier", "testkit", "benchmarks", "tools", "deploy")
 
 
 def lint(cwd: Path) -> subprocess.CompletedProcess:
@@ -46,3 +46,13 @@ def test_deploy_importing_the_app_breaks_the_contract(tmp_path):
     r = lint(tmp_path)
     assert r.returncode != 0
     assert "deploy (python -m deploy)" in r.stdout and "deploy.peek -> webapp.settings" in r.stdout
+
+
+def test_a_back_end_importing_the_factory_breaks_the_contract(tmp_path):
+    """tracker/ has no import cycle: only tracker.factory names every back end."""
+    _copy_code(tmp_path)
+    (tmp_path / "tracker" / "detect.py").write_text(
+        (REPO / "tracker" / "detect.py").read_text() + "\nfrom .factory import make_detector  # noqa\n")
+    r = lint(tmp_path)
+    assert r.returncode != 0
+    assert "BROKEN" in r.stdout and "tracker.detect -> tracker.factory" in r.stdout

@@ -54,7 +54,7 @@ def test_a_path_is_never_a_model_for_a_client(app):
 
 
 def test_live_controls_take_ids_only(monkeypatch):
-    from webapp.session import LiveControls
+    from webapp.live.session import LiveControls
 
     spec = str(REPO / "classifier/specs/ferplus-8.json")
     assert LiveControls.from_inputs(spec, "standard").model is None  # the preset's model instead

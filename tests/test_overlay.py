@@ -109,7 +109,8 @@ def test_a_held_label_is_marked_and_predicted_faces_are_dimmed():
     classes = ("neutral", "happiness", "sadness")
     res = FrameResult(index=0, timestamp=0, width=640, height=480, classes=classes,
                       boxes=np.array([[100, 150, 220, 280], [400, 150, 520, 280]], np.float32),
-                      scores=np.ones(2, np.float32), track_ids=np.array([12, 3]),
+                      scores=np.ones(2, np.float32), keypoints=np.full((2, 6, 2), np.nan, np.float32),
+                      track_ids=np.array([12, 3]),
                       predicted=np.array([False, True]),
                       raw=np.array([[0.3, 0.39, 0.31], [np.nan] * 3], np.float32),
                       smoothed=np.array([[0.38, 0.39, 0.23], [0.1, 0.8, 0.1]], np.float32),
@@ -117,7 +118,7 @@ def test_a_held_label_is_marked_and_predicted_faces_are_dimmed():
     labels = {lab.face: lab for lab in FaceAnnotator(panels=False).layout(res, 640, 480)}
     assert labels[0].text == "#12 sadness 23% held"
     assert labels[1].text == "#3 happiness" and labels[1].kind == "chip"  # predicted: no number, no bar
-    from webapp.charts import tracks_frame, tracks_html
+    from webapp.ui.charts import tracks_frame, tracks_html
 
     t = tracks_frame(res)
     assert t["track"].tolist() == [3, 12]  # by ID, whatever the order of the faces
@@ -130,8 +131,8 @@ def test_a_held_label_is_marked_and_predicted_faces_are_dimmed():
 
 def test_chart_legend_gaps_and_choice():
     from export.plot import timeline_frame
-    from webapp.charts import live_chart_html
-    from webapp.svgchart import timeline_svg
+    from webapp.ui.charts import live_chart_html
+    from webapp.ui.svgchart import timeline_svg
 
     classes = ["neutral", "happiness"]
     t = np.arange(0, 10, 0.1)
@@ -191,7 +192,7 @@ def test_eye_openness_is_a_chart_choice_live_and_for_videos(tmp_path):
     as the timeline files); the top-emotion view is unchanged by it."""
     from export.plot import EYES
     from export.video import process_video
-    from webapp.charts import chart_choices, video_chart_html
+    from webapp.ui.charts import chart_choices, video_chart_html
 
     vr = process_video(str(feat_data() / "single_face.mp4"), str(tmp_path))
     assert EYES in set(vr.chart["emotion"]) and EYES in [c[1] for c in chart_choices(["neutral"])]
@@ -218,7 +219,7 @@ def test_eye_openness_is_a_chart_choice_live_and_for_videos(tmp_path):
 
 
 def test_the_video_status_line_and_the_page_show_the_same_numbers():
-    from webapp.charts import stats_markdown, status_text
+    from webapp.ui.charts import stats_markdown, status_text
 
     info = {"fps": 23.6, "latency_ms": 12.4, "faces": 3, "frames": 100, "model": "m", "preset": "standard",
             "active": True, "state": "live"}

@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from webapp.charts import tracks_frame
-from webapp.registry import SessionRegistry
-from webapp.stream import LiveHandler
+from webapp.ui.charts import tracks_frame
+from webapp.live.registry import SessionRegistry
+from webapp.live.handler import LiveHandler
 
 CONTROLS = ("fer-mini-xception", "steady", 0.1, 20, 0.5)  # model, preset, half-life (s), min face (px), threshold
 

@@ -64,7 +64,7 @@ def test_hidden_face_keeps_its_id(fps, hide_s, seed):
 def test_hidden_face_has_its_id_in_the_first_frame_it_is_found_again(seed):
     """At 5 fps, n_init frames are a long wait: a face found again after it was hidden
     for 0.5 s is shown with its old ID in the very first frame the detector finds it."""
-    from tracker.detect import make_detector
+    from tracker.factory import make_detector
     from tracker.embed import embed
     from tracker.track import FaceTracker
 

@@ -22,7 +22,10 @@ from export.video import VideoError, process_video
 from pipeline.video import MAX_FPS, MAX_PLAUSIBLE_FPS, PLAUSIBLE_SLACK
 from testkit.assets import feat_data
 from testkit.hostile_video import fast_clip, growing_ts
-from webapp.media import UserInputError, process_video_file
+from webapp.media import Media, UserInputError
+
+#: The analysis service with the shipped settings (limits as a fresh server has them).
+process_video_file = Media().process_video_file
 
 
 def _mp4_frames(path) -> int:

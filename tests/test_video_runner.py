@@ -238,10 +238,10 @@ def test_chart_sink_stays_bounded_over_a_long_video():
     rng = np.random.default_rng(0)
     kept = []
     for i in range(20_000):  # ~11 minutes at 30 fps, two faces
-        r = FrameResult(index=i, timestamp=i / 30, width=64, height=64, classes=classes)
-        r.boxes = np.zeros((2, 4), np.float32)
-        r.track_ids = np.array([1, 2])
-        r.smoothed = rng.dirichlet(np.ones(3), 2).astype(np.float32)
+        r = FrameResult(index=i, timestamp=i / 30, width=64, height=64, classes=classes,
+                        boxes=np.zeros((2, 4), np.float32), scores=np.ones(2, np.float32),
+                        keypoints=np.zeros((2, 6, 2), np.float32), track_ids=np.array([1, 2]),
+                        predicted=np.zeros(2, bool), smoothed=rng.dirichlet(np.ones(3), 2).astype(np.float32))
         sink.write(i, i / 30, None, r, analysed=True)
         sink.write(i, i / 30 + 0.01, None, r, analysed=False)  # repeats of the same result are ignored
         kept.append(sink._rows)

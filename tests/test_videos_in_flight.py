@@ -15,7 +15,7 @@ import httpx
 from testkit.assets import feat_data
 from testkit.hostile_video import fast_clip
 from testkit.server import call_result, start_app
-from webapp.fairness import VideosInFlight
+from webapp.guards.fairness import VideosInFlight
 
 MSG = "You already have a video being analysed"
 

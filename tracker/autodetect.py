@@ -34,7 +34,9 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
-from .detect import DetectionConfig, Detections, FaceDetector, grid_windows
+from .base import DetectionConfig, Detections
+from .detect import FaceDetector
+from .geometry import crop_padded, distinct, grid_windows, iou
 
 #: A face this many pixels tall at the model's 192 px input is found reliably.
 MODEL_PX = 20.0
@@ -52,10 +54,11 @@ CONTEXTS = (2.0, 2.6)
 
 
 class AutoDetector:
-    def __init__(self, config: DetectionConfig | None = None, cells: int = CELLS, cell_px: int = 128):
+    def __init__(self, config: DetectionConfig | None = None, cells: int = CELLS, cell_px: int = 128, *,
+                 threads: int = 2, engine: str = "litert"):
         base = replace(config or DetectionConfig(), tiles=0)
         self.config = config or DetectionConfig()
-        self.full = FaceDetector(base, detector="full")
+        self.full = FaceDetector(base, detector="full", threads=threads, engine=engine)
         self.cells, self.cell_px = int(cells), int(cell_px)
         self._next_tile = 0
         self._calls = 0
@@ -94,7 +97,7 @@ class AutoDetector:
             cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
             x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
             s = int(round(side))
-            crop = _crop_padded(rgb, x0, y0, s)
+            crop = crop_padded(rgb, x0, y0, s)
             gy, gx = divmod(k, grid)
             canvas[gy * c:(gy + 1) * c, gx * c:(gx + 1) * c] = cv2.resize(crop, (c, c), interpolation=cv2.INTER_AREA)
             places.append((gx * c, gy * c, x0, y0, s / c))
@@ -135,10 +138,10 @@ class AutoDetector:
         proposals += list(self._small(hints, h, w))
         # a stream alternates the scale of the closer look from frame to frame; a still gets both
         contexts = CONTEXTS if scan_all else (CONTEXTS[self._calls % len(CONTEXTS)],)
-        closer = [f for c in contexts for f in self._mosaics(rgb, _distinct(proposals), c)]
+        closer = [f for c in contexts for f in self._mosaics(rgb, distinct(proposals), c)]
         # a sure whole-frame find the mosaic did not repeat is kept (its coarse box only where
         # the mosaic has no better one)
-        found += closer + [f for f in small_whole if f[1] >= SURE and not any(_iou(f[0], c[0]) > 0.2 for c in closer)]
+        found += closer + [f for f in small_whole if f[1] >= SURE and not any(iou(f[0], c[0]) > 0.2 for c in closer)]
         return self.full.merge(found, h, w)
 
     def _is_small(self, box, h: int, w: int) -> bool:
@@ -150,30 +153,3 @@ class AutoDetector:
             out += self._mosaic(rgb, boxes[i:i + per], context)
             self.passes += 1
         return out
-
-
-def _distinct(boxes: list) -> np.ndarray:
-    """``boxes`` without near-duplicates (IoU > 0.3 with one kept before), as an (N, 4) array."""
-    kept: list = []
-    for b in boxes:
-        if not any(_iou(b, k) > 0.3 for k in kept):
-            kept.append(np.asarray(b, np.float32))
-    return np.asarray(kept, np.float32).reshape(-1, 4)
-
-
-def _iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    return inter / max((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter, 1e-9)
-
-
-def _crop_padded(rgb: np.ndarray, x0: int, y0: int, s: int) -> np.ndarray:
-    """The square [x0, x0+s) x [y0, y0+s) of ``rgb``, grey where it leaves the frame."""
-    h, w = rgb.shape[:2]
-    s = max(s, 2)
-    out = np.full((s, s, 3), 114, np.uint8)
-    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + s, w), min(y0 + s, h)
-    if sx1 > sx0 and sy1 > sy0:
-        out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = rgb[sy0:sy1, sx0:sx1]
-    return out

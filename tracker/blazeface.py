@@ -30,6 +30,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .geometry import weighted_nms
+
 #: (input size, [(stride, anchors per cell), ...]) of the known models, by their output box count.
 LAYOUTS = {
     896: (128, [(8, 2), (16, 6)]),  # face_detection_short_range.tflite
@@ -46,32 +48,6 @@ def anchors(size: int, layers: list[tuple[int, int]]) -> np.ndarray:
         centres = np.stack([(xs.ravel() + 0.5) / g, (ys.ravel() + 0.5) / g], 1)
         out.append(np.repeat(centres, per_cell, axis=0))
     return np.concatenate(out).astype(np.float32)
-
-
-def weighted_nms(boxes: np.ndarray, scores: np.ndarray, keypoints: np.ndarray, iou_thr: float):
-    """MediaPipe's weighted NMS: (boxes, scores, keypoints) of the merged detections, best first."""
-    order = np.argsort(-scores, kind="stable")
-    boxes, scores, keypoints = boxes[order], scores[order], keypoints[order]
-    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    alive = np.ones(len(scores), bool)
-    ob, os_, ok = [], [], []
-    for i in range(len(scores)):
-        if not alive[i]:
-            continue
-        b = boxes[i]
-        iw = np.clip(np.minimum(b[2], boxes[:, 2]) - np.maximum(b[0], boxes[:, 0]), 0, None)
-        ih = np.clip(np.minimum(b[3], boxes[:, 3]) - np.maximum(b[1], boxes[:, 1]), 0, None)
-        inter = iw * ih
-        union = area[i] + area - inter
-        iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-        group = alive & (iou > iou_thr)
-        group[i] = True
-        w = scores[group]
-        ob.append((boxes[group] * w[:, None]).sum(0) / w.sum())
-        ok.append((keypoints[group] * w[:, None, None]).sum(0) / w.sum())
-        os_.append(scores[i])
-        alive &= ~group
-    return np.array(ob, np.float32).reshape(-1, 4), np.array(os_, np.float32), np.array(ok, np.float32).reshape(-1, 6, 2)
 
 
 class BlazeFace:

@@ -14,7 +14,6 @@ model says there is no face, get NaN landmarks: empty values, not noise.
 """
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .detect import quiet_native_logs
+from common.checks import boolean, number, validate, whole
+from common.native import quiet_native_logs
 
 MODEL_PATH = Path(__file__).resolve().parent / "models" / "face_landmark.tflite"
 N_POINTS = 468
@@ -32,7 +32,7 @@ ROI_SCALE = 1.5  # crop side / face box side (MediaPipe's face-mesh graph uses 1
 
 @dataclass(frozen=True)
 class LandmarkConfig:
-    """Landmark stage settings (validated by ``pipeline.config``)."""
+    """Landmark stage settings; every value is checked when the config is made."""
 
     face_states: bool = True  # False: emotions only, no landmarks, eye/head measures or states
     landmark_interval_s: float = 0.0  # per face, at most one landmark run every this many seconds (0: every frame)
@@ -43,6 +43,18 @@ class LandmarkConfig:
     away_pitch_deg: float = 25.0  # ... or |pitch| beyond this ...
     away_s: float = 1.0  # ... for this long (seconds)
     drowsy_perclos: float = 0.15  # drowsy when PERCLOS over the last 60 s reaches this share
+
+    def __post_init__(self):
+        validate(self, "landmarks", {
+            "face_states": boolean,
+            "landmark_interval_s": number(0.0, 5.0),
+            "landmark_min_face": whole(8, 4096),
+            "landmark_max_faces": whole(0, 1024),
+            "away_yaw_deg": number(5.0, 90.0),
+            "away_pitch_deg": number(5.0, 90.0),
+            "away_s": number(0.0, 60.0),
+            "drowsy_perclos": number(0.01, 1.0),
+        })
 
 
 def roi_transforms(boxes: np.ndarray, keypoints: np.ndarray | None) -> np.ndarray:
@@ -65,13 +77,10 @@ def roi_transforms(boxes: np.ndarray, keypoints: np.ndarray | None) -> np.ndarra
 class LandmarkModel:
     """``face_landmark.tflite`` on face boxes of RGB uint8 frames.  Thread-safe (one call at a time)."""
 
-    def __init__(self, path: str | Path = MODEL_PATH, threads: int | None = None):
-        """``threads``: LiteRT's interpreter threads (default ``EMOTION_LITERT_THREADS``, else 2:
-        one per core; the batch command line gives each of its workers its share)."""
+    def __init__(self, path: str | Path = MODEL_PATH, threads: int = 2):
+        """``threads``: LiteRT's interpreter threads (2: one per core; the batch command line gives each
+        of its workers its share)."""
         from ai_edge_litert.interpreter import Interpreter
-
-        if threads is None:
-            threads = int(os.environ.get("EMOTION_LITERT_THREADS", "2"))
 
         path = Path(path)
         if not path.is_file():

@@ -29,6 +29,10 @@ from deep_sort_realtime.deep_sort.kalman_filter import KalmanFilter
 from deep_sort_realtime.deep_sort.track import TrackState
 from deep_sort_realtime.deepsort_tracker import DeepSort
 
+from common.checks import choice, number, validate, whole
+
+from .embed import EMBEDDERS
+
 
 class _FastGatingKalman(KalmanFilter):
     """DeepSORT's Kalman filter with a NumPy gating distance.
@@ -61,7 +65,7 @@ REID_SPEED = 5.0
 
 @dataclass(frozen=True)
 class TrackerConfig:
-    """Tracking settings (validated by ``pipeline.config``).
+    """Tracking settings; every value is checked when the config is made.
 
     Defaults chosen with benchmarks/tracking.py (CLEAR-MOT/IDF1 on synthetic real-face sequences).
     """
@@ -75,6 +79,19 @@ class TrackerConfig:
     hold_s: float = 0.5  # a confirmed face not detected is reported at its predicted box this long (seconds)
     nn_budget: int = 30  # appearance samples kept per track
     embedder: str = "colorhist"  # appearance embedding (tracker.embed.EMBEDDERS)
+
+    def __post_init__(self):
+        validate(self, "tracking", {
+            "max_hidden_s": number(0.0, 60.0),
+            "n_init": whole(1, 30),
+            "max_cosine_distance": number(0.0, 2.0),
+            "max_iou_distance": number(0.0, 1.0),
+            "reid_distance": number(0.0, 2.0),
+            "reid_radius": number(0.0, 100.0),
+            "nn_budget": whole(1, 1000),
+            "hold_s": number(0.0, 10.0),
+            "embedder": choice(*EMBEDDERS),
+        })
 
 
 @dataclass

@@ -1,14 +1,19 @@
 """The Gradio app's logic, kept out of ``app.py`` (which only wires it up).
 
-* :mod:`webapp.settings` - environment variables the app reads; menu choices (models, presets).
-* :mod:`webapp.rtc` - ICE/TURN configuration for the WebRTC component.
-* :mod:`webapp.models` - :class:`ModelLoader`: classifiers loaded off the stream loop.
-* :mod:`webapp.session` - :class:`LiveSession`: one live connection's pipeline, recorder and stats.
-* :mod:`webapp.registry` - :class:`SessionRegistry`: all live connections, busy limit, reaper.
-* :mod:`webapp.stream` - fastrtc glue: the frame handler, the busy frame, fastrtc workarounds.
-* :mod:`webapp.media` - image and video uploads (checks, presets, processing).
-* :mod:`webapp.charts` - the tracks table (HTML), the stats line, one-line summaries, the page's CSS for them.
-* :mod:`webapp.svgchart` - the timeline chart as inline SVG (track colours, legend, gaps).
-* :mod:`webapp.services` - the objects the pages share and the server's background threads.
-* :mod:`webapp.ui`, :mod:`webapp.ui_live`, :mod:`webapp.ui_media` - the page: :func:`webapp.ui.build_demo`.
+A folder per role, and one object that owns them all:
+
+* :mod:`webapp.server` - :class:`~webapp.server.Server`, the application object built from one
+  :class:`~webapp.settings.Settings` (:mod:`webapp.settings`, the environment read once).
+* :mod:`webapp.live` - the live path: the frame handler fastrtc calls (``handler``), one connection's
+  pipeline and recorder (``session``), all connections and the busy limit (``registry``), the worker
+  threads (``pool``), ICE/TURN (``rtc``).
+* :mod:`webapp.guards` - the HTTP server's guards: the ASGI middleware (``asgi``), fairness between
+  clients (``fairness``), disk use (``disk``), the one retention sweeper (``retention``), slow clients
+  (``slowclients``), truncated JPEGs (``imagecheck``).
+* :mod:`webapp.ui` - the page: tabs (``live_tab``, ``media_tabs``), the whole page (``page``), tables and
+  charts (``charts``, ``svgchart``).
+* :mod:`webapp.media` - image and video analyses (checks, presets, processing); :mod:`webapp.models` -
+  classifiers loaded off the stream loop.
+
+Every change to a third-party library's internals is in :mod:`common.compat`.
 """

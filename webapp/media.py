@@ -7,6 +7,10 @@ unless the user chose another), with the chosen model on top (:func:`config_for`
 Everything a user can get wrong (a PDF renamed .jpg, a truncated video, a huge
 image) ends as :class:`UserInputError` with a message meant for people; the app
 turns it into ``gr.Error``.
+
+:class:`Media` is one server's analysis service: its settings (limits, offered models), its disk
+guard, its pool of ready face detectors and its image slots; the checks that need none of these
+(:func:`image_size`, :func:`read_image`, :func:`safe_name`) are plain functions.
 """
 from __future__ import annotations
 
@@ -25,17 +29,19 @@ import numpy as np
 from export.video import VideoError, VideoResult, process_video
 from pipeline import ConfigError, InvalidFrame, PipelineConfig, analyze_image, preset
 from pipeline.annotate import draw
-from tracker.detect import DetectionConfig, make_detector
+from pipeline.messages import message
+from tracker.base import DetectionConfig
+from tracker.factory import make_detector
 
-from . import settings as S
-from .diskguard import GUARD, DiskFull
-from .imagecheck import jpeg_shortfall
+from .guards.disk import DiskFull, DiskGuard
+from .guards.imagecheck import jpeg_shortfall
+from .settings import Settings
 
 log = logging.getLogger(__name__)
 
-#: Images with more pixels than this are refused from their header, before decoding
-#: (``IMAGE_MAX_PIXELS``; a 50 MP RGB image needs 150 MB decoded).
-IMAGE_MAX_PIXELS = S.IMAGE_MAX_PIXELS
+#: Images with more pixels than this are refused from their header, before decoding (the default of
+#: ``Settings.image_max_pixels``; a 50 MP RGB image needs 150 MB decoded).
+IMAGE_MAX_PIXELS = Settings.image_max_pixels
 SUPPORTED_IMAGES = "JPEG, PNG, WebP, BMP, TIFF, GIF"
 
 
@@ -43,7 +49,7 @@ class UserInputError(ValueError):
     """Bad input from the user; the message says what is wrong."""
 
 
-def _path_of(file) -> Path:
+def _path_of(file, disk: DiskGuard | None = None) -> Path:
     if file is None:
         raise UserInputError(f"No file was given. Upload an image ({SUPPORTED_IMAGES}).")
     if isinstance(file, dict):  # FileData-like
@@ -52,11 +58,12 @@ def _path_of(file) -> Path:
     if not p.is_file():
         raise UserInputError(f"The uploaded file could not be found on the server: {p.name} (uploads that are "
                              "not analysed within a few minutes are removed): please upload it again.")
-    GUARD.claim(p)  # an analysis uses it: not an unclaimed upload
-    try:
-        GUARD.check_free()
-    except DiskFull as exc:
-        raise UserInputError(str(exc)) from None
+    if disk is not None:
+        disk.claim(p)  # an analysis uses it: not an unclaimed upload
+        try:
+            disk.check_free()
+        except DiskFull as exc:
+            raise UserInputError(str(exc)) from None
     return p
 
 
@@ -101,16 +108,16 @@ def image_size(p: Path, max_pixels: int | None = None) -> tuple[int, int]:
     return w, h
 
 
-def read_image(file, max_pixels: int | None = None) -> np.ndarray:
+def read_image(file, max_pixels: int | None = None, disk: DiskGuard | None = None) -> np.ndarray:
     """An uploaded image file as RGB uint8, or :class:`UserInputError`.
 
     The size is checked from the header first (:func:`image_size`); grey,
     RGBA and 16-bit images come out as 8-bit RGB; the extension is ignored
     (a PNG named .jpg is read as the PNG it is).
     """
-    p = _path_of(file)
+    p = _path_of(file, disk)
     if p.stat().st_size == 0:
-        raise UserInputError(f"{p.name} is empty (0 bytes).")
+        raise UserInputError(message("empty", name=p.name))
     w, h = image_size(p, max_pixels)
     raw = p.read_bytes()
     short = jpeg_shortfall(raw)
@@ -138,77 +145,31 @@ def read_image(file, max_pixels: int | None = None) -> np.ndarray:
         raise UserInputError(f"{p.name} is not an image that can be read (supported: {SUPPORTED_IMAGES}).") from None
 
 
-_IMAGE_LOCK = threading.Semaphore(2)  # at most two images at once (2 cores)
-_POOL_LOCK = threading.Lock()
-_DETECTORS: dict[DetectionConfig, list] = {}  # idle detectors by settings (one costs ~200 ms to load)
-
-
-def _take_detector(cfg: DetectionConfig):
-    with _POOL_LOCK:
-        idle = _DETECTORS.get(cfg)
-        if idle:
-            return idle.pop()
-    return make_detector(cfg)
-
-
-def _give_back(cfg: DetectionConfig, det) -> None:
-    with _POOL_LOCK:
-        idle = _DETECTORS.setdefault(cfg, [])
-        if len(idle) < 2:
-            idle.append(det)
-            return
-    det.close()
-
-
-def client_model(name: str) -> str:
-    """What the pipeline is given for a model a client names: an offered model's id only.
+def client_model(name: str, offered: dict) -> str:
+    """What the pipeline is given for a model a client names: an ``offered`` model's id only.
 
     A client never names a file: a path is refused like any unknown name, with the same words
     whether or not it exists on the server.
     """
-    offered = S.offered_models()
     if name not in offered:
-        raise UserInputError(f"unknown model {str(name)[:60]!r}; choose one of: {', '.join(offered)}")
+        raise UserInputError(message("unknown_model", name=str(name)[:60], choices=list(offered)))
     return offered[name][1]
 
 
-def config_for(preset_name: str | None = None, model: str | None = None, **changes) -> PipelineConfig:
+def config_for(preset_name: str | None = None, model: str | None = None, offered: dict | None = None,
+               **changes) -> PipelineConfig:
     """The config of an upload: preset ``preset_name`` (None or "": the default preset), with the
-    model and other field changes on top; a :class:`UserInputError` names a bad preset or value."""
+    model (one of ``offered``, default: the built-in models) and other field changes on top; a
+    :class:`UserInputError` names a bad preset or value."""
     if model:
-        changes["model"] = client_model(model)
+        changes["model"] = client_model(model, Settings().offered_models() if offered is None else offered)
     try:
         return preset(preset_name or None, **changes)
     except ConfigError as exc:
         raise UserInputError(str(exc)) from None
 
 
-def analyze_rgb(rgb: np.ndarray, model: str | None = None, preset_name: str | None = None,
-                annotate: bool = True) -> tuple[np.ndarray | None, dict]:
-    """Annotated image (None if not ``annotate``) and the ``FrameResult.to_dict()`` JSON for one RGB image."""
-    cfg = config_for(preset_name, model)
-    try:
-        with _IMAGE_LOCK:
-            det = _take_detector(cfg.detection)
-            try:
-                res = analyze_image(rgb, cfg, detector=det)
-            finally:
-                _give_back(cfg.detection, det)
-    except InvalidFrame as exc:
-        raise UserInputError(f"Not a usable image: {exc}") from None
-    except KeyError as exc:  # unknown model name
-        raise UserInputError(str(exc).strip("'\"")) from None
-    return (draw(rgb, res, bars=True) if annotate else None), res.to_dict()
-
-
-def analyze_image_file(file, model: str | None = None, preset_name: str | None = None,
-                       annotate: bool = True) -> tuple[np.ndarray | None, dict]:
-    return analyze_rgb(read_image(file), model, preset_name, annotate=annotate)
-
-
 # -- video -------------------------------------------------------------------
-#: Videos whose frames have more pixels than this are refused from the header (``VIDEO_MAX_PIXELS``).
-VIDEO_MAX_PIXELS = S.VIDEO_MAX_PIXELS
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
@@ -218,75 +179,121 @@ def safe_name(name: str, default: str = "video", limit: int = 60) -> str:
     return s or default
 
 
-def process_video_file(file, out_root: Path, frame_step: int = 1, model: str | None = None,
-                       preset_name: str | None = None, max_seconds: float | None = None,
-                       progress: Callable[[int, int], None] | None = None,
-                       max_pixels: int | None = None, max_frames: int | None = None,
-                       max_process_s: float | None = None) -> VideoResult:
-    """Run :func:`export.video.process_video` on an upload with preset ``preset_name`` (None: the default).
-
-    ``max_pixels``, ``max_frames`` and ``max_process_s`` default to the settings
-    ``VIDEO_MAX_PIXELS``, ``VIDEO_MAX_FRAMES`` and ``VIDEO_MAX_PROCESS_S``.  A
-    limit hit while decoding (the frame cap, the time budget, a frame that
-    grows past the size limit) returns the part done, with a warning in
-    ``VideoResult.warnings``; a header over a limit is a :class:`UserInputError`.
-
-    Outputs go to a new folder ``out_root/<time>-<random>/`` named by us; the
-    user's file name only contributes a sanitized stem (:func:`safe_name`).
-    """
-    if file is None:
-        raise UserInputError("No video was given. Upload a video file (MP4, MOV, WebM, AVI, MKV).")
-    p = _path_of(file)
-    if p.stat().st_size == 0:
-        raise UserInputError(f"{p.name} is empty (0 bytes).")
-    try:
-        step = int(frame_step)
-    except (TypeError, ValueError):
-        raise UserInputError(f"frame step must be a whole number, not {frame_step!r}") from None
-    if step < 1:
-        raise UserInputError("frame step must be 1 or more")
-    cfg = config_for(preset_name, model)
-    out_dir = Path(out_root) / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        try:
-            return process_video(str(p), str(out_dir), config=cfg, frame_step=step, progress=progress,
-                                 max_seconds=max_seconds, max_pixels=max_pixels or VIDEO_MAX_PIXELS,
-                                 max_frames=max_frames if max_frames is not None else S.VIDEO_MAX_FRAMES,
-                                 max_process_s=(max_process_s if max_process_s is not None
-                                                else S.VIDEO_MAX_PROCESS_S),
-                                 stem=safe_name(p.stem))
-        except BaseException:
-            _rmdir_quiet(out_dir)  # nothing half-written stays behind
-            raise
-    except VideoError as exc:
-        raise UserInputError(str(exc)) from None
-    except KeyError as exc:
-        raise UserInputError(str(exc).strip("'\"")) from None
-    except InvalidFrame as exc:
-        raise UserInputError(f"The video has frames that cannot be used: {exc}") from None
-
-
 def _rmdir_quiet(d: Path) -> None:
     import shutil
 
     shutil.rmtree(d, ignore_errors=True)
 
 
-def cleanup_outputs(root: Path, max_age_s: float) -> int:
-    """Delete processed-upload folders older than ``max_age_s``; returns how many."""
-    import shutil
+class Media:
+    """One server's image and video analyses (the Image and Video tabs and the API endpoints)."""
 
-    root = Path(root)
-    if not root.is_dir():
-        return 0
-    n = 0
-    cutoff = time.time() - max_age_s
-    for d in root.iterdir():
+    def __init__(self, settings: Settings | None = None, disk: DiskGuard | None = None,
+                 output_dir: Path | None = None):
+        self.settings = s = settings or Settings()
+        self.disk = disk  # None: no upload claims, no free-space check (a library use)
+        self.output_dir = Path(output_dir or s.output_dir)
+        self.offered = s.offered_models()
+        self._image_slots = threading.Semaphore(max(1, s.image_concurrency))  # images analysed at once
+        self._pool_lock = threading.Lock()
+        self._detectors: dict[DetectionConfig, list] = {}  # idle detectors by settings (~200 ms to load one)
+
+    # -- detectors, pooled ---------------------------------------------------------------------
+    def _take_detector(self, cfg: DetectionConfig):
+        with self._pool_lock:
+            idle = self._detectors.get(cfg)
+            if idle:
+                return idle.pop()
+        return make_detector(cfg)
+
+    def _give_back(self, cfg: DetectionConfig, det) -> None:
+        with self._pool_lock:
+            idle = self._detectors.setdefault(cfg, [])
+            if len(idle) < 2:
+                idle.append(det)
+                return
+        det.close()
+
+    def close(self) -> None:
+        with self._pool_lock:
+            dets = [d for idle in self._detectors.values() for d in idle]
+            self._detectors.clear()
+        for d in dets:
+            d.close()
+
+    # -- images ----------------------------------------------------------------------------------
+    def config_for(self, preset_name: str | None = None, model: str | None = None, **changes) -> PipelineConfig:
+        return config_for(preset_name, model, self.offered, **changes)
+
+    def analyze_rgb(self, rgb: np.ndarray, model: str | None = None, preset_name: str | None = None,
+                    annotate: bool = True) -> tuple[np.ndarray | None, dict]:
+        """Annotated image (None if not ``annotate``) and the ``FrameResult.to_dict()`` JSON for one RGB image."""
+        cfg = self.config_for(preset_name, model)
         try:
-            if d.is_dir() and d.stat().st_mtime < cutoff:
-                shutil.rmtree(d, ignore_errors=True)
-                n += 1
-        except OSError:
-            pass
-    return n
+            with self._image_slots:
+                det = self._take_detector(cfg.detection)
+                try:
+                    res = analyze_image(rgb, cfg, detector=det)
+                finally:
+                    self._give_back(cfg.detection, det)
+        except InvalidFrame as exc:
+            raise UserInputError(f"Not a usable image: {exc}") from None
+        except KeyError as exc:  # unknown model name
+            raise UserInputError(str(exc).strip("'\"")) from None
+        return (draw(rgb, res, bars=True) if annotate else None), res.to_dict()
+
+    def analyze_image_file(self, file, model: str | None = None, preset_name: str | None = None,
+                           annotate: bool = True) -> tuple[np.ndarray | None, dict]:
+        rgb = read_image(file, self.settings.image_max_pixels, self.disk)
+        return self.analyze_rgb(rgb, model, preset_name, annotate=annotate)
+
+    # -- videos ----------------------------------------------------------------------------------
+    def process_video_file(self, file, out_root: Path | None = None, frame_step: int = 1, model: str | None = None,
+                           preset_name: str | None = None, max_seconds=...,
+                           progress: Callable[[int, int], None] | None = None,
+                           max_pixels=..., max_frames=..., max_process_s=...) -> VideoResult:
+        """Run :func:`export.video.process_video` on an upload with preset ``preset_name`` (None: the default).
+
+        ``out_root`` defaults to the server's output folder; the limits ``max_seconds``, ``max_pixels``,
+        ``max_frames`` and ``max_process_s`` (``...``: the server's settings ``video_max_seconds``,
+        ``video_max_pixels``, ``video_max_frames``, ``video_max_process_s``; None: no limit).  A
+        limit hit while decoding (the frame cap, the time budget, a frame that
+        grows past the size limit) returns the part done, with a warning in
+        ``VideoResult.warnings``; a header over a limit is a :class:`UserInputError`.
+
+        Outputs go to a new folder ``out_root/<time>-<random>/`` named by us; the
+        user's file name only contributes a sanitized stem (:func:`safe_name`).
+        """
+        if file is None:
+            raise UserInputError("No video was given. Upload a video file (MP4, MOV, WebM, AVI, MKV).")
+        s = self.settings
+        max_seconds = s.video_max_seconds if max_seconds is ... else max_seconds
+        max_pixels = s.video_max_pixels if max_pixels is ... else max_pixels
+        max_frames = s.video_max_frames if max_frames is ... else max_frames
+        max_process_s = s.video_max_process_s if max_process_s is ... else max_process_s
+        p = _path_of(file, self.disk)
+        if p.stat().st_size == 0:
+            raise UserInputError(message("empty", name=p.name))
+        try:
+            step = int(frame_step)
+        except (TypeError, ValueError):
+            raise UserInputError(f"frame step must be a whole number, not {frame_step!r}") from None
+        if step < 1:
+            raise UserInputError("frame step must be 1 or more")
+        cfg = self.config_for(preset_name, model)
+        out_dir = Path(out_root or self.output_dir) / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            try:
+                return process_video(str(p), str(out_dir), config=cfg, frame_step=step, progress=progress,
+                                     max_seconds=max_seconds, max_pixels=max_pixels, max_frames=max_frames,
+                                     max_process_s=max_process_s, stem=safe_name(p.stem))
+            except BaseException:
+                _rmdir_quiet(out_dir)  # nothing half-written stays behind
+                raise
+        except VideoError as exc:
+            raise UserInputError(str(exc)) from None
+        except KeyError as exc:
+            raise UserInputError(str(exc).strip("'\"")) from None
+        except InvalidFrame as exc:
+            raise UserInputError(f"The video has frames that cannot be used: {exc}") from None

@@ -63,14 +63,14 @@ def test_live_stream_in_headless_chromium(live_app, tmp_path):
             assert table, f"track table shows no track with an emotion: {page.inner_text('#live-tracks')[:300]!r}"
             # another preset chosen in the page: the same stream runs it, with the sliders' values on top
             from pipeline import PRESETS, preset
-            from webapp import settings as S
-            from webapp.session import SLIDER_RANGES
-            from webapp.ui_live import preset_slider_values
+            from webapp.live.session import SLIDER_RANGES
+            from webapp.ui.live_tab import preset_slider_values
 
             page.get_by_text("Settings (apply immediately").click()  # closed by default: the defaults are the product
             page.locator("#live-preset").wait_for(state="visible", timeout=10000)
             page.locator("#live-preset").get_by_text(PRESETS["steady"].title).click()
-            want = preset("steady", model=S.DEFAULT_UI_MODEL, detect_every=S.LIVE_DETECT_EVERY,
+            want = preset("steady", model=services.settings.default_ui_model,
+                          detect_every=services.settings.live_detect_every,
                           **dict(zip(SLIDER_RANGES, preset_slider_values("steady"))))
             assert _wait(lambda: sess.config == want, 15), f"the stream runs {sess.config}, not the steady preset"
             assert _wait(lambda: "preset steady" in page.inner_text("#live-stats"), 10), page.inner_text("#live-stats")
@@ -93,7 +93,6 @@ def test_live_finds_every_face_of_a_group_with_default_settings(live_app, tmp_pa
     from playwright.sync_api import sync_playwright
 
     from pipeline import preset
-    from webapp import settings as S
 
     services, url = live_app
     y4m = group_scene_y4m(tmp_path / "group.y4m")
@@ -106,7 +105,7 @@ def test_live_finds_every_face_of_a_group_with_default_settings(live_app, tmp_pa
             sess = _wait(lambda: next((s for s in reg.active.values() if not s.closed), None), 30)
             assert sess is not None, "no WebRTC connection reached the handler"
             assert _wait(lambda: sess.stats.frames >= 60, 40), f"only {sess.stats.frames} frames processed"
-            assert sess.config.detection == preset(detect_every=S.LIVE_DETECT_EVERY).detection  # nothing was set
+            assert sess.config.detection == preset(detect_every=services.settings.live_detect_every).detection  # nothing was set
             seen = _wait(lambda: (r := sess.last_result) is not None and int((~r.predicted).sum()) >= 6 and r, 20)
             r = sess.last_result
             assert seen, f"the live view finds {int((~r.predicted).sum())} of 6 faces: boxes {r.boxes.round().tolist()}"

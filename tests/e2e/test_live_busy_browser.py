@@ -18,7 +18,7 @@ import pytest
 from testkit.browser import (CHROMIUM, DESKTOP, PHONE, chromium_args, group_scene_y4m, screenshot_dir, start_live,
                              stop_live, wait)
 
-from webapp.ui_live import CLOSE_BUSY_TOASTS_JS
+from webapp.ui.live_tab import CLOSE_BUSY_TOASTS_JS
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
 REPO = Path(__file__).resolve().parents[2]
@@ -65,12 +65,14 @@ def test_busy_notice_tells_the_place_in_line(live_app, tmp_path):
                 if os.environ.get("UPDATE_SCREENSHOT") == "1":
                     second.screenshot(path=str(REPO / "docs" / "live-busy.png"))
                     third.screenshot(path=str(REPO / "docs" / "live-busy-phone.png"))
-                # the page's hook on the notice closes "Server busy" toasts, but not while the notice says busy
+                # the page's hook closes "Server busy" toasts, but not while the server says this user waits
                 assert _busy_toasts(third) == 1, "no 'Server busy' toast"
-                third.evaluate(CLOSE_BUSY_TOASTS_JS, _notice(third))
+                state = third.input_value("#live-state textarea, #live-state input")
+                assert state == "waiting", f"the page was told {state!r} while waiting"
+                third.evaluate(CLOSE_BUSY_TOASTS_JS, state)
                 third.wait_for_timeout(300)
                 assert _busy_toasts(third) == 1
-                third.evaluate(CLOSE_BUSY_TOASTS_JS, "")
+                third.evaluate(CLOSE_BUSY_TOASTS_JS, "running")
                 assert wait(lambda: _busy_toasts(third) == 0, 2), "the hook did not close the toast"
                 # the first user stops: the second starts by itself, the third is next
                 waiting_second = next(iter(reg.waiting))

@@ -19,18 +19,18 @@ SIZES = {"desktop": DESKTOP, "phone": PHONE}
 
 
 @pytest.fixture
-def one_request_budget():
-    from webapp.fairness import BUCKETS
-
-    saved = (BUCKETS.burst, BUCKETS.rate, BUCKETS._b.copy())
-    BUCKETS.burst, BUCKETS.rate = 1.0, 1.0 / 600
-    BUCKETS._b.clear()
+def one_request_budget(live_app):
+    """The browser tests' server, its request bucket cut to one request (restored afterwards)."""
+    buckets = live_app[0].fairness.buckets
+    saved = (buckets.burst, buckets.rate, buckets._b.copy())
+    buckets.burst, buckets.rate = 1.0, 1.0 / 600
+    buckets._b.clear()
     try:
-        yield BUCKETS
+        yield buckets
     finally:
-        BUCKETS.burst, BUCKETS.rate = saved[:2]
-        BUCKETS._b.clear()
-        BUCKETS._b.update(saved[2])
+        buckets.burst, buckets.rate = saved[:2]
+        buckets._b.clear()
+        buckets._b.update(saved[2])
 
 
 @pytest.mark.parametrize("size", list(SIZES))

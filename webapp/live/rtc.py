@@ -16,13 +16,12 @@ be there only for private models).
 from __future__ import annotations
 
 import logging
-import os
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 log = logging.getLogger(__name__)
 
 
-def _static_from_env(env=os.environ) -> dict | None:
+def _static_from_env(env) -> dict | None:
     urls = [u.strip() for u in env.get("TURN_URLS", "").split(",") if u.strip()]
     if not urls:
         return None
@@ -34,22 +33,26 @@ def _static_from_env(env=os.environ) -> dict | None:
     return {"iceServers": [server]}
 
 
-def _cloudflare_available(env=os.environ) -> bool:
+def _cloudflare_available(env) -> bool:
     if env.get("TURN_PROVIDER", "").lower() == "none":
         return False
     return bool(env.get("HF_TOKEN") or (env.get("CLOUDFLARE_TURN_KEY_ID") and env.get("CLOUDFLARE_TURN_KEY_API_TOKEN")))
 
 
-async def _cloudflare_client_config() -> dict:
-    # A plain (async) function: fastrtc calls it for every new browser connection,
-    # so the short-lived credentials are always fresh.
-    from fastrtc import get_cloudflare_turn_credentials_async
+def _cloudflare_client_config(ttl: int) -> Callable:
+    async def config() -> dict:
+        # A plain (async) function: fastrtc calls it for every new browser connection,
+        # so the short-lived credentials are always fresh.
+        from fastrtc import get_cloudflare_turn_credentials_async
 
-    return await get_cloudflare_turn_credentials_async(ttl=int(os.environ.get("TURN_TTL", "86400")))
+        return await get_cloudflare_turn_credentials_async(ttl=ttl)
+
+    return config
 
 
-def rtc_configuration(env=os.environ) -> tuple[dict | Callable | None, dict | None, str]:
-    """(client rtc_configuration, server_rtc_configuration, description) for ``WebRTC``."""
+def rtc_configuration(env: Mapping[str, str]) -> tuple[dict | Callable | None, dict | None, str]:
+    """(client rtc_configuration, server_rtc_configuration, description) for ``WebRTC``, from the TURN
+    variables ``env`` (``Settings.rtc_env``)."""
     static = _static_from_env(env)
     if static is not None:
         return static, static, f"TURN from TURN_URLS ({len(static['iceServers'][0]['urls'])} URL(s))"
@@ -64,5 +67,5 @@ def rtc_configuration(env=os.environ) -> tuple[dict | Callable | None, dict | No
         except Exception as exc:  # no network, bad token: the browser side may still work
             log.warning("could not get server-side TURN credentials: %s", exc)
             server = None
-        return _cloudflare_client_config, server, "Cloudflare TURN via fastrtc (HF_TOKEN / CLOUDFLARE_TURN_*)"
+        return _cloudflare_client_config(int(env.get("TURN_TTL", "86400"))), server, "Cloudflare TURN via fastrtc (HF_TOKEN / CLOUDFLARE_TURN_*)"
     return None, None, "no TURN configured (local use)"

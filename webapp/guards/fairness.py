@@ -10,11 +10,12 @@ Videos in flight: one client (address, and also Gradio session) may have at most
 ``VIDEOS_PER_CLIENT`` videos queued or running at once (:class:`VideosInFlight`); another one is
 refused at join time (``429``, "you already have a video being analysed") and never reaches the
 queue, while other clients' videos still get in.
-Uploads: each address has a budget of upload bytes (:data:`UPLOAD_MB`), checked from the
+Uploads: each address has a budget of upload bytes (:attr:`Fairness.upload_mb`), checked from the
 request's ``Content-Length`` before its body is read; over it, ``429``.
 Other events (the Live tab's controls, which fastrtc forwards through the queue on every
 change, its refresh timers, downloads) are not counted: a slider drag must never be refused.  Checked by
-:class:`webapp.asgi_guard.GuardMiddleware`.
+:class:`webapp.guards.asgi.GuardMiddleware`.  All of this state belongs to one :class:`Fairness`,
+which a :class:`webapp.server.Server` owns: two servers in one process share none of it.
 """
 from __future__ import annotations
 
@@ -27,33 +28,16 @@ from collections import OrderedDict
 _QUEUED = re.compile(r"/(?:queue/join|call/[^/]+)/?\Z")
 
 
-#: Gradio event ids (``fn_index``) and API names of the analyses (see :func:`limited`).
-LIMITED_FNS: set[int] = set()
+#: API names of the analyses, and of the video analyses among them.
 LIMITED_APIS = {"analyze_image", "analyze_video"}
-#: The video analyses among them (see :func:`video`).
-VIDEO_FNS: set[int] = set()
 VIDEO_APIS = {"analyze_video"}
 
 
-def limited(dep):
-    """Mark an event (what ``.click(...)`` returns) as an analysis that counts against the bucket."""
-    LIMITED_FNS.add(int(dep["id"]))
-    return dep
-
-
-def video(dep):
-    """Mark an event as a video analysis: it counts against the bucket and the videos in flight."""
-    VIDEO_FNS.add(int(dep["id"]))
-    return limited(dep)
-
-
-def client_address(scope) -> str:
-    """The client's address: the connection's, or behind a trusted proxy (``TRUST_PROXY=1``, or on a
-    Hugging Face Space, where ``SPACE_ID`` is set) the last ``X-Forwarded-For`` entry, the one the
+def client_address(scope, trust_proxy: bool = False) -> str:
+    """The client's address: the connection's, or behind a trusted proxy (``trust_proxy``: ``TRUST_PROXY=1``,
+    or on a Hugging Face Space, where ``SPACE_ID`` is set) the last ``X-Forwarded-For`` entry, the one the
     proxy itself added (earlier entries are whatever the client sent)."""
-    import os
-
-    if os.environ.get("TRUST_PROXY") == "1" or os.environ.get("SPACE_ID"):
+    if trust_proxy:
         for k, v in scope.get("headers") or ():
             if k == b"x-forwarded-for":
                 last = v.decode("latin-1").split(",")[-1].strip()
@@ -66,24 +50,25 @@ def is_queued_request(method: str, path: str) -> bool:
     return method == "POST" and bool(_QUEUED.search(path))
 
 
-def counts(path: str, body: bytes | None) -> bool:
-    """Whether a queued request (``path``, and for ``queue/join`` its JSON ``body``) is an analysis."""
+def counts(path: str, body: bytes | None, limited_fns=frozenset()) -> bool:
+    """Whether a queued request (``path``, and for ``queue/join`` its JSON ``body``) is an analysis
+    (an API name of :data:`LIMITED_APIS`, or an event id of ``limited_fns``)."""
     if "/call/" in path:
         return path.rstrip("/").rsplit("/call/", 1)[1] in LIMITED_APIS
     try:
         fn = json.loads(body or b"{}").get("fn_index")
     except (ValueError, AttributeError):
         return True  # unreadable: count it
-    return fn is None or int(fn) in LIMITED_FNS
+    return fn is None or int(fn) in limited_fns
 
 
-def is_video(path: str, body: bytes | None) -> bool:
+def is_video(path: str, body: bytes | None, video_fns=frozenset()) -> bool:
     """Whether a queued request (as in :func:`counts`) is a video analysis."""
     if "/call/" in path:
         return path.rstrip("/").rsplit("/call/", 1)[1] in VIDEO_APIS
     try:
         fn = json.loads(body or b"{}").get("fn_index")
-        return fn is not None and int(fn) in VIDEO_FNS
+        return fn is not None and int(fn) in video_fns
     except (ValueError, AttributeError, TypeError):
         return False
 
@@ -109,9 +94,12 @@ class VideosInFlight:
     await between them, so two simultaneous joins cannot both slip through.
     """
 
-    def __init__(self, per_client: int, reserve_max_s: float = 120.0):
+    def __init__(self, per_client: int, reserve_max_s: float = 120.0, video_fns: set[int] | None = None,
+                 trust_proxy: bool = False):
         self.per_client = int(per_client)
         self.reserve_max_s = reserve_max_s
+        self.video_fns = video_fns if video_fns is not None else set()  # the video events' ids (Fairness.video)
+        self.trust_proxy = trust_proxy
         self._pending: dict[int, tuple[str, str | None, float]] = {}
         self._next = 0
         self.refused = 0
@@ -126,11 +114,10 @@ class VideosInFlight:
             events += list(job or ())
         return events
 
-    @classmethod
-    def _queued(cls, queue) -> list:
+    def _queued(self, queue) -> list:
         """The video events waiting in ``queue`` or running."""
-        return [e for e in cls.all_events(queue)
-                if getattr(e.fn, "_id", None) in VIDEO_FNS or getattr(e.fn, "api_name", None) in VIDEO_APIS]
+        return [e for e in self.all_events(queue)
+                if getattr(e.fn, "_id", None) in self.video_fns or getattr(e.fn, "api_name", None) in VIDEO_APIS]
 
     def count(self, queue, address: str, session: str | None, now: float | None = None) -> int:
         now = time.monotonic() if now is None else now
@@ -140,7 +127,7 @@ class VideosInFlight:
         n = sum(a == address or (session is not None and s == session) for a, s, _ in self._pending.values())
         for e in self._queued(queue) if queue is not None else ():
             req = getattr(e, "request", None)
-            addr = client_address(req.scope) if req is not None and hasattr(req, "scope") else None
+            addr = client_address(req.scope, self.trust_proxy) if req is not None and hasattr(req, "scope") else None
             n += addr == address or (session is not None and e.session_hash == session)
         return n
 
@@ -189,21 +176,37 @@ class ClientBuckets:
             return wait
 
 
-def _settings():
-    from . import settings
+class Fairness:
+    """One server's fairness state: request buckets, upload budgets and videos in flight by client, and
+    the events that count as analyses (built from :class:`webapp.settings.Settings`)."""
 
-    return settings
+    def __init__(self, settings):
+        self.trust_proxy = bool(settings.trust_proxy)
+        #: Queued analyses by client address.
+        self.buckets = ClientBuckets(settings.queue_burst_per_client, settings.queue_rate_per_client)
+        #: Upload MB by client address: one client cannot flood the upload cache and push others' uploads out.
+        self.upload_mb = ClientBuckets(settings.upload_burst_mb_per_client, settings.upload_mb_per_s_per_client)
+        #: Gradio event ids (``fn_index``) of the analyses, and of the video analyses among them.
+        self.limited_fns: set[int] = set()
+        self.video_fns: set[int] = set()
+        self.videos = VideosInFlight(settings.videos_per_client, video_fns=self.video_fns,
+                                     trust_proxy=self.trust_proxy)
 
+    def limited(self, dep):
+        """Mark an event (what ``.click(...)`` returns) as an analysis that counts against the bucket."""
+        self.limited_fns.add(int(dep["id"]))
+        return dep
 
-def _from_settings() -> ClientBuckets:
-    S = _settings()
-    return ClientBuckets(S.QUEUE_BURST_PER_CLIENT, S.QUEUE_RATE_PER_CLIENT)
+    def video(self, dep):
+        """Mark an event as a video analysis: it counts against the bucket and the videos in flight."""
+        self.video_fns.add(int(dep["id"]))
+        return self.limited(dep)
 
+    def client_address(self, scope) -> str:
+        return client_address(scope, self.trust_proxy)
 
-#: The app's buckets (configured from the environment).
-BUCKETS = _from_settings()
-#: Upload bytes by client address, in MB (``UPLOAD_BURST_MB_PER_CLIENT``, refilled at ``UPLOAD_MB_PER_S_PER_CLIENT``):
-#: one client cannot flood the upload cache and push others' uploads out before they are analysed.
-UPLOAD_MB = ClientBuckets(_settings().UPLOAD_BURST_MB_PER_CLIENT, _settings().UPLOAD_MB_PER_S_PER_CLIENT)
-#: The app's videos in flight per client.
-VIDEOS = VideosInFlight(_settings().VIDEOS_PER_CLIENT)
+    def counts(self, path: str, body: bytes | None) -> bool:
+        return counts(path, body, self.limited_fns)
+
+    def is_video(self, path: str, body: bytes | None) -> bool:
+        return is_video(path, body, self.video_fns)

@@ -1,10 +1,11 @@
-"""fastrtc glue for the Live tab: the frame handler, the "server busy" frame, and two
-workarounds for fastrtc 0.0.34 (:func:`stable_handler`, :func:`hook_cleanup`).
+"""fastrtc glue for the Live tab: the frame handler, the "server busy" frame, the handler object
+fastrtc runs (:func:`stable_handler`) and the clean-up hook (:func:`hook_cleanup`); the changes to
+fastrtc's internals these need are in :mod:`common.compat`.
 
 fastrtc calls :class:`LiveHandler` for every video frame of every connection (in its
 asyncio loop, one frame at a time per connection) with the frame and the current values
 of the page's controls.  The connection id comes from
-``fastrtc.get_current_context().webrtc_id``; the :class:`~webapp.registry.SessionRegistry`
+``fastrtc.get_current_context().webrtc_id``; the :class:`~webapp.live.registry.SessionRegistry`
 maps it to the connection's own session, so two users never share state.
 """
 from __future__ import annotations
@@ -26,10 +27,13 @@ class LiveHandler:
     """``fn(frame_bgr, model, preset, half_life_s, min_face, min_score) -> frame_bgr`` for fastrtc."""
 
     def __init__(self, registry: SessionRegistry, session_id: Callable[[], str] | None = None,
-                 warn: Callable[[str], None] | None = None):
+                 warn: Callable[[str], None] | None = None, offered: dict | None = None, pool=None):
         self.registry = registry
+        self.offered = offered  # the models a client may name (Settings.offered_models()); None: built-in
+        #: The server's live worker pool (webapp.live.pool.LivePool; None: frames run in fastrtc's loop).
+        self.pool = pool
         self._session_id = session_id or _fastrtc_connection_id
-        self._warn = warn or _fastrtc_warning
+        self._warn = warn or (lambda message: _fastrtc_warning(message, pool))
         self._warned: deque[str] = deque(maxlen=256)  # connections already told "busy" (toast once)
         self.calls = 0
 
@@ -38,7 +42,7 @@ class LiveHandler:
         if frame is None:
             return frame
         try:
-            ctl = LiveControls.from_inputs(*controls)
+            ctl = LiveControls.from_inputs(*controls, offered=self.offered)
             sid = self._session_id()
             sess = self.registry.admit(sid, ctl)
             if sess is None:
@@ -55,7 +59,7 @@ class LiveHandler:
 
     def _busy(self, frame: np.ndarray, sid: str) -> np.ndarray:
         """The user's own frame, dimmed, with the "server busy" notice and their place in line (~1 ms)."""
-        msg = self.registry.busy_message(sid)
+        msg = self.registry.status(sid)["message"] or self.registry.busy_message(sid)
         if sid not in self._warned:
             self._warned.append(sid)
             try:
@@ -104,19 +108,17 @@ def busy_frame(frame: np.ndarray, message: str) -> np.ndarray:
     return out
 
 
-def _fastrtc_warning(message: str) -> None:
+def _fastrtc_warning(message: str, pool=None) -> None:
     """A warning toast in the user's page (fastrtc sends it over the connection's data channel).
 
-    On a worker thread (:mod:`webapp.livepool`) the message is handed to the connection's event loop:
+    On a worker thread (:mod:`webapp.live.pool`) the message is handed to the connection's event loop:
     fastrtc's own ``Warning`` would send it from a throwaway loop in this thread."""
     import json
 
     from fastrtc.utils import Warning as rtc_warning
     from fastrtc.utils import current_channel
 
-    from .livepool import connection_loop
-
-    loop, channel = connection_loop(), current_channel.get()
+    loop, channel = (pool.connection_loop() if pool is not None else None), current_channel.get()
     if loop is not None and channel is not None:
         loop.call_soon_threadsafe(channel.send, json.dumps({"type": "warning", "message": message}))
     else:
@@ -129,7 +131,7 @@ def _fastrtc_connection_id() -> str:
     return get_current_context().webrtc_id
 
 
-def stable_handler(fn: Callable, skip_frames: bool = True, fps: int = 30, workers: int | None = None):
+def stable_handler(fn: Callable, skip_frames: bool = True, fps: int = 30):
     """A ``fastrtc.VideoStreamHandler`` that fastrtc cannot re-wrap.
 
     fastrtc 0.0.34 wraps ``handler.callable`` in an error decorator on *every*
@@ -138,36 +140,16 @@ def stable_handler(fn: Callable, skip_frames: bool = True, fps: int = 30, worker
     server ends in RecursionError.  Our handler already catches its errors, so
     later assignments to ``callable`` are ignored.
 
-    ``workers`` (default ``LIVE_WORKERS``) threads run the handler, off fastrtc's event loop
-    (:mod:`webapp.livepool`); 0 leaves it in the loop.
+    The frames run on ``fn.pool`` (the server's :class:`~webapp.live.pool.LivePool`), off fastrtc's
+    event loop, when ``fn`` has one.
     """
-    from fastrtc import VideoStreamHandler
+    from common.compat import fastrtc_stable_handler_class
 
-    from . import livepool
-    from . import settings as S
-
-    livepool.install(S.LIVE_WORKERS if workers is None else workers)
-
-    class _Stable(VideoStreamHandler):
-        def __setattr__(self, name, value):
-            if name == "callable" and "callable" in self.__dict__:
-                return
-            super().__setattr__(name, value)
-
-    return _Stable(fn, fps=fps, skip_frames=skip_frames)
+    return fastrtc_stable_handler_class()(fn, fps=fps, skip_frames=skip_frames)
 
 
 def hook_cleanup(webrtc, registry: SessionRegistry) -> None:
     """Release a connection's session when fastrtc cleans the connection up."""
-    original = webrtc.clean_up
+    from common.compat import fastrtc_on_clean_up
 
-    def clean_up(webrtc_id: str):
-        try:
-            return original(webrtc_id)
-        finally:
-            try:
-                registry.release(webrtc_id)
-            except Exception:  # pragma: no cover
-                log.exception("releasing live session %s", webrtc_id)
-
-    webrtc.clean_up = clean_up
+    fastrtc_on_clean_up(webrtc, registry.release)

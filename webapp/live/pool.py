@@ -5,8 +5,8 @@ fastrtc 0.0.34 calls a video handler synchronously inside its asyncio loop
 transport of all connections and Gradio's HTTP server share that one thread, so
 N streams are analysed one frame after another on one core, and while a frame is
 analysed no packet is read (UDP buffers overflow: broken frames, see
-``benchmarks/live_load.py``).  :func:`install` makes fastrtc build its video
-tracks from :class:`PooledVideoCallback`, which awaits the handler on a pool of
+``benchmarks/live_load.py``).  :class:`LivePool` makes fastrtc build its video
+tracks from ``PooledVideoCallback``, which awaits the handler on the server's pool of
 ``workers`` threads (MediaPipe, onnxruntime, OpenCV and the VP8 codec release the
 GIL, so two streams really run on two cores).
 
@@ -32,37 +32,44 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-_lock = threading.Lock()
-_local = threading.local()  # the event loop of the connection a worker thread is serving
-_pool: ThreadPoolExecutor | None = None
-_installed: int | None = None
+
+class LivePool:
+    """One server's live worker threads (``workers``; 0: frames run in fastrtc's event loop).
+
+    The frame handler carries its pool (``handler.pool``); the fastrtc track built for a connection
+    finds it there, so two servers in one process keep their own pools.  The change to fastrtc that
+    routes frames here is applied once per process (:func:`common.compat.fastrtc_video_callback`).
+    """
+
+    def __init__(self, workers: int):
+        self.workers = max(0, int(workers))
+        self.executor = (ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="live-worker")
+                         if self.workers else None)
+        self._local = threading.local()  # the event loop of the connection a worker thread is serving
+        if self.workers:
+            _install_once()
+            log.info("live frames run on %d worker threads", self.workers)
+
+    def connection_loop(self) -> asyncio.AbstractEventLoop | None:
+        """In a worker thread: the event loop its current frame's connection lives in (else None)."""
+        return getattr(self._local, "loop", None)
+
+    def close(self) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(wait=False, cancel_futures=True)
 
 
-def install(workers: int) -> bool:
-    """Run fastrtc video handlers on ``workers`` threads (0: fastrtc's own way, in its loop).  Idempotent."""
-    global _pool, _installed
-    if workers <= 0:
-        return False
-    with _lock:
-        if _installed is not None:
-            return True
+_install_lock = threading.Lock()
+
+
+def _install_once() -> None:
+    from common.compat import fastrtc_video_callback
+
+    with _install_lock:
         import fastrtc.webrtc_connection_mixin as mixin
 
-        _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="live-worker")
-        mixin.VideoCallback = _pooled_class()
-        _installed = workers
-        log.info("live frames run on %d worker threads", workers)
-        return True
-
-
-def workers() -> int:
-    """Threads analysing live frames (0: fastrtc's event loop)."""
-    return _installed or 0
-
-
-def connection_loop() -> asyncio.AbstractEventLoop | None:
-    """In a worker thread: the event loop its current frame's connection lives in (else None)."""
-    return getattr(_local, "loop", None)
+        if getattr(mixin.VideoCallback, "__name__", "") != "PooledVideoCallback":
+            fastrtc_video_callback(_pooled_class())
 
 
 def _pooled_class():
@@ -72,8 +79,8 @@ def _pooled_class():
     class PooledVideoCallback(VideoCallback):
         """fastrtc's ``VideoCallback`` with the frame conversion and the handler awaited on the pool."""
 
-        def _run(self, loop, frame, args_template):
-            _local.loop = loop
+        def _run(self, pool, loop, frame, args_template):
+            pool._local.loop = loop
             if self.skip_frames and self.latest_frame is not None:
                 frame = self.latest_frame  # the newest frame at the time a worker is free
             arr = frame.to_ndarray(format="bgr24")
@@ -104,8 +111,12 @@ def _pooled_class():
                     return self.latest_frame if self.skip_frames else frame
                 ctx = contextvars.copy_context()  # the connection id and data channel (fastrtc's contextvars)
                 loop = asyncio.get_running_loop()
-                frame, result = await loop.run_in_executor(_pool, ctx.run, self._run, loop, frame,
-                                                           cast(list, self.latest_args))
+                pool = getattr(self.event_handler, "pool", None)
+                if pool is None or pool.executor is None:  # a handler of no server of ours: fastrtc's way
+                    frame, result = ctx.run(self._run, _NO_POOL, loop, frame, cast(list, self.latest_args))
+                else:
+                    frame, result = await loop.run_in_executor(pool.executor, ctx.run, self._run, pool, loop, frame,
+                                                               cast(list, self.latest_args))
                 self._drop_backlog()
                 array, outputs = split_output(result)
                 if outputs.__class__.__name__ == "CloseStream":
@@ -126,3 +137,10 @@ def _pooled_class():
                 raise WebRTCError(str(e)) from e
 
     return PooledVideoCallback
+
+
+class _NoPool:
+    _local = threading.local()
+
+
+_NO_POOL = _NoPool()

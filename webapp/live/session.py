@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from classifier import builtin_specs
 from export.files import OutputFiles
 from export.live import LiveRecorder
 from export.timeline import timeline_meta
@@ -31,9 +32,8 @@ from pipeline import (
 )
 from pipeline.annotate import draw
 
-from . import settings as S
-from .charts import status_text
-from .models import ModelLoader
+from ..models import ModelLoader
+from ..ui.charts import status_text
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,10 @@ class LiveControls:
 
     @classmethod
     def from_inputs(cls, model=None, preset_name=None, half_life_s=None, min_face=None,
-                    min_score=None, seq=None, face_states=None) -> LiveControls:
-        """From the page's values, in the order the handler receives them; bad values are clamped or dropped."""
+                    min_score=None, seq=None, face_states=None, *, offered: dict | None = None) -> LiveControls:
+        """From the page's values, in the order the handler receives them; bad values are clamped or dropped.
+
+        ``offered``: the models a client may name (``Settings.offered_models()``; default: the built-in ones)."""
         def num(name, v):
             lo, hi, kind = SLIDER_RANGES[name]
             try:
@@ -72,7 +74,8 @@ class LiveControls:
             except (TypeError, ValueError):
                 return None  # the preset's value
 
-        offered = S.offered_models()  # a model is named by id, never by path
+        if offered is None:
+            offered = {sid: (spec, sid) for sid, spec in builtin_specs().items()}  # by id, never by path
         return cls(model=offered[model][1] if isinstance(model, str) and model in offered else None,
                    preset=preset_name if preset_name in PRESETS else None,
                    half_life_s=num("half_life_s", half_life_s), min_face=num("min_face", min_face),
@@ -92,9 +95,10 @@ class LiveControls:
             out["model"] = self.model
         return out
 
-    def config(self, **more) -> PipelineConfig:
-        """The preset with these controls' changes, detecting faces every ``LIVE_DETECT_EVERY``-th frame."""
-        return preset(self.preset, **{"detect_every": S.LIVE_DETECT_EVERY, **self.changes(), **more})
+    def config(self, detect_every: int = 1, **more) -> PipelineConfig:
+        """The preset with these controls' changes, detecting faces every ``detect_every``-th frame
+        (the server's ``live_detect_every``)."""
+        return preset(self.preset, **{"detect_every": detect_every, **self.changes(), **more})
 
 
 def _seq(v) -> float | None:
@@ -129,8 +133,9 @@ class LiveSession:
     """
 
     def __init__(self, session_id: str, loader: ModelLoader, live_dir: Path | None,
-                 recorder_meta: dict | None = None, controls: LiveControls | None = None):
+                 recorder_meta: dict | None = None, controls: LiveControls | None = None, detect_every: int = 2):
         self.id = session_id
+        self.detect_every = int(detect_every)  # the server's live_detect_every
         self.loader = loader
         self.live_dir = live_dir
         self.meta = dict(recorder_meta or {})
@@ -138,7 +143,7 @@ class LiveSession:
         self.controls = controls or LiveControls()
         want = self.controls.config().classification.model
         model, self.model_notice = loader.usable(want, preset(self.controls.preset).classification.model)
-        self.pipeline: Pipeline | None = Pipeline(self.controls.config(model=model))
+        self.pipeline: Pipeline | None = Pipeline(self.controls.config(self.detect_every, model=model))
         self._keep_view()
         self.stats = LiveStats()
         self.last_result: FrameResult | None = None
@@ -189,7 +194,7 @@ class LiveSession:
         """Bring the pipeline in line with the controls (cheap when nothing changed)."""
         want = controls.config().classification.model
         model, self.model_notice = self.loader.usable(want, self.pipeline.config.classification.model)
-        cfg = controls.config(model=model)
+        cfg = controls.config(self.detect_every, model=model)
         if cfg != self.pipeline.config:
             self.pipeline.update_config(cfg)
         self.controls = controls

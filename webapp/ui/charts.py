@@ -19,7 +19,7 @@ from .svgchart import TOP, responsive_svg
 
 TRACK_COLUMNS = ["track", "emotion", "prob", "held", "predicted", "runner_up", "runner_up_prob", "state", "details"]
 
-#: Styles of the table and chart (added to the page's CSS by webapp.ui).
+#: Styles of the table and chart (added to the page's CSS by webapp.ui.page).
 CSS = """
 .tracks { width: 100%; table-layout: fixed; border-collapse: collapse; font-size: 14px; }
 .tracks th { text-align: left; font-weight: 600; padding: 4px 6px; border-bottom: 1px solid var(--border-color-primary); }
@@ -121,7 +121,7 @@ def status_text(info: dict) -> str:
 
 
 def stats_markdown(info: dict) -> str:
-    """The live stats line under the video, from :meth:`webapp.session.LiveSession.info`."""
+    """The live stats line under the video, from :meth:`webapp.live.session.LiveSession.info`."""
     state = info.get("state") or ("live" if info["active"] else "stopped")
     icon = "●" if state == "live" else "■"
     return (f"{icon} **stream {state}** · **{info['fps']:.0f} fps** · **{info['latency_ms']:.0f} ms** per frame "

@@ -7,10 +7,10 @@ a connection (and, for a body, a request task) open for as long as it likes.
 runs once a second per connection:
 
 * headers: the request line and headers must be complete within
-  ``HTTP_HEADER_TIMEOUT_S`` of the connection opening (or of the previous
+  ``http_header_timeout_s`` of the connection opening (or of the previous
   response ending, on a kept-alive connection);
-* body: after ``HTTP_BODY_GRACE_S``, the body must have arrived at
-  ``HTTP_BODY_MIN_BPS`` or faster on average. Time while the server itself
+* body: after ``http_body_grace_s``, the body must have arrived at
+  ``http_body_min_bps`` or faster on average. Time while the server itself
   stopped reading (the app is not consuming the body) does not count.
 
 A connection that misses a deadline gets ``408 Request Timeout`` (if no
@@ -25,7 +25,7 @@ import logging
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from . import settings as S
+from ..settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +37,9 @@ _408 = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-
 class GuardedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol plus header and body deadlines (see the module docstring)."""
 
-    header_timeout_s = S.HTTP_HEADER_TIMEOUT_S
-    body_grace_s = S.HTTP_BODY_GRACE_S
-    body_min_bps = S.HTTP_BODY_MIN_BPS
+    header_timeout_s = Settings.http_header_timeout_s
+    body_grace_s = Settings.http_body_grace_s
+    body_min_bps = Settings.http_body_min_bps
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -93,10 +93,16 @@ class GuardedH11Protocol(H11Protocol):
         self.transport.close()
 
 
-def install() -> None:
-    """Make uvicorn build :class:`GuardedH11Protocol` for ``http="auto"`` and ``http="h11"``."""
-    from uvicorn import config
+def install(settings: Settings) -> str:
+    """Make uvicorn use a :class:`GuardedH11Protocol` with ``settings``' deadlines for ``http="auto"`` and
+    ``"h11"`` (a subclass per set of deadlines, so two servers in one process keep theirs); its import path."""
+    from common.compat import uvicorn_http_protocol
 
-    target = f"{__name__}:GuardedH11Protocol"
-    config.HTTP_PROTOCOLS["auto"] = target
-    config.HTTP_PROTOCOLS["h11"] = target
+    values = (settings.http_header_timeout_s, settings.http_body_grace_s, settings.http_body_min_bps)
+    name = "GuardedH11Protocol_" + "_".join(f"{v:g}".replace(".", "p") for v in values)
+    if name not in globals():
+        globals()[name] = type(name, (GuardedH11Protocol,), dict(zip(
+            ("header_timeout_s", "body_grace_s", "body_min_bps"), values)))
+    target = f"{__name__}:{name}"
+    uvicorn_http_protocol(target)
+    return target

@@ -1,9 +1,12 @@
 """All live connections: :class:`SessionRegistry` maps a WebRTC connection id to its
-:class:`~webapp.session.LiveSession`, keeps ended sessions for downloads, limits how many
+:class:`~webapp.live.session.LiveSession`, keeps ended sessions for downloads, limits how many
 streams are analysed at once, and reaps idle sessions and old files.
 
-The reaper is a thread started by :meth:`SessionRegistry.start_reaper` (when the server
-starts, see :mod:`webapp.services`), never at import.
+It is the one place that knows whether the server is busy: :meth:`SessionRegistry.status` says
+for a connection whether it runs, waits (and its place in line) or is unknown, with the words a
+user is shown; the frame handler, the page's table and the page's toasts all read it.
+
+:meth:`SessionRegistry.reap` is run by the server's retention sweeper (:mod:`webapp.guards.retention`).
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from pathlib import Path
 
 from export.live import cleanup_old
 
-from .models import ModelLoader
+from ..models import ModelLoader
 from .session import LiveControls, LiveSession
 
 log = logging.getLogger(__name__)
@@ -24,8 +27,11 @@ class SessionRegistry:
     """Live sessions by WebRTC connection id, plus recently ended ones (for downloads)."""
 
     def __init__(self, loader: ModelLoader | None = None, live_dir: Path | None = None, idle_s: float = 30.0,
-                 keep_s: float = 1800.0, max_active: int | None = None, gone_s: float = 3.0, silent_s: float = 5.0):
+                 keep_s: float = 1800.0, max_active: int | None = None, gone_s: float = 3.0, silent_s: float = 5.0,
+                 session_options: dict | None = None):
         self.loader = loader or ModelLoader()
+        #: What every new session is given besides its id (the offered models, the live detection cadence).
+        self.session_options = dict(session_options or {})
         self.max_active = max_active  # analysed streams at once (None: no limit); see admit()
         #: while someone waits for a slot, a running stream with no frame for this long is released (its
         #: connection is gone without a clean close, e.g. a closed tab, which fastrtc notices only ~30 s later)
@@ -41,12 +47,12 @@ class SessionRegistry:
         self.ended: dict[str, tuple[float, LiveSession]] = {}
         self.opened = 0
         self.released = 0
-        self._reaper: threading.Thread | None = None
         if self.live_dir:
             self.live_dir.mkdir(parents=True, exist_ok=True)
 
     def _new(self, session_id: str, controls: LiveControls | None) -> LiveSession:
-        return LiveSession(session_id, self.loader, self.live_dir, {"source": "live"}, controls)
+        return LiveSession(session_id, self.loader, self.live_dir, {"source": "live"}, controls,
+                           **self.session_options)
 
     def get(self, session_id: str) -> LiveSession | None:
         with self._lock:
@@ -135,6 +141,18 @@ class SessionRegistry:
             line = list(self.waiting)
             return line.index(session_id) + 1 if session_id in self.waiting else None
 
+    def status(self, session_id: str | None) -> dict:
+        """Where a connection stands: ``{"state": "running" | "waiting" | "ended" | "none", "busy": bool,
+        "place": int | None, "message": str}`` (``message``: what a waiting user is told, else "")."""
+        with self._lock:
+            running = bool(session_id) and session_id in self.active
+            ended = bool(session_id) and session_id in self.ended
+        place = self.position(session_id)
+        if place is not None and not running:
+            return {"state": "waiting", "busy": True, "place": place, "message": self.busy_message(session_id)}
+        state = "running" if running else "ended" if ended else "none"
+        return {"state": state, "busy": False, "place": None, "message": ""}
+
     def busy_message(self, session_id: str | None = None) -> str:
         """What a user turned away is told: the streams running, their place in line, what happens next."""
         with self._lock:
@@ -166,8 +184,9 @@ class SessionRegistry:
                 self.released += 1
         return True
 
-    def reap(self) -> None:
-        """Release idle sessions and forget ended ones older than ``keep_s`` (and their files)."""
+    def reap(self) -> int:
+        """Release idle sessions and forget ended ones older than ``keep_s`` (and their files); how many were
+        released."""
         now = time.monotonic()
         with self._lock:
             idle = [k for k, s in self.active.items() if now - s.last_seen > self.idle_s]
@@ -184,24 +203,7 @@ class SessionRegistry:
                 cleanup_old(self.live_dir, self.keep_s)
             except Exception as exc:
                 log.warning("cleanup of old live files failed: %s", exc)
-
-    def start_reaper(self, every_s: float = 10.0) -> threading.Thread:
-        """Start the reaper thread (once; later calls return the running thread)."""
-        with self._lock:
-            if self._reaper is not None:
-                return self._reaper
-
-            def loop():
-                while True:
-                    time.sleep(every_s)
-                    try:
-                        self.reap()
-                    except Exception:  # pragma: no cover - never let the reaper die
-                        log.exception("live reaper")
-
-            self._reaper = threading.Thread(target=loop, daemon=True, name="live-reaper")
-            self._reaper.start()
-            return self._reaper
+        return len(idle)
 
     def __len__(self) -> int:
         with self._lock:

@@ -5,11 +5,14 @@
   scheme (``http:``, ``HTTPS:``, ``javascript:``...) or starting with ``//`` is
   refused with ``403``; local files (``allowed_paths``) are served as before.
 * Fairness: requests that join the queue take a token from their address's bucket
-  (:mod:`webapp.fairness`); an empty bucket answers ``429``, and so does a video from a client
+  (:mod:`webapp.guards.fairness`); an empty bucket answers ``429``, and so does a video from a client
   that already has one queued or running.
-* Uploads: each address has a budget of upload bytes (:data:`webapp.fairness.UPLOAD_MB`), checked from
-  ``Content-Length`` before the body is read (``429`` over it); the paths the upload route stores are handed to :data:`webapp.diskguard.GUARD`, which
-  deletes those no analysis claims within ``UPLOAD_UNCLAIMED_S``.
+* Uploads: each address has a budget of upload bytes (``Fairness.upload_mb``), checked from
+  ``Content-Length`` before the body is read (``429`` over it); the paths the upload route stores are
+  handed to the server's :class:`~webapp.guards.disk.DiskGuard`, which deletes those no analysis claims
+  within ``upload_unclaimed_s``.
+* The middleware is given its server (``Middleware(GuardMiddleware, server=...)``): the buckets, the
+  disk guard and the limits are that server's.
 * Memory: Gradio 5.50 keeps every event it ever queued (the event with its request and data, an
   analytics row) and, for each call of the HTTP API (``/call/<api>``, whose session is the event
   id), a session holding a copy of every component's config, up to 10,000 sessions.
@@ -25,12 +28,11 @@
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import re
 
-from .fairness import BUCKETS, UPLOAD_MB, VIDEOS, client_address, counts, is_queued_request, is_video, session_of
+from .fairness import VideosInFlight, is_queued_request, session_of
 
 log = logging.getLogger(__name__)
 
@@ -65,17 +67,15 @@ def _client_error(exc: BaseException, path: str) -> tuple[int, str] | None:
     return None
 
 
-def _content_length(scope) -> float:
+def _content_length(scope, max_upload_mb: float) -> float:
     """The request's declared body size in bytes (a body without one counts as the largest upload)."""
-    from . import settings as S
-
     for k, v in scope.get("headers") or ():
         if k == b"content-length":
             try:
                 return max(0.0, float(v))
             except ValueError:
                 break
-    return S.MAX_UPLOAD_MB * 2**20
+    return max_upload_mb * 2**20
 
 
 def prune_finished_events(app, keep_s: float = 120.0, now: float | None = None) -> int:
@@ -88,23 +88,15 @@ def prune_finished_events(app, keep_s: float = 120.0, now: float | None = None) 
     if queue is None or holder is None:
         return 0
     now = time.time() if now is None else now
-    in_flight = {e._id for e in VIDEOS.all_events(queue)}
+    in_flight = {e._id for e in VideosInFlight.all_events(queue)}
     done = []
     for eid, row in list(queue.event_analytics.items()):
         if (eid not in in_flight and row.get("status") in ("success", "failed", "cancelled")
                 and now - float(row.get("time") or now) > keep_s):
             done.append(eid)
-    for eid in done:
-        queue.event_analytics.pop(eid, None)
-        queue.event_ids_to_events.pop(eid, None)
-        # an HTTP API call (its session is the event): its session, and its result if never read
-        if eid in queue.pending_event_ids_session or eid in holder.session_data:
-            queue.pending_event_ids_session.pop(eid, None)
-            with contextlib.suppress(KeyError):
-                del queue.pending_messages_per_session[eid]
-            with holder.lock:
-                holder.session_data.pop(eid, None)
-                holder.time_last_used.pop(eid, None)
+    from common.compat import gradio_forget_events
+
+    gradio_forget_events(blocks, done)
     return len(done)
 
 
@@ -120,16 +112,14 @@ async def _send_json(send, status: int, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def _record_uploads(body: bytes) -> None:
+def _record_uploads(body: bytes, disk) -> None:
     """The upload route answers with the list of stored paths: hand them to the disk guard."""
     try:
         paths = json.loads(body)
     except ValueError:
         return
     if isinstance(paths, list) and all(isinstance(p, str) for p in paths):
-        from .diskguard import GUARD
-
-        GUARD.uploaded(paths)
+        disk.uploaded(paths)
 
 
 async def _peek_body(receive, limit: int = 1 << 20):
@@ -154,8 +144,10 @@ async def _peek_body(receive, limit: int = 1 << 20):
 class GuardMiddleware:
     """Refuses ``file=<URL>`` (403) and turns exceptions into short messages (see the module docstring)."""
 
-    def __init__(self, app):
+    def __init__(self, app, server):
         self.app = app
+        self.fairness, self.disk, self.settings = server.fairness, server.disk, server.settings
+        self._next_prune = 0.0
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -166,16 +158,16 @@ class GuardMiddleware:
             return await _send_json(send, 403, "File not allowed.")
         if is_queued_request(scope.get("method", ""), path):
             body, receive = await _peek_body(receive) if "/call/" not in path else (None, receive)
-            client = client_address(scope)
-            wait = BUCKETS.take(client) if counts(path, body) else 0.0
+            client = self.fairness.client_address(scope)
+            wait = self.fairness.buckets.take(client) if self.fairness.counts(path, body) else 0.0
             if wait > 0:
                 log.info("429 for %s: too many queued requests", client)
                 return await _send_json(send, 429, f"Too many requests from your address: please wait {_wait_text(wait)} "
                                                    "and try again.")
-            if is_video(path, body):
+            if self.fairness.is_video(path, body):
                 app = scope.get("app")
                 queue = getattr(app.get_blocks(), "_queue", None) if hasattr(app, "get_blocks") else None
-                token = VIDEOS.reserve(queue, client, session_of(body))
+                token = self.fairness.videos.reserve(queue, client, session_of(body))
                 if token is None:
                     log.info("429 for %s: a video already in flight", client)
                     return await _send_json(send, 429, "You already have a video being analysed; wait for it to "
@@ -183,11 +175,11 @@ class GuardMiddleware:
                 try:
                     return await self._guarded(scope, receive, send, path)
                 finally:
-                    VIDEOS.release(token)  # the event is in Gradio's queue now (or was refused there)
+                    self.fairness.videos.release(token)  # the event is in Gradio's queue now (or was refused there)
         if scope.get("method") == "POST" and path.rstrip("/").endswith("/upload"):
-            mb = _content_length(scope) / 2**20
-            client = client_address(scope)
-            wait = UPLOAD_MB.take(client, cost=mb)
+            mb = _content_length(scope, self.settings.max_upload_mb) / 2**20
+            client = self.fairness.client_address(scope)
+            wait = self.fairness.upload_mb.take(client, cost=mb)
             if wait > 0:
                 log.info("429 for %s: upload of %.1f MB over its budget", client, mb)
                 return await _send_json(send, 429, f"Too much uploaded from your address: please wait {_wait_text(wait)} "
@@ -195,14 +187,12 @@ class GuardMiddleware:
         self._housekeeping(scope)
         return await self._guarded(scope, receive, send, path)
 
-    _next_prune = 0.0
-
     def _housekeeping(self, scope) -> None:
         import time
 
-        if time.monotonic() < GuardMiddleware._next_prune:
+        if time.monotonic() < self._next_prune:
             return
-        GuardMiddleware._next_prune = time.monotonic() + 30.0
+        self._next_prune = time.monotonic() + 30.0
         try:
             app = scope.get("app")
             n = prune_finished_events(app)
@@ -225,7 +215,7 @@ class GuardMiddleware:
             elif upload and message["type"] == "http.response.body" and sum(map(len, body)) < 1 << 20:
                 body.append(message.get("body", b""))
                 if not message.get("more_body"):
-                    _record_uploads(b"".join(body))
+                    _record_uploads(b"".join(body), self.disk)
             await send(message)
 
         try:

@@ -2,9 +2,10 @@
 refused while the disk is nearly full.
 
 * **Unclaimed uploads**: every file the upload route stores is recorded (:meth:`DiskGuard.uploaded`,
-  fed by :class:`webapp.asgi_guard.GuardMiddleware` from the route's answer); an analysis that
-  opens a file claims it (:meth:`DiskGuard.claim`, from :func:`webapp.media._path_of`).  A
-  recorded upload not claimed within ``unclaimed_s`` is deleted by :meth:`sweep`: a client that
+  fed by :class:`webapp.guards.asgi.GuardMiddleware` from the route's answer); an analysis that
+  opens a file claims it (:meth:`DiskGuard.claim`, from :class:`webapp.media.Media`).  A
+  recorded upload not claimed within ``unclaimed_s`` is deleted by :meth:`sweep` (run by the server's one
+  retention sweeper, :mod:`webapp.guards.retention`): a client that
   uploads and never analyses costs disk for minutes, not for the hour of Gradio's own cache.
 * **Quota**: when the files under the watched folders (Gradio's upload and output cache, the
   processed videos, the live timelines) add up to more than ``quota_bytes``, the oldest are
@@ -33,6 +34,12 @@ class DiskFull(RuntimeError):
 
 
 class DiskGuard:
+    @classmethod
+    def from_settings(cls, settings) -> "DiskGuard":
+        """The guard of a server's :class:`webapp.settings.Settings` (folders are added by the server)."""
+        return cls(quota_bytes=int(settings.disk_quota_mb * 2**20) if settings.disk_quota_mb else None,
+                   unclaimed_s=settings.upload_unclaimed_s, min_free_bytes=int(settings.min_free_mb * 2**20))
+
     def __init__(self, dirs=(), quota_bytes: int | None = None, unclaimed_s: float | None = 300.0,
                  min_free_bytes: int = 0, free_path: Path | None = None):
         self.dirs = [Path(d) for d in dirs]
@@ -149,14 +156,3 @@ def _remove(p: Path) -> bool:
     except OSError:
         pass
     return True
-
-
-def _from_settings() -> DiskGuard:
-    from . import settings as S
-
-    return DiskGuard(quota_bytes=int(S.DISK_QUOTA_MB * 2**20) if S.DISK_QUOTA_MB else None,
-                     unclaimed_s=S.UPLOAD_UNCLAIMED_S, min_free_bytes=int(S.MIN_FREE_MB * 2**20))
-
-
-#: The app's guard (configured from the environment; folders are added by webapp.services).
-GUARD = _from_settings()

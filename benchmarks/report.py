@@ -1,0 +1,404 @@
+"""Write docs/benchmarks.md from benchmarks/results/*.json: ``python -m benchmarks.report``.
+
+Every figure of the document is read from a results file here; nothing is typed in by hand.  The
+other docs quote figures from it (a figure with a unit, such as ``12.4 ms``, must appear here
+verbatim: ``tests/test_docs_figures.py``).  ``--check`` exits 1 when docs/benchmarks.md is not what
+the results give (run it after a benchmark, or let the test tell you).
+
+A new benchmark gets a section: a function ``_section_<name>(results) -> list[str]`` added to
+:data:`SECTIONS`, reading its own JSON file.
+"""
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results"
+DOC = REPO / "docs" / "benchmarks.md"
+
+
+def load(name: str) -> dict | None:
+    p = RESULTS / f"{name}.json"
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+def f(v, nd: int = 1) -> str:
+    """A number as the document prints it (None: '-')."""
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return f"{v:,.{nd}f}"
+
+
+def table(header: list[str], rows: list[list]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return out + [""]
+
+
+def machine(d: dict | None) -> str:
+    """The results file's own note on the machine it ran on, if it has one."""
+    m = (d or {}).get("machine")
+    if isinstance(m, dict):
+        parts = [f"{m[k]} cores" for k in ("cores", "cpus") if k in m]
+        parts += [f"Python {m['python']}"] if "python" in m else []
+        parts += [f"onnxruntime {m['onnxruntime']}"] if "onnxruntime" in m else []
+        return "; ".join(parts)
+    return str(m) if m else ""
+
+
+def source(name: str, d: dict | None) -> str:
+    cmd = (d or {}).get("command") or f"python -m benchmarks.{name.split('_')[0]}"
+    where = machine(d)
+    return (f"Command: `{cmd.strip()}`; results: [`benchmarks/results/{name}.json`](../benchmarks/results/{name}.json)"
+            + (f"; machine: {where}." if where else "."))
+
+
+# -- sections ---------------------------------------------------------------------------------
+def _headline() -> list[str]:
+    """The figures the README and the other docs quote, each with its unit."""
+    out = ["## Headline figures", "", "Quoted by the README and the other docs; each links to its section.", ""]
+    api = load("api_calls")
+    if api:
+        im, vi = api["image"], api["video"]
+        out.append(f"* `/analyze_image`, {im['size']} photo with {im['faces']} faces: "
+                   f"**{f(im['server_ms_median'])} ms** on the server (median), "
+                   f"**{f(im['call_s_median'], 2)} s** per call through `gradio_client`, "
+                   f"**{f(im['first_call_s'], 1)} s** for the first call ([API calls](#api-calls)).")
+        out.append(f"* `/analyze_video`, frame step 1: **{f(vi['frames_per_s_median'])} frames/s** per call, "
+                   "upload and annotated MP4 included ([API calls](#api-calls)).")
+    p = load("pipeline")
+    if p:
+        for faces, size in ((5, [640, 480]), (10, [1280, 720])):
+            c = _pipeline_case(p, "grid", size, "auto", faces)
+            if c:
+                out.append(f"* The whole default pipeline, {size[0]}x{size[1]} with {faces} faces: "
+                           f"**{f(c['total']['median'], 2)} ms** per frame (median; "
+                           f"[pipeline speed](#pipeline-speed)).")
+    b = load("batch")
+    if b:
+        by = {r["args"]: r for r in b["runs"] if not r.get("env")}
+        if "--jobs 1" in by and "--jobs 2" in by:
+            out.append(f"* `python -m export` on a folder of 12 videos: **{f(by['--jobs 1']['frames_per_s'])} frames/s** "
+                       f"with one job, **{f(by['--jobs 2']['frames_per_s'])} frames/s** with two (the default "
+                       f"here), start-up included ([video files](#video-files-python--m-export)).")
+    lp = load("live_load_pre")
+    if lp:
+        lv = {l["streams"]: l for l in lp["levels"]}
+        if 4 in lv:
+            out.append(f"* Live: 4 webcams at once get **{f(lv[4]['fps_p5'])} / {f(lv[4]['fps_median'])} fps** each "
+                       f"(p5 / median), latency p95 **{f(lv[4]['latency_p95_ms'], 0)} ms** "
+                       "([live capacity](#live-capacity)).")
+    pr = load("live_profile_pre")
+    if pr:
+        lvl = pr["levels"][0]
+        out.append(f"* Live cost: **{f(lvl['server_cpu_ms_per_frame'])} ms** of server CPU per analysed frame at "
+                   f"{lvl['streams']} streams, WebRTC included; **{f(pr['pipeline_ms_per_frame'])} ms** for the "
+                   "analysis and drawing alone ([where the time goes](#where-the-live-time-goes)).")
+    return out + [""]
+
+
+def _pipeline_case(p, layout, size, detector, faces):
+    for c in p["cases"]:
+        if c["layout"] == layout and list(c["size"]) == list(size) and c["detector"] == detector \
+                and c["faces_requested"] == faces:
+            return c
+    return None
+
+
+def _api_calls() -> list[str]:
+    d = load("api_calls")
+    if not d:
+        return []
+    im, vi = d["image"], d["video"]
+    out = ["## API calls", "", source("api_calls", d), "",
+           f"Through `gradio_client`, one call after another, client and server on the same machine "
+           f"(load average {d['machine'].get('load_avg_1_5_15_start', ['-'])[0]} at the "
+           f"start, {d['machine'].get('load_avg_1_5_15_end', ['-'])[0]} at the end: other work shared the cores).", ""]
+    out += table(["call", "server (analysis) median / p10-p90", "per call median / p10-p90", "first call"], [
+        [f"`/analyze_image` {im['file']} ({im['size']}, {im['faces']} faces), {im['calls']} calls",
+         f"{f(im['server_ms_median'])} ms / {f(im['server_ms_p10'])}-{f(im['server_ms_p90'])}",
+         f"{f(im['call_s_median'], 2)} s / {f(im['call_s_p10'], 2)}-{f(im['call_s_p90'], 2)}",
+         f"{f(im['first_call_s'], 1)} s (loads the models)"]])
+    out += table(["`/analyze_video`", "frames analysed", "wall s", "frames/s"],
+                 [[vi["file"] + f", frame step {vi['frame_step']}", f(r["frames_analysed"]), f(r["wall_s"], 1),
+                   f(r["frames_per_s"])] for r in vi["runs"]])
+    return out
+
+
+def _pipeline() -> list[str]:
+    p = load("pipeline")
+    if not p:
+        return []
+    out = ["## Pipeline speed", "", source("pipeline", p), "",
+           "Real face crops on real backgrounds at 30 fps; ms per frame for the whole pipeline with its "
+           "defaults, face states included (median unless noted). `auto` is the default detector; `short` and "
+           "`full` are the plain BlazeFace models.", ""]
+    rows = []
+    for c in p["cases"]:
+        rows.append([c["layout"], f"{c['size'][0]}x{c['size'][1]}", c["detector"],
+                     f"{c['faces_requested']} / {f(c['faces_tracked'])}",
+                     *(f(c[k]["median"], 2) for k in ("detect", "track", "classify", "smooth", "landmarks")),
+                     f"**{f(c['total']['median'], 2)}**", f(c["total"]["p95"], 2)])
+    out += table(["layout", "frame", "detector", "faces in view / tracked", "detect", "track", "classify", "smooth",
+                  "face states", "total median", "total p95"], rows)
+    out += ["Classification cost by batch size (all faces of a frame go in one call):", ""]
+    out += table(["batch", "ms", "ms per face"],
+                 [[b["batch"], f(b["ms_median"], 2), f(b["ms_per_face"], 3)] for b in p["classification_batch"]])
+    out += [f"Peak RSS of the benchmark process: {f(p['peak_rss_mb'], 0)} MB.", ""]
+    return out
+
+
+def _recall() -> list[str]:
+    d = load("recall")
+    if not d:
+        return []
+    out = ["## Detection by face size", "", source("recall", d), "",
+           f"Recall per face height and precision (IoU >= {d['iou']}), on real group photos with boxes checked by "
+           "eye ([`benchmarks/groundtruth/`](../benchmarks/groundtruth/README.md)), also shrunk into 1280x720 "
+           "frames, and on synthetic scenes of real face crops.", ""]
+    buckets = d["buckets_px"]
+    rows = []
+    for s in d["summary"]:
+        rows.append([s["mode"], s["set"], *(f(s["recall_by_height"].get(b), 2) for b in buckets),
+                     f(s["recall_40plus"], 3), f(s["precision"], 3), f(s["ms_median"], 1)])
+    return out + table(["detector", "set", *(f"recall {b} px" for b in buckets), "recall >= 40 px", "precision",
+                        "ms/frame"], rows)
+
+
+def _tracking() -> list[str]:
+    d = load("tracking")
+    if not d:
+        return []
+    out = ["## Tracking", "", source("tracking", d), "",
+           f"CLEAR-MOT / IDF1 on {f(d['frames'])} generated frames with exact ground truth (real face crops moving, "
+           f"crossing, hidden, entering and leaving, crowds, a camera pan), at {', '.join(map(str, d['fps']))} fps, "
+           f"the `{d['detector']}` detector. Shipped: {', '.join(f'{k} {v}' for k, v in d['recommended'].items())}.", ""]
+    rows = [[s["name"], f(s["summary"]["mean_idf1"], 3), f(s["summary"]["min_idf1"], 3),
+             f(s["summary"]["idf1_ge_15fps"], 3), s["summary"]["id_switches"], s["summary"]["cross_idsw_15plus"],
+             s["summary"]["pan_idsw_15plus"]] for s in d["settings"]]
+    return out + table(["setting", "mean IDF1", "lowest IDF1", "IDF1 at >= 15 fps", "ID switches",
+                        "on crossings >= 15 fps", "in the pan >= 15 fps"], rows)
+
+
+def _smoothing() -> list[str]:
+    d = load("smoothing")
+    if not d:
+        return []
+    out = ["## Smoothing", "", source("smoothing", d), "",
+           f"Streams of real per-frame model outputs with known change times ({d['streams_per_fps']} x "
+           f"{f(d['seconds_per_stream'], 0)} s per condition). Shipped: half-life "
+           f"{d['recommended']['half_life_s']} s.", ""]
+    for cond in d["by_condition"]:
+        out += [f"{cond['fps']} fps, noise x{cond['noise']:g}:", ""]
+        out += table(["half-life s", "margin", "flicker /s", "flicker cut", "lag median s", "lag p90 s",
+                      "missed changes"],
+                     [[r["half_life_s"], r["margin"], f(r["flicker_per_s"], 3), f(r["flicker_cut"], 1),
+                       f(r["lag_median_s"], 2), f(r["lag_p90_s"], 2), r["missed_changes"]] for r in cond["rows"]])
+    return out
+
+
+def _accuracy() -> list[str]:
+    d, a = load("accuracy"), load("alignment")
+    out = ["## Emotion accuracy", "",
+           "Labelled expression images obtainable offline are few: read these as sanity checks, not as a "
+           "benchmark of the models.", ""]
+    if d:
+        out += [source("accuracy", d), ""]
+        rows = [[r["model"], r.get("data", "-"), r.get("n", "-"),
+                 f(r["accuracy"], 3) if r.get("available") else "not available here (Hub not reachable)"]
+                for r in d["results"]]
+        out += table(["model", "data", "images", "accuracy"], rows)
+    if a:
+        out += [source("alignment", a), "",
+                f"Crops turned so the eyes are level (`classification.align`), {a['images']} labelled real photos "
+                "turned by each angle:", ""]
+        out += table(["angle", "faces", "plain accuracy", "aligned accuracy"],
+                     [[r["angle"], r["faces"], f(r["plain_accuracy"], 3), f(r["aligned_accuracy"], 3)]
+                      for r in a["by_angle"]])
+    return out
+
+
+def _baseline() -> list[str]:
+    d = load("baseline")
+    if not d:
+        return []
+    out = ["## Against the classic approach", "", source("baseline", d), "",
+           "OpenCV's Haar cascade and the same classifier face by face, no tracking (in its own OpenCV 4 "
+           "environment), against the plain BlazeFace settings; same frames.", ""]
+    rows = [[f"{r['faces']} @ {r['size']}", f(r["ours_short"]["median_ms"], 2), f(r["ours_short"]["recall"], 3),
+             f(r["ours_full"]["median_ms"], 2), f(r["ours_full"]["recall"], 3), f(r["haar"]["median_ms"], 2),
+             f(r["haar"]["recall"], 3), f(r["speedup_full"], 1)] for r in d["rows"]]
+    return out + table(["faces @ size", "short ms", "short recall", "full ms", "full recall", "Haar+CNN ms",
+                        "Haar recall", "speed-up (full)"], rows)
+
+
+def _face_states() -> list[str]:
+    d = load("face_states")
+    if not d:
+        return []
+    c = d["cost"]
+    out = ["## Face states", "", source("face_states", d), f"({d.get('note', '')})", "",
+           f"One landmark model call: {f(c['model_call_ms']['median'], 2)} ms (median).", ""]
+    rows = [[r["faces"], f"{r['size'][0]}x{r['size'][1]}", f(r["off"]["total"]["median"], 2),
+             f(r["on"]["total"]["median"], 2), f(r["on"]["landmarks"]["median"], 2)] for r in c["cases"]]
+    out += table(["faces", "frame", "pipeline ms, states off", "states on", "face-states stage ms"], rows)
+    hp = d["head_pose"]
+    out += [f"Head pose on real photos: mirrored yaw sign flips {hp['mirror_yaw_sign_flips']}, |yaw + mirrored yaw| "
+            f"at most {hp['mirror_yaw_sum_abs_max']}°; roll error of turned photos at most "
+            f"{hp['rotation_roll_error_abs_max']}°.", ""]
+    return out
+
+
+def _batch() -> list[str]:
+    d, api = load("batch"), load("api_calls")
+    if not d:
+        return []
+    out = ["## Video files: `python -m export`", "", source("batch", d), "",
+           f"{d['videos']} videos ({f(d['frames'])} frames), timed from start to exit: {d['note']}. "
+           "The app's `/analyze_video` is in [API calls](#api-calls).", ""]
+    rows = [[f"`{r['args']}`: {r['name']}",
+             f(r["wall_s"], 1), f(r["frames_per_s"]), f(r["speedup_vs_jobs_1"], 2), f(r.get("cores_busy"), 2)]
+            for r in d["runs"]]
+    return out + table(["run", "wall s", "frames/s", "vs --jobs 1", "cores busy"], rows)
+
+
+def _live() -> list[str]:
+    out = ["## Live capacity", "",
+           "Browserless WebRTC peers (aiortc) send 640x480 at 30 fps of real face crops (5 faces) to `python app.py` "
+           "and read a bar code back from every returned frame; latency is end to end. Peers pre-encoded: "
+           "their video is encoded once before the run, as on a Space where the browsers run elsewhere. "
+           "fps = analysed frames returned per second per stream. See [live-capacity.md](live-capacity.md).", ""]
+    for name, title in (("live_load_pre", "Peers pre-encoded (as on a Space)"),
+                        ("live_load", "Peers encoding on the same 2 cores")):
+        d = load(name)
+        if not d:
+            continue
+        out += [f"### {title}", "", source(name, d), ""]
+        rows = [[l["streams"], f"{f(l['fps_p5'])} / **{f(l['fps_median'])}**",
+                 f"{f(l['latency_p50_ms'], 0)} / {f(l['latency_p95_ms'], 0)}", f"{f(l['sent'])} / {f(l['returned'])}",
+                 l["broken"], l["foreign"], f(l.get("cpu_pct"), 0), f(l.get("rss_mb"), 0)]
+                for l in d["levels"]]
+        out += table(["streams", "fps per stream p5 / median", "latency p50 / p95 ms", "frames sent / returned",
+                      "broken", "mix-ups", "server CPU %", "server RSS MB"], rows)
+    r = load("live_load_repeat")
+    if r:
+        out += ["### Repeated around the capacity", "", source("live_load_repeat", r), ""]
+        out += table(["streams", "runs", "fps p5 / median (pooled)", "latency p50 / p95 ms", "broken", "mix-ups"],
+                     [[l["streams"], l["repeat"], f"{f(l['fps_p5'])} / {f(l['fps_median'])}",
+                       f"{f(l['latency_p50_ms'], 0)} / {f(l['latency_p95_ms'], 0)}", l["broken"], l["foreign"]]
+                      for l in r["levels"]])
+    s = load("live_soak")
+    if s:
+        l = s["levels"][0]
+        out += ["### Five minutes at 4 streams", "", source("live_soak", s), "",
+                f"{f(l['fps_p5'])} / {f(l['fps_median'])} fps (p5 / median), latency p95 {f(l['latency_p95_ms'], 0)} ms, "
+                f"{f(l['sent'])} frames sent, {f(l['returned'])} returned, {l['broken']} broken, {l['foreign']} mix-ups; "
+                f"server RSS by 30 s sample: {', '.join(f(v, 0) for _, v in l['rss_samples'])} MB.", ""]
+    de = load("detect_every")
+    if de:
+        out += ["### Detecting every other frame (the Live default)", "", source("detect_every", de), ""]
+        sm = de["summary"]
+        out += table(["", "mean IDF1", "lowest IDF1", "ID switches", "mean recall", "mean precision", "CPU ms per frame"],
+                     [[name, f(sm[k]["mean_idf1"], 3), f(sm[k]["min_idf1"], 3), sm[k]["id_switches"],
+                       f(sm[k]["mean_recall"], 3), f(sm[k]["mean_precision"], 3), f(sm[k]["cpu_ms_per_frame"], 1)]
+                      for name, k in (("every frame", "detect_every_1"), ("every other frame", "detect_every_2"))])
+        out += [f"Shown labels agree on {f(100 * sm['labels_same_share'], 1)}% of faces.", ""]
+    out += ["### Where the live time goes", ""]
+    for name in ("live_profile_pre",):  # live_profile.json: an older configuration (every frame detected)
+        p = load(name)
+        if not p:
+            continue
+        out += [source(name, p), "",
+                f"Analysis and drawing alone: {f(p['pipeline_ms_per_frame'])} ms per frame.", ""]
+        out += table(["streams", "fps p5 / median", "server CPU ms per analysed frame", "server CPU %"],
+                     [[l["streams"], f"{f(l['fps_p5'])} / {f(l['fps_median'])}",
+                       f(l.get("server_cpu_ms_per_frame")), f(l.get("cpu_pct"), 0)] for l in p["levels"]])
+        out += table(["analysis alone: threads", "streams", "frames/s", "CPU %", "CPU ms per frame"],
+                     [[a["threads"], a["streams"], f(a["fps_total"]), a["cpu_pct"], f(a["cpu_ms_per_frame"])]
+                      for a in p["analysis_only"]])
+    return out
+
+
+def _server() -> list[str]:
+    out = ["## The server under load", ""]
+    d = load("load")
+    if d:
+        out += [source("load", d) + f" {d['clients']} clients, {f(d['wall_s'], 0)} s, per-address limits lifted.", ""]
+        out += table(["endpoint", "requests", "errors", "p50 s", "p99 s", "per s"],
+                     [[k, e["requests"], e["errors"], f(e["p50_s"], 2), f(e["p99_s"], 2), f(e["per_s"], 1)]
+                      for k, e in d["endpoints"].items()])
+        out += [f"Mixed-up answers: {d['mixups']}.", ""]
+    c = load("concurrency")
+    if c:
+        out += [source("concurrency", c), "", "Image and video slots (`IMAGE_CONCURRENCY`, `VIDEO_CONCURRENCY`), "
+                "saturated:", ""]
+        rows = []
+        for r in c["runs"]:
+            im = (r.get("images") or {}).get("analyze_image") or {}
+            dv = r.get("images_during_video") or {}
+            rows.append([f"{r['image_concurrency']} / {r['video_concurrency']}", f(im.get("per_min")),
+                         f"{f(im.get('p50_s'), 2)} / {f(im.get('p95_s'), 2)}",
+                         f"{f((dv.get('analyze_image') or {}).get('p50_s'), 2)} / "
+                         f"{f((dv.get('analyze_image') or {}).get('p95_s'), 2)}",
+                         f((dv.get("analyze_video") or {}).get("per_min"))])
+        out += table(["image / video slots", "images/min", "image p50 / p95 s", "image p50 / p95 s during videos",
+                      "videos/min"], rows)
+    h = load("hostile")
+    if h:
+        out += ["### Hostile inputs, one after another against one server", "", source("hostile", h), ""]
+        out += table(["attack", "what the client sees", "peak RSS above before (MB)", "s", "served a valid request after"],
+                     [[x["attack"], x["result"].replace("|", "/"), f(x["peak_rss_above_before_mb"], 0),
+                       f(x["seconds"], 1), f(x["valid_request_served_after"])] for x in h["cases"]])
+    s = load("soak")
+    if s:
+        out += ["## Long sessions", "", source("soak", s), "",
+                f"{f(s['frames'])} frames of stream through the pipeline and the live recorder, {s['ids_given']} IDs "
+                f"handed out: RSS {f(s['rss_after_warmup_mb'])} MB after warm-up, {f(s['rss_last_mb'])} MB at the end; "
+                f"largest per-track structures: {', '.join(f'{k} {v}' for k, v in s['max_structures'].items())}.", ""]
+    return out
+
+
+SECTIONS = [_headline, _api_calls, _pipeline, _recall, _tracking, _smoothing, _accuracy, _baseline, _face_states,
+            _batch, _live, _server]
+
+
+def render() -> str:
+    out = ["<!-- Generated by `python -m benchmarks.report` from benchmarks/results/*.json: do not edit by hand. -->",
+           "# Benchmarks and results", "",
+           "Every figure here is read from a JSON file in [`benchmarks/results/`](../benchmarks/results), written by "
+           "the command named in its section (the commands need the test tools: `pip install -r "
+           "requirements-dev.txt`). **Machine**: 2 CPU cores, no GPU, shared with other work; timing runs were taken "
+           "under an exclusive lock. Figures measured on another machine differ: compare within one run.", ""]
+    for fn in SECTIONS:
+        out += fn()
+    return "\n".join(out).rstrip() + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--check", action="store_true", help="exit 1 if docs/benchmarks.md is out of date")
+    args = ap.parse_args(argv)
+    text = render()
+    if args.check:
+        old = DOC.read_text() if DOC.is_file() else ""
+        if old != text:
+            sys.stdout.writelines(difflib.unified_diff(old.splitlines(True), text.splitlines(True),
+                                                       "docs/benchmarks.md", "generated", n=1))
+            print("docs/benchmarks.md is out of date: run python -m benchmarks.report", file=sys.stderr)
+            return 1
+        return 0
+    DOC.write_text(text)
+    print(f"wrote {DOC.relative_to(REPO)} ({len(text.splitlines())} lines)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
