@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tracker.detect import DetectionConfig, make_detector
+from tracker.base import DetectionConfig
+from tracker.factory import make_detector
 from .recall import match
 
 RESULTS = Path(__file__).resolve().parent / "results"

