@@ -19,7 +19,7 @@ import threading
 
 import numpy as np
 
-from tracker.facegeom import measures
+from tracker.facegeom import eyes_in_frame, measures
 from tracker.landmarks import LandmarkConfig, LandmarkModel
 
 from .facestate import CLOSED_RATIO, POPULATION_OPEN_EAR, FaceStates
@@ -93,6 +93,7 @@ class LandmarkStage:
             todo = np.zeros(n, bool)
             todo[keep] = True
         lms, _ = shared_model(self.threads).run(rgb, res.boxes, res.keypoints, self.cfg.landmark_min_face, todo)
+        lms[~eyes_in_frame(lms, rgb.shape[1], rgb.shape[0])] = np.nan  # a face cut by the edge: eyes out, no measures
         meas = measures(lms)
         has = np.isfinite(meas["yaw"])
         for i in np.flatnonzero(has):
@@ -112,6 +113,7 @@ def still_face_columns(res: FrameResult, rgb: np.ndarray, cfg: LandmarkConfig, t
     if not cfg.face_states:
         return res
     lms, _ = shared_model(threads).run(rgb, res.boxes, res.keypoints, cfg.landmark_min_face)
+    lms[~eyes_in_frame(lms, rgb.shape[1], rgb.shape[0])] = np.nan
     meas = measures(lms)
     face = {c: np.full(len(res), np.nan, np.float32) for c in FACE_COLUMNS}
     for side in ("r", "l"):
