@@ -28,7 +28,7 @@ from tracker.factory import make_detector
 from .recall import match
 
 RESULTS = Path(__file__).resolve().parent / "results"
-MODES = ("auto", "auto+short", "yunet320", "yunet", "auto+yunet", "centerface")
+MODES = ("auto", "hybrid", "yunet", "yunet320", "auto+yunet", "auto+short", "centerface")
 
 
 class TagTally:
