@@ -42,10 +42,10 @@ PARTS = [  # (part, pattern on a frame "function (path:line)"), the first that m
     # MediaPipe runs each detector's calls on a thread of its own (its SerialDispatcher): analysis too
     ("analysis", re.compile(r"\((pipeline/(core|landmarks|facestate|results|predicted)|tracker/|classifier/|"
                             r"mediapipe/|onnxruntime/|ai_edge_litert/)")),
-    ("drawing", re.compile(r"\(pipeline/(annotate|layout)|_annotate \(webapp/session")),
+    ("drawing", re.compile(r"\(pipeline/(annotate|layout)|_annotate \(webapp/live/session")),
     ("timeline recorder", re.compile(r"\(export/")),
     ("WebRTC transport (aiortc)", re.compile(r"\((aiortc|aioice|pylibsrtp|pyee)/")),
-    ("frame hand-off (fastrtc, pool, PyAV)", re.compile(r"\((fastrtc|av)/|webapp/(livepool|stream|session)")),
+    ("frame hand-off (fastrtc, pool, PyAV)", re.compile(r"\((fastrtc|av)/|webapp/live/(pool|handler|session|rtc)|common/compat")),
     # requests being served (the event loop thread's stack always starts in uvicorn: that alone is not HTTP)
     ("HTTP (gradio, starlette)", re.compile(r"\((gradio/(routes|route_utils|queueing|blocks|processing_utils)|"
                                             r"starlette|h11|httptools|uvicorn/protocols)[/.]")),

@@ -27,8 +27,9 @@ from .spec import DEFAULT_MODEL, ModelSpec, get_spec
 
 log = logging.getLogger(__name__)
 
-#: Seconds to wait for the Hub before giving up (only when not offline).
-HUB_TIMEOUT_S = float(os.environ.get("EMOTION_HUB_TIMEOUT", "10"))
+#: Seconds to wait for the Hub before giving up (only when not offline); a :class:`ClassifierCache`
+#: may set its own (the server's ``EMOTION_HUB_TIMEOUT``).
+HUB_TIMEOUT_S = 10.0
 
 
 class ModelUnavailable(ModelError):
@@ -83,9 +84,9 @@ def check_pin(spec: ModelSpec, path: Path) -> Path:
     return path
 
 
-def resolve(spec: ModelSpec, token: str | None = None) -> Path:
+def resolve(spec: ModelSpec, token: str | None = None, timeout_s: float = HUB_TIMEOUT_S) -> Path:
     """Local path of the spec's ONNX file (downloading it from the Hub if needed), checked
-    against the spec's pin (:func:`check_pin`)."""
+    against the spec's pin (:func:`check_pin`).  ``token`` None: huggingface_hub's own (``HF_TOKEN``)."""
     if spec.source in ("embedded", "file"):
         p = spec.embedded_path()
         if not p.is_file():
@@ -95,14 +96,14 @@ def resolve(spec: ModelSpec, token: str | None = None) -> Path:
 
     where = f"{spec.filename!r} from Hub repo {spec.repo_id!r} (revision {spec.revision!r})"
     offline = _offline()
-    cache_only = offline or not hub_reachable()
+    cache_only = offline or not hub_reachable(min(timeout_s, 3.0))
     try:
         path = hf_hub_download(
             repo_id=spec.repo_id,
             filename=spec.filename,
             revision=spec.revision or None,
-            token=token or os.environ.get("HF_TOKEN") or None,
-            etag_timeout=HUB_TIMEOUT_S,
+            token=token or None,
+            etag_timeout=timeout_s,
             local_files_only=cache_only,
         )
     except Exception as exc:  # network, offline mode without cache, 404, auth...
@@ -121,39 +122,65 @@ def resolve(spec: ModelSpec, token: str | None = None) -> Path:
     return check_pin(spec, Path(path))
 
 
-#: Loaded classifiers, least recently used first; at most CACHE_SIZE stay loaded.
-_CACHE: "OrderedDict[tuple, EmotionClassifier]" = OrderedDict()
-_CACHE_LOCK = threading.Lock()
-CACHE_SIZE = int(os.environ.get("EMOTION_MODEL_CACHE", "4"))
+class ClassifierCache:
+    """Loaded classifiers, least recently used first; at most ``size`` stay loaded.
+
+    An onnxruntime session is stateless and thread-safe, so pipelines and streams share the weights
+    but never any per-stream state.  A server owns one (``EMOTION_MODEL_CACHE``,
+    ``EMOTION_HUB_TIMEOUT``); :func:`load_classifier` uses the process's default one.
+    """
+
+    def __init__(self, size: int = 4, hub_timeout_s: float = HUB_TIMEOUT_S):
+        if int(size) < 1:
+            raise ValueError(f"a classifier cache holds at least 1 model, not {size}")
+        self.size, self.hub_timeout_s = int(size), float(hub_timeout_s)
+        self._models: "OrderedDict[tuple, EmotionClassifier]" = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def ids(self) -> list[str]:
+        """The loaded models' ids, least recently used first."""
+        with self._lock:
+            return [clf.spec.id for clf in self._models.values()]
+
+    def load(self, name: str | ModelSpec | None = None, *, token: str | None = None, fallback: bool = True,
+             threads: int = 2) -> tuple[EmotionClassifier, str | None]:
+        """Load a classifier by spec id / spec path / ModelSpec: ``(classifier, warning)``.
+
+        ``warning`` is None unless the requested model failed and the embedded default was loaded
+        instead (with ``fallback``; without it the :class:`ModelError` is raised).
+        """
+        spec = name if isinstance(name, ModelSpec) else get_spec(name)
+        key = (spec.id, spec.source, spec.repo_id, spec.filename, spec.revision, spec.path, int(threads))
+        with self._lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key], None
+        try:
+            clf = EmotionClassifier(spec, resolve(spec, token=token, timeout_s=self.hub_timeout_s), threads=threads)
+        except ModelError as exc:
+            if not fallback or spec.id == DEFAULT_MODEL and spec.source == "embedded":
+                raise
+            log.warning("model %s unavailable, using %s: %s", spec.id, DEFAULT_MODEL, exc)
+            default, _ = self.load(DEFAULT_MODEL, fallback=False, threads=threads)
+            return default, f"{exc} — using the embedded default model {DEFAULT_MODEL!r} instead."
+        with self._lock:
+            self._models.setdefault(key, clf)
+            self._models.move_to_end(key)
+            while len(self._models) > self.size:
+                self._models.popitem(last=False)  # streams that use it keep their reference
+            return self._models[key], None
+
+
+#: The process's default cache: library calls (:class:`pipeline.Pipeline`, ``analyze_image``, the CLI)
+#: that are not given one share it.
+DEFAULT_CACHE = ClassifierCache()
 
 
 def load_classifier(
     name: str | ModelSpec | None = None, *, token: str | None = None, fallback: bool = True, threads: int = 2
 ) -> tuple[EmotionClassifier, str | None]:
-    """Load a classifier by spec id / spec path / ModelSpec.
-
-    Returns ``(classifier, warning)``; ``warning`` is None unless the requested
-    model failed and the embedded default was loaded instead.  Loaded models
-    are cached and shared: an onnxruntime session is stateless and thread-safe,
-    so streams share the weights but never any per-stream state.
-    """
-    spec = name if isinstance(name, ModelSpec) else get_spec(name)
-    key = (spec.id, spec.source, spec.repo_id, spec.filename, spec.revision, spec.path, int(threads))
-    with _CACHE_LOCK:
-        if key in _CACHE:
-            _CACHE.move_to_end(key)
-            return _CACHE[key], None
-    try:
-        clf = EmotionClassifier(spec, resolve(spec, token=token), threads=threads)
-    except ModelError as exc:
-        if not fallback or spec.id == DEFAULT_MODEL and spec.source == "embedded":
-            raise
-        log.warning("model %s unavailable, using %s: %s", spec.id, DEFAULT_MODEL, exc)
-        default, _ = load_classifier(DEFAULT_MODEL, fallback=False, threads=threads)
-        return default, f"{exc} — using the embedded default model {DEFAULT_MODEL!r} instead."
-    with _CACHE_LOCK:
-        _CACHE.setdefault(key, clf)
-        _CACHE.move_to_end(key)
-        while len(_CACHE) > max(CACHE_SIZE, 1):
-            _CACHE.popitem(last=False)  # streams that use it keep their reference
-        return _CACHE[key], None
+    """:meth:`ClassifierCache.load` on the process's default cache (:data:`DEFAULT_CACHE`)."""
+    return DEFAULT_CACHE.load(name, token=token, fallback=fallback, threads=threads)

@@ -94,7 +94,7 @@ def _config(config) -> PipelineConfig:
 def process_video(src_path, out_dir, config=None, frame_step: int = 1, progress=None,
                   max_seconds: float | None = None, max_pixels: int | None = None,
                   stem: str | None = None, max_frames: int | None = None,
-                  max_process_s: float | None = None, threads: int = 2) -> VideoResult:
+                  max_process_s: float | None = None, threads: int = 2, models=None) -> VideoResult:
     """Analyse ``src_path`` and write the results to ``out_dir``.
 
     ``config``: a :class:`pipeline.PipelineConfig`, a preset name, or None (the
@@ -108,7 +108,8 @@ def process_video(src_path, out_dir, config=None, frame_step: int = 1, progress=
     doc).  Output names:
     ``<stem>_annotated.mp4``, ``<stem>_timeline.csv/.json``,
     ``<stem>_summary.json/.csv``; ``stem`` defaults to the source file name
-    without extension.  ``threads``: each model's threads (2: one per core).
+    without extension.  ``threads``: each model's threads (2: one per core); ``models``: the
+    :class:`~classifier.hub.ClassifierCache` to load the classifier from (None: the process's default).
 
     Raises :class:`VideoError` for an empty, unreadable or frameless file or a
     file over the limits; then nothing is left in ``out_dir``.
@@ -123,7 +124,7 @@ def process_video(src_path, out_dir, config=None, frame_step: int = 1, progress=
     with VideoReader(src, max_seconds=max_seconds, max_pixels=max_pixels, max_frames=max_frames,
                      max_process_s=max_process_s) as reader:
         out_dir.mkdir(parents=True, exist_ok=True)
-        with AtomicFiles() as atomic, Pipeline(cfg, threads=threads) as pipe:
+        with AtomicFiles() as atomic, Pipeline(cfg, threads=threads, models=models) as pipe:
             result = _run(reader, pipe, atomic, out_dir, stem, frame_step, progress)
     result.elapsed_s = time.perf_counter() - t_start
     return result

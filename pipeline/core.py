@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from classifier.hub import load_classifier
+from classifier.hub import DEFAULT_CACHE, ClassifierCache
 from classifier.onnx_model import eye_angles
 from classifier.smoothing import ProbabilitySmoother
 from tracker.base import Detector
@@ -41,12 +41,16 @@ class Pipeline:
     ``Pipeline()`` uses the default preset; ``Pipeline("steady")``,
     ``Pipeline(config)`` or ``Pipeline(half_life_s=0.3)`` choose others
     (see :mod:`pipeline.config`).  ``threads``: each model's threads (2: one per
-    core; the batch command line gives each worker its share).
+    core; the batch command line gives each worker its share).  ``models``: the
+    :class:`~classifier.hub.ClassifierCache` the classifier comes from (a server's own; None:
+    the process's default).
     """
 
-    def __init__(self, config: PipelineConfig | str | None = None, *, threads: int = 2, **overrides):
+    def __init__(self, config: PipelineConfig | str | None = None, *, threads: int = 2,
+                 models: ClassifierCache | None = None, **overrides):
         self.config = _config(config, overrides)
         self.threads = int(threads)
+        self.models = models if models is not None else DEFAULT_CACHE
         self._lock = threading.Lock()
         self._pending: PipelineConfig | None = None
         self.warnings: list[str] = []
@@ -66,7 +70,7 @@ class Pipeline:
                 self.detector.close()
             self.detector = det
         if old is None or new.classification.model != old.classification.model:
-            clf, warn = load_classifier(new.classification.model, threads=self.threads)
+            clf, warn = self.models.load(new.classification.model, threads=self.threads)
             if warn:
                 self.warnings.append(warn)
             old_classes = getattr(self, "classifier", None) and self.classifier.classes
@@ -191,7 +195,8 @@ class Pipeline:
 
 
 def analyze_image(frame, config: PipelineConfig | str | None = None,
-                  detector: Detector | None = None, *, threads: int = 2) -> FrameResult:
+                  detector: Detector | None = None, *, threads: int = 2,
+                  models: ClassifierCache | None = None) -> FrameResult:
     """Analyse one still image: every face, numbered 1..N left to right, no tracking or smoothing.
 
     With ``landmarks.face_states`` (the default) each face also gets eye openness (against an average
@@ -199,7 +204,8 @@ def analyze_image(frame, config: PipelineConfig | str | None = None,
 
     ``config`` is a config or a preset name (None: the default preset).
     ``detector`` may be a ready :class:`~tracker.base.Detector` built from
-    ``config.detection`` (pooled by the app to save its ~200 ms start-up).
+    ``config.detection`` (pooled by the app to save its ~200 ms start-up); ``models`` the
+    :class:`~classifier.hub.ClassifierCache` to load the classifier from (None: the process's default).
     """
     cfg = _config(config, {})
     t_start = time.perf_counter()
@@ -207,7 +213,7 @@ def analyze_image(frame, config: PipelineConfig | str | None = None,
     own = detector is None
     det_model = detector or make_detector(cfg.detection, threads=threads)
     try:
-        clf, warn = load_classifier(cfg.classification.model, threads=threads)
+        clf, warn = (DEFAULT_CACHE if models is None else models).load(cfg.classification.model, threads=threads)
         h, w = rgb.shape[:2]
         res = FrameResult(index=0, timestamp=0.0, width=w, height=h, classes=clf.classes, model_id=clf.spec.id,
                           warnings=(warn,) if warn else ())

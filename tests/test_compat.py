@@ -22,7 +22,7 @@ def test_fastrtc_video_callback_is_where_the_patch_puts_its_replacement():
     for name in ("frame_queue", "latest_frame", "latest_args", "accept_input_in_background", "wait_for_channel",
                  "add_frame_to_payload", "event_handler", "skip_frames", "set_additional_outputs", "channel",
                  "mode", "async def recv"):
-        assert name in src, f"fastrtc's VideoCallback no longer has {name!r}: review webapp/livepool.py"
+        assert name in src, f"fastrtc's VideoCallback no longer has {name!r}: review common/compat.py"
 
 
 def test_the_pooled_callback_still_subclasses_fastrtc_s():
@@ -70,7 +70,7 @@ def test_uvicorn_protocol_table_and_h11_internals():
         assert callable(getattr(H11Protocol, name))
     src = _source(H11Protocol)
     for name in ("self.conn", "self.cycle", "self.transport", "self.client"):
-        assert name in src, f"uvicorn's H11Protocol no longer has {name}: review webapp/httpguard.py"
+        assert name in src, f"uvicorn's H11Protocol no longer has {name}: review common/compat.py"
 
 
 def test_gradio_queue_keeps_the_maps_the_patch_prunes():

@@ -50,7 +50,7 @@ def test_the_tree_is_the_app_and_nothing_else(tree):
     assert b"sdk: docker" in tree["README.md"] and b"app_port: 7860" in tree["README.md"]
     assert tree["Dockerfile"] == (REPO / "deploy" / "Dockerfile").read_bytes()
     assert tree["requirements.txt"] == (REPO / "requirements.txt").read_bytes()
-    for must in ("app.py", "packages.txt", "LICENSE", "webapp/ui.py", "classifier/models/fer_mini_xception.onnx",
+    for must in ("app.py", "packages.txt", "LICENSE", "webapp/ui/page.py", "classifier/models/fer_mini_xception.onnx",
                  "tracker/models/face_detection_short_range.tflite", "tracker/models/face_detection_yunet_2023mar.onnx",
                  "classifier/specs/ferplus-8.json"):
         assert must in tree, must
@@ -180,7 +180,7 @@ def test_only_what_git_tracks_is_shipped(tmp_path):
     from deploy.tree import build_tree, space_files, untracked
 
     for rel in ("app.py", "LICENSE", "requirements.txt", "packages.txt", "docs/API.md", "deploy/Dockerfile",
-                "webapp/ui.py", "classifier/specs/a.json", "third_party/wheels/x-1-py3-none-any.whl",
+                "webapp/ui/page.py", "classifier/specs/a.json", "third_party/wheels/x-1-py3-none-any.whl",
                 "tests/test_x.py"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(rel)

@@ -66,12 +66,18 @@ def test_the_library_still_takes_a_spec_path_and_the_cache_is_bounded(tmp_path):
     from classifier.spec import ModelSpec, get_spec
 
     base = get_spec(str(REPO / "classifier/specs/fer-mini-xception.json"))  # a path works in the library
+    cache, other = hub.ClassifierCache(size=2), hub.ClassifierCache(size=2)
     held = []
-    for k in range(hub.CACHE_SIZE + 3):
-        clf, warn = hub.load_classifier(ModelSpec.from_dict({**base.to_dict(), "id": f"copy-{k}"}))
+    for k in range(cache.size + 3):
+        clf, warn = cache.load(ModelSpec.from_dict({**base.to_dict(), "id": f"copy-{k}"}))
         assert warn is None and clf.spec.id == f"copy-{k}"
         held.append(clf)
-        assert len(hub._CACHE) <= hub.CACHE_SIZE
+        assert len(cache) <= cache.size
     assert held[0].predict  # evicted from the cache, still usable by whoever holds it
-    ids = [c.spec.id for c in hub._CACHE.values()]
-    assert f"copy-{hub.CACHE_SIZE + 2}" in ids and "copy-0" not in ids
+    ids = cache.ids()
+    assert f"copy-{cache.size + 2}" in ids and "copy-0" not in ids
+    assert len(other) == 0 and "copy-0" not in hub.DEFAULT_CACHE.ids()  # caches share nothing
+    clf, _ = hub.load_classifier(str(REPO / "classifier/specs/fer-mini-xception.json"))
+    assert clf.spec.id in hub.DEFAULT_CACHE.ids()  # the library's default cache
+    with pytest.raises(ValueError, match="at least 1"):
+        hub.ClassifierCache(size=0)

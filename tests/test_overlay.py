@@ -219,7 +219,8 @@ def test_eye_openness_is_a_chart_choice_live_and_for_videos(tmp_path):
 
 
 def test_the_video_status_line_and_the_page_show_the_same_numbers():
-    from webapp.ui.charts import stats_markdown, status_text
+    from webapp.live.session import status_text
+    from webapp.ui.charts import stats_markdown
 
     info = {"fps": 23.6, "latency_ms": 12.4, "faces": 3, "frames": 100, "model": "m", "preset": "standard",
             "active": True, "state": "live"}

@@ -21,6 +21,10 @@ def test_settings_come_from_the_environment_once_and_parse_like_the_docs_say(tmp
     assert s.output_dir == tmp_path and s.live_detect_every == 10  # clamped to 1..10
     assert s.trust_proxy and s.rtc_env == {"TURN_URLS": "turn:x"}
     assert Settings.from_env({}) == Settings()  # nothing set: the documented defaults
+    s = Settings.from_env({"EMOTION_MODEL_CACHE": "1", "EMOTION_HUB_TIMEOUT": "2.5"})
+    server = Server(s)
+    assert (server.loader.cache.size, server.loader.cache.hub_timeout_s) == (1, 2.5)
+    server.close()
     with pytest.raises(ValueError, match="LIVE_MAX_STREAMS must be a number"):
         Settings.from_env({"LIVE_MAX_STREAMS": "many"})
 
@@ -43,6 +47,7 @@ def test_two_servers_with_different_limits_in_one_process_share_no_state(tmp_pat
                               live_dir=tmp_path / "b" / "live", output_dir=tmp_path / "b" / "out"))
     assert strict.fairness is not lenient.fairness and strict.disk is not lenient.disk
     assert strict.registry is not lenient.registry and strict.media is not lenient.media
+    assert strict.loader.cache is not lenient.loader.cache and strict.media.models is strict.loader.cache
     ports = free_port(), free_port()
     try:
         for server, port in zip((strict, lenient), ports):

@@ -124,7 +124,7 @@ def _without(image, tmp_path, rel: str) -> Path:
 
 
 def test_a_module_missing_from_the_tree_fails_the_start(image, tmp_path):
-    app = _without(image, tmp_path, "webapp/rtc.py")
+    app = _without(image, tmp_path, "webapp/live/rtc.py")
     with pytest.raises(BuildFailed, match="No module named 'webapp.live.rtc'"):
         with start(image, tmp_path / "run", workdir=app):
             pass

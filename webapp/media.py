@@ -26,6 +26,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from classifier.hub import ClassifierCache
 from export.video import VideoError, VideoResult, process_video
 from pipeline import ConfigError, InvalidFrame, PipelineConfig, analyze_image, preset
 from pipeline.annotate import draw
@@ -189,8 +190,9 @@ class Media:
     """One server's image and video analyses (the Image and Video tabs and the API endpoints)."""
 
     def __init__(self, settings: Settings | None = None, disk: DiskGuard | None = None,
-                 output_dir: Path | None = None):
+                 output_dir: Path | None = None, models: ClassifierCache | None = None):
         self.settings = s = settings or Settings()
+        self.models = models  # the server's loaded classifiers (None: the process's default cache)
         self.disk = disk  # None: no upload claims, no free-space check (a library use)
         self.output_dir = Path(output_dir or s.output_dir)
         self.offered = s.offered_models()
@@ -233,7 +235,7 @@ class Media:
             with self._image_slots:
                 det = self._take_detector(cfg.detection)
                 try:
-                    res = analyze_image(rgb, cfg, detector=det)
+                    res = analyze_image(rgb, cfg, detector=det, models=self.models)
                 finally:
                     self._give_back(cfg.detection, det)
         except InvalidFrame as exc:
@@ -286,7 +288,7 @@ class Media:
         try:
             try:
                 return process_video(str(p), str(out_dir), config=cfg, frame_step=step, progress=progress,
-                                     max_seconds=max_seconds, max_pixels=max_pixels, max_frames=max_frames,
+                                     models=self.models, max_seconds=max_seconds, max_pixels=max_pixels, max_frames=max_frames,
                                      max_process_s=max_process_s, stem=safe_name(p.stem))
             except BaseException:
                 _rmdir_quiet(out_dir)  # nothing half-written stays behind

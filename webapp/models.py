@@ -10,7 +10,8 @@ import threading
 import time
 from typing import Callable
 
-from classifier import DEFAULT_MODEL, load_classifier
+from classifier import DEFAULT_MODEL
+from classifier.hub import ClassifierCache
 
 
 class ModelLoader:
@@ -21,9 +22,12 @@ class ModelLoader:
     so a pipeline switching to it afterwards costs nothing.
     """
 
-    def __init__(self, retry_after_s: float = 300.0, loader: Callable = load_classifier):
+    def __init__(self, retry_after_s: float = 300.0, cache: ClassifierCache | None = None,
+                 loader: Callable | None = None):
         self.retry_after_s = retry_after_s
-        self._load = loader
+        #: The server's loaded classifiers: pipelines of this server load from it.
+        self.cache = cache if cache is not None else ClassifierCache()
+        self._load = loader or self.cache.load
         self._lock = threading.Lock()
         self._state: dict[str, tuple[str, str | None, float]] = {DEFAULT_MODEL: ("ready", None, 0.0)}
 

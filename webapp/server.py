@@ -19,6 +19,8 @@ import logging
 import threading
 from pathlib import Path
 
+from classifier.hub import ClassifierCache
+
 from .guards.disk import DiskGuard
 from .guards.fairness import Fairness
 from .guards.retention import Retention
@@ -42,13 +44,13 @@ class Server:
             s = s.replace(live_dir=Path(live_dir or s.live_dir), output_dir=Path(output_dir or s.output_dir))
         self.settings = s
         self.output_dir = Path(s.output_dir)
-        self.loader = ModelLoader()
+        self.loader = ModelLoader(cache=ClassifierCache(s.emotion_model_cache, s.emotion_hub_timeout))
         self.registry = SessionRegistry(self.loader, Path(s.live_dir), idle_s=s.live_idle_s, silent_s=s.live_silent_s,
                                         keep_s=s.live_keep_s, max_active=s.live_max_streams,
                                         session_options={"detect_every": s.live_detect_every})
         self.fairness = Fairness(s)
         self.disk = DiskGuard.from_settings(s)
-        self.media = Media(s, self.disk, self.output_dir)
+        self.media = Media(s, self.disk, self.output_dir, models=self.loader.cache)
         self._pool: LivePool | None = None
         self.handler = LiveHandler(self.registry, offered=self.media.offered)
         self.retention = Retention(s, self.registry, self.disk, self.output_dir, cache_dir=_gradio_cache_dir,

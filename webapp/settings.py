@@ -73,6 +73,10 @@ class Settings:
     #: Image and video analyses run at once (separate slots).
     image_concurrency: int = 2
     video_concurrency: int = 2
+    #: Loaded emotion models kept in memory (least recently used are dropped).
+    emotion_model_cache: int = 4
+    #: Seconds to wait for the Hugging Face Hub before a model download gives up.
+    emotion_hub_timeout: float = 10.0
     #: Upload bytes one client address may send at once (MB), and how many more per second.
     upload_burst_mb_per_client: float = 400.0
     upload_mb_per_s_per_client: float = 0.5
@@ -136,7 +140,7 @@ class Settings:
                 changes[f.name] = num(name, default, optional=True)
             elif f.name in ("output_keep_s", "http_header_timeout_s", "http_body_grace_s", "http_body_min_bps",
                             "disk_sweep_s", "queue_burst_per_client", "queue_rate_per_client",
-                            "upload_burst_mb_per_client", "upload_mb_per_s_per_client"):
+                            "upload_burst_mb_per_client", "upload_mb_per_s_per_client", "emotion_hub_timeout"):
                 changes[f.name] = num(name, default, optional=True, nonzero=True) or default
             elif f.name == "min_free_mb":
                 changes[f.name] = num(name, default, optional=True, nonzero=True) or 0.0

@@ -33,15 +33,22 @@ from pipeline import (
 from pipeline.annotate import draw
 
 from ..models import ModelLoader
-from ..ui.charts import status_text
+
 
 log = logging.getLogger(__name__)
 
-#: The Live tab's sliders: config field -> (lowest, highest, type).  Their initial values
-#: come from the chosen preset; values from the page are clamped to these ranges.
+
+def status_text(info: dict) -> str:
+    """The one status line, the same on the video and on the page: fps, latency, faces."""
+    n = info["faces"]
+    return f"{info['fps']:.0f} fps  {info['latency_ms']:.0f} ms  {n} face{'' if n == 1 else 's'}"
+
+
 #: A stream whose last frame is older than this is shown as stopped (fastrtc sends ~30 frames/s while live).
 STOPPED_AFTER_S = 0.6
 
+#: The Live tab's sliders: config field -> (lowest, highest, type).  Their initial values
+#: come from the chosen preset; values from the page are clamped to these ranges.
 SLIDER_RANGES = {"half_life_s": (0.0, 3.0, float), "min_face": (8, 200, int), "min_score": (0.1, 0.95, float)}
 
 
@@ -143,7 +150,8 @@ class LiveSession:
         self.controls = controls or LiveControls()
         want = self.controls.config().classification.model
         model, self.model_notice = loader.usable(want, preset(self.controls.preset).classification.model)
-        self.pipeline: Pipeline | None = Pipeline(self.controls.config(self.detect_every, model=model))
+        self.pipeline: Pipeline | None = Pipeline(self.controls.config(self.detect_every, model=model),
+                                                        models=loader.cache)
         self._keep_view()
         self.stats = LiveStats()
         self.last_result: FrameResult | None = None

@@ -114,12 +114,6 @@ def chart_choices(classes) -> list[tuple[str, str]]:
             + [("Eye openness of each person (face states)", EYES)])
 
 
-def status_text(info: dict) -> str:
-    """The one status line, the same on the video and on the page: fps, latency, faces."""
-    n = info["faces"]
-    return f"{info['fps']:.0f} fps  {info['latency_ms']:.0f} ms  {n} face{'' if n == 1 else 's'}"
-
-
 def stats_markdown(info: dict) -> str:
     """The live stats line under the video, from :meth:`webapp.live.session.LiveSession.info`."""
     state = info.get("state") or ("live" if info["active"] else "stopped")
