@@ -64,16 +64,17 @@ class YuNetDetector:
     """
 
     def __init__(self, config: DetectionConfig | None = None, input_px: int = 640, still_px: int = 1280,
-                 score: float | None = None, blazeface_boxes: bool = True, model: str | Path = MODEL, *,
+                 score: float | None = None, blazeface_boxes: bool = True, model: str | Path | None = None, *,
                  threads: int = 2, engine: str = "litert"):
-        """``threads``/``engine`` are the factory's common arguments: YuNet runs in OpenCV's DNN module
+        """``model``: another YuNet ONNX file (None: the shipped :data:`MODEL`, checked against its pin).
+        ``threads``/``engine`` are the factory's common arguments: YuNet runs in OpenCV's DNN module
         (its threads are OpenCV's, set process-wide), whatever they say."""
         self.config = config or DetectionConfig(detector="yunet")
         self.min_score = float(self.config.min_score if score is None else score)
         self.min_face = int(self.config.min_face)
         self.input_px, self.still_px = int(input_px), int(still_px)
         self.blazeface_boxes = bool(blazeface_boxes)
-        path = check_model(model, MODEL_SHA256, MODEL_BYTES) if Path(model) == MODEL else Path(model)
+        path = check_model(MODEL, MODEL_SHA256, MODEL_BYTES) if model is None else Path(model)
         # the model's own threshold a bit below ours; NMS 0.3; up to 5000 candidates
         self._det = cv2.FaceDetectorYN.create(str(path), "", (320, 320), max(0.05, self.min_score * 0.8), 0.3, 5000)
         self._lock = threading.Lock()
