@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -87,6 +88,7 @@ def main(argv=None) -> dict:
     from testkit.hardfaces import TAGS, cases as load
 
     cases = load()
+    load0 = round(os.getloadavg()[0], 2)
     n_faces = sum(len(c.boxes) for c in cases)
     summary, misses = [], {}
     for m in a.modes.split(","):
@@ -103,8 +105,10 @@ def main(argv=None) -> dict:
         cells = [f"{r['recall'][c]:.2f}" if c in r["recall"] else "-" for c in cols]
         print(f"| {r['mode']} | {r['as']} | " + " | ".join(cells) + f" | {r['precision']:.3f} | {r['ms_median']} |")
     faces = summary[0]["faces"] if summary else {}
-    res = {"command": "python -m benchmarks.hardfaces" + (f" --modes {a.modes}" if a.modes != ",".join(MODES) else ""),
-           "iou": a.iou, "stream_frames": a.frames, "cases": len(cases), "faces": faces,
+    res = {"command": "python -m benchmarks.hardfaces" + (f" --modes {a.modes}" if a.modes != ",".join(MODES) else "")
+           + (f" --out {a.out}" if Path(a.out) != RESULTS / "hardfaces.json" else ""),
+           "iou": a.iou, "stream_frames": a.frames,
+           "load_avg_1min": [load0, round(os.getloadavg()[0], 2)], "cases": len(cases), "faces": faces,
            "summary": summary, "misses_first_frame": misses}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(res, indent=1))
