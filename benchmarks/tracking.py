@@ -244,7 +244,8 @@ def main(argv=None) -> int:
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps({
         "command": "python -m benchmarks.tracking" + (" --quick" if a.quick else "")
-                   + (f" --detector {a.detector}" if a.detector != "auto" else ""),
+                   + (f" --detector {a.detector}" if a.detector != "auto" else "")
+                   + (f" --out {a.out}" if Path(a.out) != RESULTS / "tracking.json" else ""),
         "detector": a.detector,
         "fps": a.fps, "seeds": a.seeds, "frames": n_frames, "embed_ms_per_face": prepare.embed_ms,
         "recommended": best["config"],

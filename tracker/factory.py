@@ -6,7 +6,8 @@ goes to the BlazeFace back end.  A new back end is a module that implements
 ``tracker.base.DETECTORS``, which the config's validation reads).
 
 The back ends (measured side by side by ``python -m benchmarks.hardfaces``, ``benchmarks.recall``,
-``benchmarks.tracking`` and ``benchmarks.pipeline``; docs/detectors.md has the table):
+``benchmarks.tracking`` and ``benchmarks.detector_cost``; the table is in docs/benchmarks.md, "Hard faces and
+the detector candidates"):
 
 * ``"auto"``: BlazeFace at every distance (:mod:`tracker.autodetect`);
 * ``"short"``, ``"full"``: one BlazeFace model (:mod:`tracker.detect`), with ``tiles``;
