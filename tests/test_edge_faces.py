@@ -74,3 +74,20 @@ def test_hard_set_is_large_enough_and_yunet_finds_faces_cut_by_the_edge():
         det.close()
     # python -m benchmarks.hardfaces: YuNet 0.70 on the edge faces as a still, BlazeFace's auto 0.23
     assert hits / n >= 0.65, (hits, n)
+
+
+def test_a_face_sliding_out_of_the_frame_and_back_keeps_its_id(face):
+    """A 400x480 window pans right over the photo (its right edge pixels extended): the face slides out by
+    the left edge until about a third of it is left, and back, at 15 frames per second, with defaults."""
+    from pipeline import Pipeline
+
+    canvas = np.concatenate([face, np.repeat(face[:, -1:], 400, axis=1)], axis=1)
+    xs = [*range(0, 300, 24), *range(300, -1, -24)]
+    with Pipeline() as p:
+        for k, x in enumerate(xs):
+            r = p.process(np.ascontiguousarray(canvas[40:520, x:x + 400]), k / 15)
+            visible = (FACE_X0 + FACE_W - x) / FACE_W  # share of the face's width inside the frame
+            assert list(r.track_ids) == [1], (x, r.track_ids)  # one face, one ID, in and out
+            if visible >= 0.6:  # found by the detector, not only held at its predicted box
+                assert not r.predicted[0], x
+                assert r.boxes[0][0] >= 0 and abs(r.boxes[0][2] - (FACE_X0 + FACE_W - x)) < 0.15 * FACE_W
