@@ -398,7 +398,9 @@ def _hardfaces() -> list[str]:
     if cost:
         out += ["### The candidates' cost per frame", "", source("detector_cost", cost), "",
                 "Detection alone, real face crops on a real background; stream: the smallest of "
-                f"{cost['repeats']} medians over {cost['frames']} frames; still: the smallest of {cost['repeats']}.", ""]
+                f"{cost['repeats']} medians over {cost['frames']} frames; still: the smallest of {cost['repeats']}. The load is the "
+                "1-minute load average when the case ended, on 2 cores: above 2, other work inflated the times, which "
+                "then compare only within the table.", ""]
         rows = {}
         for r in cost["rows"]:
             key = f"{r['size'][0]}x{r['size'][1]}, {r['faces']} faces, {r['as']}"
