@@ -62,7 +62,7 @@ def still_ms(detector: str, frame: np.ndarray, n: int = 3) -> tuple[float, int]:
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--detectors", default=",".join(DETECTORS))
-    ap.add_argument("--frames", type=int, default=40, help="frames per stream run")
+    ap.add_argument("--frames", type=int, default=30, help="frames per stream run")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default=str(RESULTS / "detector_cost.json"))
     a = ap.parse_args(argv)
