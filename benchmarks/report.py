@@ -226,6 +226,49 @@ def _accuracy() -> list[str]:
     return out
 
 
+def _fer2013() -> list[str]:
+    d = load("accuracy_fer2013")
+    if not d:
+        return []
+    rows = [r for r in d["results"] if r.get("available")]
+    out = ["## FER2013, the canonical test", "", source("accuracy_fer2013", d), "",
+           "FER2013's PrivateTest (the test set of papers) and PublicTest (for choosing a model), 3,589 faces each, "
+           "read by `testkit/fer2013.py` from a public copy of the Kaggle image folders (fetched and cached, never "
+           "committed). Each 48x48 image is the whole face, resized to the model's input as the app resizes. "
+           "Published single models score from the mid 60s (human agreement is about 65%) to 73%.", ""]
+    out += table(["model", "data", "faces", "accuracy", "macro-F1"],
+                 [[r["model"], r["data"], f(r["n"]), f(r["accuracy"], 3), f(r["macro_f1"], 3)] for r in rows])
+    missing = [r["model"] for r in d["results"] if not r.get("available")]
+    if missing:
+        out += [f"Not measured here (a Hub model, not reachable offline): {', '.join(missing)}.", ""]
+    if rows:
+        classes = rows[0]["classes"]
+        out += ["Recall per class:", ""]
+        out += table(["model", "data"] + classes,
+                     [[r["model"], r["data"]] + [f(r["per_class"][c]["recall"], 3) for c in classes] for r in rows])
+        for r in rows:
+            if r["data"] != "fer2013-private":
+                continue
+            out += [f"Confusion, {r['model']} on {r['data']} (rows: truth, columns: prediction):", ""]
+            out += table(["truth \\ predicted"] + r["classes"],
+                         [[c] + [f(v) for v in line] for c, line in zip(r["classes"], r["confusion"])])
+    return out
+
+
+def _classifier_cost() -> list[str]:
+    d = load("classifier_cost")
+    if not d:
+        return []
+    out = ["### Candidate emotion networks: cost", "", source("classifier_cost", d), "",
+           f"onnxruntime {d['onnxruntime']}, {d['threads']} threads as the app sets them; {d['note']} "
+           "`+flip` bakes test-time flip averaging into the graph. The machine was busy: compare within the table.", ""]
+    out += table(["model", "input px", "M multiply-adds", "parameters (M)", "batch 1 ms", "batch 16 ms per face"],
+                 [[r["model"], r["input"],
+                   f(r["mmacs"], 0) if r.get("mmacs") else "-", f(r["params"] / 1e6, 2),
+                   f(r["ms_batch1"], 3), f(r["ms_per_face_batch16"], 3)] for r in d["rows"]])
+    return out
+
+
 def _baseline() -> list[str]:
     d = load("baseline")
     if not d:
@@ -245,15 +288,47 @@ def _face_states() -> list[str]:
     if not d:
         return []
     c = d["cost"]
-    out = ["## Face states", "", source("face_states", d), f"({d.get('note', '')})", "",
-           f"One landmark model call: {f(c['model_call_ms']['median'], 2)} ms (median).", ""]
+    out = ["## Face states", "", source("face_states", d), f"({d.get('note', '')})", ""]
+    call = f"One landmark model call: {f(c['model_call_ms']['median'], 2)} ms (median)"
+    if "model_call_468_ms" in c:  # the 478-point mesh + blendshapes, the mesh alone, and the earlier 468-point mesh
+        call = (f"One call of the 478-point mesh and the blendshape model: {f(c['model_call_ms']['median'], 2)} ms "
+                f"(median; p10 {f(c['model_call_ms']['p10'], 2)} ms); the 478-point mesh alone "
+                f"{f(c['model_call_478_only_ms']['median'], 2)} ms; the earlier 468-point mesh "
+                f"{f(c['model_call_468_ms']['median'], 2)} ms (p10 {f(c['model_call_468_ms']['p10'], 2)} ms), "
+                "measured interleaved")
+    out += [call + ".", ""]
     rows = [[r["faces"], f"{r['size'][0]}x{r['size'][1]}", f(r["off"]["total"]["median"], 2),
-             f(r["on"]["total"]["median"], 2), f(r["on"]["landmarks"]["median"], 2)] for r in c["cases"]]
-    out += table(["faces", "frame", "pipeline ms, states off", "states on", "face-states stage ms"], rows)
+             f(r["on"]["total"]["median"], 2), f(r["on"]["landmarks"]["median"], 2),
+             f(r["on"].get("faces_measured_per_frame"), 1), f(r["on"].get("landmarks_per_measured_face_ms"), 2)]
+            for r in c["cases"]]
+    out += table(["faces", "frame", "pipeline ms, states off", "states on", "face-states stage ms",
+                  "faces measured a frame", "stage ms a measured face"], rows)
     hp = d["head_pose"]
     out += [f"Head pose on real photos: mirrored yaw sign flips {hp['mirror_yaw_sign_flips']}, |yaw + mirrored yaw| "
             f"at most {hp['mirror_yaw_sum_abs_max']}°; roll error of turned photos at most "
             f"{hp['rotation_roll_error_abs_max']}°.", ""]
+    if "models_468_vs_478" in d:
+        out += ["The 468- and 478-point meshes on the same material (head pose as above; the eye aspect ratio of "
+                "shut eyes over open eyes at the middle of each real blink, lower is clearer):", ""]
+        out += table(["model", "yaw + mirrored yaw, max abs °", "roll error max °", "shut / open eye ratio per blink"],
+                     [[name, v["mirror_yaw_sum_abs_max"], v["rotation_roll_error_abs_max"],
+                       ", ".join(str(x) for x in v["shut_over_open_ear"])]
+                      for name, v in d["models_468_vs_478"].items()])
+    if "blinks" in d and "smiles" in d:
+        rows = []
+        for name, conds in d["blinks"].items():
+            for key, signal in (("replayed_at_lower_rates", "eyeBlink (default)"), ("replayed_with_eye_ratio", "eye ratio")):
+                if key not in conds:
+                    continue
+                per = [", ".join(f"{r['detected']}/{r['false']}" for r in conds[key] if r["every_nth_frame"] == n)
+                       for n in (1, 2, 3, 4)]
+                rows.append([name, conds["every frame"]["true_blinks"], signal, *per])
+        out += ["Blinks on the real videos checked by eye: found / false, measured on every n-th frame (each phase):", ""]
+        out += table(["video", "blinks", "eyes from", "every frame", "every 2nd", "every 3rd", "every 4th"], rows)
+        st = d["smiles"]["smiling_tracks"]
+        out += ["Smiling faces (pans over real photos; " + d["smiles"].get("note", "") + "), read as eyes shut, drowsy "
+                "or yawning: " + "; ".join(f"eyes from {k}: {v['read_as_shut_drowsy_or_yawning']} of {v['tracks']}"
+                                           for k, v in st.items()) + ".", ""]
     return out
 
 
@@ -424,7 +499,8 @@ def _hardfaces() -> list[str]:
     return out
 
 
-SECTIONS = [_headline, _api_calls, _pipeline, _recall, _tracking, _hardfaces, _smoothing, _accuracy, _baseline, _face_states,
+SECTIONS = [_headline, _api_calls, _pipeline, _recall, _tracking, _hardfaces, _smoothing, _accuracy, _fer2013, _classifier_cost,
+            _baseline, _face_states,
             _batch, _live, _server]
 
 

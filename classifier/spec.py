@@ -4,6 +4,15 @@ Another model is a spec (a JSON file in ``classifier/specs/`` or given at run
 time), not code.  A spec says where the ONNX file comes from (shipped in the
 repo, or a Hugging Face Hub repo/file/revision), the class names in the
 model's output order, and how to turn a face box into the model input.
+
+Two fields are for people, not for running the model (the UI may show them):
+
+* ``version`` - the model's version as its maker names it (a string, "" when unknown);
+* ``test_accuracy`` - top-1 accuracy on FER2013's PrivateTest (3,589 faces, 7 classes), the canonical
+  test, as ``python -m benchmarks.accuracy --data fer2013-private --model ID`` measures it (whole
+  48x48 images as the faces); ``None`` when not measured here (e.g. a Hub model that cannot be
+  downloaded, or one with other classes).  ``tests/test_fer2013.py`` checks it against
+  ``benchmarks/results/accuracy_fer2013.json``.
 """
 from __future__ import annotations
 
@@ -53,6 +62,8 @@ class ModelSpec:
     pin_source: str = ""
     license: str = ""
     description: str = ""
+    version: str = ""  # the model's version (for people; see the module docstring)
+    test_accuracy: float | None = None  # FER2013 PrivateTest top-1 accuracy, as benchmarks.accuracy measures it
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self):
@@ -72,6 +83,8 @@ class ModelSpec:
             raise ValueError(f"spec {self.id}: sha256 must be 64 hex digits, not {self.sha256!r}")
         if int(self.size) < 0:
             raise ValueError(f"spec {self.id}: size must be >= 0")
+        if self.test_accuracy is not None and not 0.0 <= float(self.test_accuracy) <= 1.0:
+            raise ValueError(f"spec {self.id}: test_accuracy must be a fraction from 0 to 1, not {self.test_accuracy!r}")
         if len(set(self.labels)) != len(self.labels):
             raise ValueError(f"spec {self.id}: labels repeat a class: {self.labels}")
 

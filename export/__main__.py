@@ -2,6 +2,7 @@
 
     python -m export VIDEO_OR_FOLDER [...] --out DIR [--preset NAME] [--frame-step N]
                      [--detector auto|short|full] [--model ID] [--no-face-states] [--landmark-interval S]
+                     [--blendshapes]
                      [--png] [--max-seconds S] [--quiet] [--jobs N] [--pool process|thread]
                      [--engine local|ray] [--address ADDR]
 
@@ -171,6 +172,8 @@ def main(argv=None) -> int:
                     help="emotions only: no landmarks, eye/head measures or face states")
     ap.add_argument("--landmark-interval", type=float, default=None, metavar="S",
                     help="measure each face at most every S seconds (default: 0, every analysed frame)")
+    ap.add_argument("--blendshapes", action="store_true",
+                    help="write every blendshape score (51 bs_* columns, ARKit names) in the timeline")
     ap.add_argument("--png", action="store_true", help="also write a PNG chart of the timeline per video")
     ap.add_argument("--max-seconds", type=float, default=None, help="refuse videos longer than this (default: no limit)")
     ap.add_argument("--quiet", action="store_true", help="no progress output")
@@ -214,7 +217,10 @@ def main(argv=None) -> int:
     why = _make_out(out)
     if why:
         ap.error(why)
-    opts = Options(frame_step=args.frame_step, png=args.png, max_seconds=args.max_seconds)
+    if args.blendshapes and args.no_face_states:
+        ap.error("--blendshapes needs the face states (drop --no-face-states)")
+    opts = Options(frame_step=args.frame_step, png=args.png, max_seconds=args.max_seconds,
+                   blendshapes=args.blendshapes)
     try:
         results = _run(files, out, config, opts, args)
     except RayUnavailableExit as e:

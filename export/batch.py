@@ -47,6 +47,7 @@ class Options:
     png: bool = False
     max_seconds: float | None = None
     threads: int = 2  # each model's threads in the worker (run_pool gives each worker its share of the cores)
+    blendshapes: bool = False  # every blendshape score in the timeline
 
 
 @dataclass
@@ -80,7 +81,8 @@ def run_one(src, out, config, opts: Options, index: int = 0, progress=None, proc
     t0 = time.perf_counter()
     try:
         r = process(f, out, config=config, frame_step=opts.frame_step, progress=progress,
-                    max_seconds=opts.max_seconds, threads=opts.threads)
+                    max_seconds=opts.max_seconds, threads=opts.threads,
+                    **({"blendshapes": True} if opts.blendshapes else {}))
         written = r.files
         if opts.png:
             png = out / f"{r.timeline_csv.name[:-len('_timeline.csv')]}_timeline.png"

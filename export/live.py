@@ -38,6 +38,7 @@ import numpy as np
 from pipeline.results import prob_columns
 
 from .files import OutputFiles
+from .plot import MEASURE_COLUMNS
 from .summary import SummaryBuilder, write_summary, write_summary_csv
 from .timeline import TimelineWriter, result_rows
 
@@ -93,11 +94,10 @@ class LiveRecorder:
             self.frames += 1
             C = len(self.classes)
             m = result.measures
-            eyes = ((m["eye_open_r"], m["eye_open_l"]) if "eye_open_r" in m
-                    else (np.full(len(rows), np.nan), np.full(len(rows), np.nan)))
+            face = [m[c] if c in m else np.full(len(rows), np.nan) for c in MEASURE_COLUMNS]
             for k, r in enumerate(rows):
                 probs = tuple(r[10:10 + C])
-                self._buf.append((r[0], r[2], r[8], probs + (float(eyes[0][k]), float(eyes[1][k]))))
+                self._buf.append((r[0], r[2], r[8], probs + tuple(float(v[k]) for v in face)))
                 self._tracks[r[2]] = {"track_id": r[2], "time_s": r[0], "label": r[8], "label_prob": r[9],
                                       "box": r[3:7], "probs": dict(zip(self.classes, probs))}
             for tid in getattr(result, "ended_tracks", ()) or ():
@@ -109,14 +109,15 @@ class LiveRecorder:
 
     def recent(self, seconds: float = 30.0):
         """Rows of the last ``seconds`` before the latest frame (at most ``buffer_s``):
-        time_s, track_id, label, p_<class>..., eye_open_r, eye_open_l (NaN: not measured).
+        time_s, track_id, label, p_<class>..., and the face-state columns the charts plot
+        (:data:`export.plot.MEASURE_COLUMNS`: eye_open_r, eye_open_l, smile, brow_raise, frown; NaN: not measured).
         Empty when no face was seen in that window."""
         import pandas as pd
 
         with self._lock:
             rows = list(self._buf)
             t_end = self.last_time_s
-        cols = ["time_s", "track_id", "label"] + prob_columns(self.classes) + ["eye_open_r", "eye_open_l"]
+        cols = ["time_s", "track_id", "label"] + prob_columns(self.classes) + list(MEASURE_COLUMNS)
         if rows:
             rows = [r for r in rows if r[0] >= t_end - seconds - 1e-9]
         df = pd.DataFrame([(t, tid, lab, *p) for t, tid, lab, p in rows], columns=cols)

@@ -33,17 +33,24 @@ def class_colors(classes) -> dict[str, str]:
 
 #: The pseudo-class of the long chart frame that carries eye openness (face states), not an emotion.
 EYES = "eye openness"
+#: The face-state series the charts can plot besides the emotions: pseudo-class -> the timeline columns
+#: whose mean it is (0-1 each): eye openness, and the three facial actions of the blendshapes.
+MEASURE_SERIES = {EYES: ("eye_open_r", "eye_open_l"), "smile": ("smile",), "brow raise": ("brow_raise",),
+                  "frown": ("frown",)}
+#: Every column :data:`MEASURE_SERIES` reads, in a fixed order (the chart sinks keep these).
+MEASURE_COLUMNS = tuple(dict.fromkeys(c for cols in MEASURE_SERIES.values() for c in cols))
 
 
 def timeline_frame(df, classes, max_points: int | None = 5000):
     """Long format for the charts: columns ``time_s, track, emotion, prob, series``.
 
     ``track`` is ``"#<id>"``; ``series`` is ``"#<id> <emotion>"`` (one line per
-    track and class).  When ``df`` has the face-state columns ``eye_open_r`` and
-    ``eye_open_l``, their mean comes as one more series per track, named
-    :data:`EYES` (rows without a measure are left out).  ``max_points`` (output
-    points) thins the input rows evenly so a long session still draws fast
-    (None: all rows).
+    track and class).  For each entry of :data:`MEASURE_SERIES` whose columns ``df``
+    has (eye openness from ``eye_open_r``/``eye_open_l``, ``smile``, ``brow_raise``,
+    ``frown``), the mean of its columns comes as one more series per track, under
+    its name (:data:`EYES`, ``"smile"`` ...; rows without a measure are left out).
+    ``max_points`` (output points) thins the input rows evenly so a long session
+    still draws fast (None: all rows).
     """
     import pandas as pd
 
@@ -52,24 +59,26 @@ def timeline_frame(df, classes, max_points: int | None = 5000):
     if df is None or not len(df):
         return pd.DataFrame({c: pd.Series(dtype="float64" if c in ("time_s", "prob") else "object") for c in cols})
     pcols = prob_columns(classes)
-    eyes = "eye_open_r" in df.columns and "eye_open_l" in df.columns
-    d = df[["time_s", "track_id", *pcols] + (["eye_open_r", "eye_open_l"] if eyes else [])]
+    series = {k: v for k, v in MEASURE_SERIES.items() if all(c in df.columns for c in v)}
+    mcols = list(dict.fromkeys(c for v in series.values() for c in v))
+    d = df[["time_s", "track_id", *pcols, *mcols]]
     if max_points:
-        per_row = len(classes) + (1 if eyes else 0)
+        per_row = len(classes) + len(series)
         limit = max(1, max_points // per_row)
         if len(d) > limit:
             d = d.iloc[np.unique(np.linspace(0, len(d) - 1, limit).round().astype(int))]
     long = d.melt(id_vars=["time_s", "track_id"], value_vars=pcols, var_name="emotion", value_name="prob")
     long["emotion"] = long["emotion"].map(dict(zip(pcols, classes)))
-    if eyes:
-        e = d[["eye_open_r", "eye_open_l"]].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+    parts = [long]
+    for name, sc in series.items():
+        e = d[list(sc)].apply(pd.to_numeric, errors="coerce").to_numpy(float)
         n = np.isfinite(e).sum(axis=1)
         ok = n > 0
         if ok.any():
-            eo = np.nansum(np.where(np.isfinite(e), e, 0.0), axis=1)[ok] / n[ok]
-            long = pd.concat([long, pd.DataFrame({"time_s": d["time_s"].to_numpy()[ok],
-                                                  "track_id": d["track_id"].to_numpy()[ok],
-                                                  "emotion": EYES, "prob": np.round(eo, 4)})], ignore_index=True)
+            v = np.nansum(np.where(np.isfinite(e), e, 0.0), axis=1)[ok] / n[ok]
+            parts.append(pd.DataFrame({"time_s": d["time_s"].to_numpy()[ok], "track_id": d["track_id"].to_numpy()[ok],
+                                       "emotion": name, "prob": np.round(v, 4)}))
+    long = pd.concat(parts, ignore_index=True) if len(parts) > 1 else long
     long["track"] = "#" + long["track_id"].astype(int).astype(str)
     long["series"] = long["track"] + " " + long["emotion"]
     long = long.sort_values(["track_id", "emotion", "time_s"], kind="stable")

@@ -21,7 +21,7 @@ import numpy as np
 from pipeline.results import prob_columns
 
 from .files import AtomicFiles, OutputFiles
-from .plot import timeline_frame
+from .plot import MEASURE_COLUMNS, timeline_frame
 from .summary import SummaryBuilder, write_summary, write_summary_csv
 from .timeline import TimelineWriter
 
@@ -29,8 +29,9 @@ from .timeline import TimelineWriter
 class TimelineSink:
     """The timeline CSV + JSON (a :class:`~export.timeline.TimelineWriter`): one row per face per analysed frame."""
 
-    def __init__(self, out_dir, stem: str, classes, meta: dict | None = None, atomic: AtomicFiles | None = None):
-        self.writer = TimelineWriter(out_dir, stem, classes, meta, atomic=atomic)
+    def __init__(self, out_dir, stem: str, classes, meta: dict | None = None, atomic: AtomicFiles | None = None,
+                 blendshapes: bool = False):
+        self.writer = TimelineWriter(out_dir, stem, classes, meta, atomic=atomic, blendshapes=blendshapes)
 
     def write(self, frame_index, t, rgb, result, analysed) -> None:
         if analysed:
@@ -104,10 +105,10 @@ class ChartSink:
             return
         # rounded as in the timeline files, so the chart shows what they hold
         m = result.measures
-        eyes = (np.column_stack([m["eye_open_r"], m["eye_open_l"]]).astype(np.float64) if "eye_open_r" in m
-                else np.full((len(result), 2), np.nan))
+        face = np.column_stack([np.asarray(m[c], np.float64) if c in m else np.full(len(result), np.nan)
+                                for c in MEASURE_COLUMNS])
         self._frames.append((k, round(float(result.timestamp), 6), result.track_ids.copy(),
-                             np.column_stack([np.round(result.smoothed.astype(np.float64), 4), np.round(eyes, 4)])))
+                             np.column_stack([np.round(result.smoothed.astype(np.float64), 4), np.round(face, 4)])))
         self._rows += len(result)
         while self._rows > self._cap and len(self._frames) > 1:
             self._stride *= 2
@@ -117,7 +118,7 @@ class ChartSink:
     def close(self):
         import pandas as pd
 
-        cols = ["time_s", "track_id", *prob_columns(self.classes), "eye_open_r", "eye_open_l"]
+        cols = ["time_s", "track_id", *prob_columns(self.classes), *MEASURE_COLUMNS]
         if self._frames:
             times = np.concatenate([np.full(len(ids), t) for _, t, ids, _ in self._frames])
             ids = np.concatenate([ids for _, _, ids, _ in self._frames]).astype(np.int64)

@@ -41,7 +41,11 @@ from pipeline.results import FACE_COLUMNS, prob_columns
 from .files import AtomicFiles
 
 SUMMARY_SCHEMA = "emotion-summary"
-SUMMARY_VERSION = "1.1"  # 1.1: "face_states" per track and for the session
+SUMMARY_VERSION = "1.2"  # 1.1: "face_states" per track and for the session; 1.2: "actions" per track
+
+#: The facial actions summarised per track (mean and peak over the measured rows): the three action
+#: columns of the timeline, and every blendshape (``bs_<name>``) when the timeline has them.
+ACTIONS = ("smile", "brow_raise", "frown")
 
 
 def _r(v, d=4):
@@ -54,7 +58,8 @@ _STATE_T = ("attentive", "looking_away", "drowsy", "eyes_closed")
 
 class _Track:
     __slots__ = ("first", "frames", "label_t", "last", "last_label", "sum_p", "visible",
-                 "state_t", "measured_t", "last_states", "blinks", "yawns", "perclos_sum", "perclos_n")
+                 "state_t", "measured_t", "last_states", "blinks", "yawns", "perclos_sum", "perclos_n",
+                 "act_sum", "act_n", "act_peak", "cam_n", "cam_on")
 
     def __init__(self, t, C):
         self.first = self.last = t
@@ -68,6 +73,33 @@ class _Track:
         self.last_states: dict | None = None
         self.blinks = self.yawns = None
         self.perclos_sum, self.perclos_n = 0.0, 0
+        self.act_sum: dict[str, float] = {}
+        self.act_n: dict[str, int] = {}
+        self.act_peak: dict[str, float] = {}
+        self.cam_n = self.cam_on = 0  # measured rows, and those looking at the camera
+
+    def add_actions(self, row: dict | None) -> None:
+        """Mean and peak of each action over the rows where it was measured."""
+        if not row:
+            return
+        for k, v in row.items():
+            if (k in ACTIONS or k.startswith("bs_")) and math.isfinite(v):
+                self.act_sum[k] = self.act_sum.get(k, 0.0) + v
+                self.act_n[k] = self.act_n.get(k, 0) + 1
+                self.act_peak[k] = max(self.act_peak.get(k, -math.inf), v)
+        cam = row.get("looking_at_camera", math.nan)
+        if math.isfinite(cam):
+            self.cam_n += 1
+            self.cam_on += int(cam == 1)
+
+    def actions_dict(self) -> dict | None:
+        """``{action: {"mean", "peak"}}`` (None: never measured) and the share of rows looking at the camera."""
+        if not self.act_n:
+            return None
+        order = [k for k in ACTIONS if k in self.act_n] + sorted(k for k in self.act_n if k not in ACTIONS)
+        out = {k: {"mean": _r(self.act_sum[k] / self.act_n[k]), "peak": _r(self.act_peak[k])} for k in order}
+        out["looking_at_camera_share"] = _r(self.cam_on / self.cam_n) if self.cam_n else None
+        return out
 
     def add_states(self, dur: float, row: dict | None) -> None:
         """The previous row's states last ``dur``; ``row`` (this row's face columns) takes over."""
@@ -189,7 +221,9 @@ class SummaryBuilder:
                 tr.visible += dur
                 if tr.last_label >= 0:
                     tr.label_t[tr.last_label] += dur
-            tr.add_states(dur, {k: float(v[i]) for k, v in states.items()} if states else None)
+            row = {k: float(v[i]) for k, v in states.items()} if states else None
+            tr.add_states(dur, row)
+            tr.add_actions(row)
             tr.last = t
             tr.last_label = li
             tr.frames += 1
@@ -213,6 +247,11 @@ class SummaryBuilder:
         labels = result.labels if result.labels is not None else np.argmax(result.smoothed, axis=1)
         seen = ~result.predicted  # measured rows only
         states = {k: v[seen] for k, v in (getattr(result, "measures", None) or {}).items()}
+        bs = getattr(result, "blendshapes", None)
+        if states and bs is not None and len(bs) == n:
+            from tracker.facemesh import BLENDSHAPES
+
+            states.update({f"bs_{name}": bs[seen, j] for j, name in enumerate(BLENDSHAPES) if not name.startswith("_")})
         self.add_frame(result.timestamp, result.track_ids[seen], labels[seen], result.smoothed[seen], states)
 
     @staticmethod
@@ -252,6 +291,7 @@ class SummaryBuilder:
             "mean_probs": {c: _r(v) for c, v in zip(classes, mean_p)},
             "label_share": {c: _r(v) for c, v in zip(classes, share)},
             "face_states": tr.states_dict(step),
+            "actions": tr.actions_dict(),
         }, label_t
 
     def result(self) -> dict:
@@ -353,7 +393,7 @@ def summarize(df, classes, bin_s: float = 1.0, step_s: float | None = None,
         labels = np.argmax(probs, axis=1)
     starts = np.flatnonzero(np.r_[True, times[1:] != times[:-1]])
     ends = np.r_[starts[1:], len(times)]
-    scols = [c for c in FACE_COLUMNS if c in d.columns]
+    scols = [c for c in FACE_COLUMNS if c in d.columns] + [c for c in d.columns if str(c).startswith("bs_")]
     svals = d[scols].to_numpy(np.float64) if scols else None
     for s, e in zip(starts, ends):
         st = {c: svals[s:e, j] for j, c in enumerate(scols)} if scols else None
@@ -376,12 +416,15 @@ def write_summary(summary: dict, path_json) -> Path:
 
 def summary_csv_columns(classes) -> list[str]:
     return (["track_id", "first_seen_s", "last_seen_s", "visible_s", "frames", "dominant"]
-            + prob_columns(classes, "mean_p") + prob_columns(classes, "share") + list(STATE_CSV))
+            + prob_columns(classes, "mean_p") + prob_columns(classes, "share") + list(STATE_CSV) + list(ACTION_CSV))
 
 
 #: Face-state columns of the summary CSV (empty when the track had no face states).
 STATE_CSV = ("blinks", "blink_rate_per_min", "perclos_mean", "yawns", "drowsy_s", "attentive_share",
              "looking_away_share")
+#: Action columns of the summary CSV (1.2): mean and peak of each of :data:`ACTIONS`, and the share of
+#: measured rows looking at the camera.
+ACTION_CSV = tuple(f"{s}_{a}" for a in ACTIONS for s in ("mean", "peak")) + ("looking_at_camera_share",)
 
 
 def write_summary_csv(summary: dict, path_csv) -> Path:
@@ -393,5 +436,8 @@ def write_summary_csv(summary: dict, path_csv) -> Path:
         vals += [t["mean_probs"][c] for c in classes] + [t["label_share"][c] for c in classes]
         fs = t.get("face_states") or {}
         vals += [fs.get(k) for k in STATE_CSV]
+        ac = t.get("actions") or {}
+        vals += [(ac.get(a) or {}).get(s) for a in ACTIONS for s in ("mean", "peak")]
+        vals.append(ac.get("looking_at_camera_share"))
         lines.append(",".join("" if v is None else str(v) for v in vals))
     return _atomic_write_text(Path(path_csv), "\n".join(lines) + "\n")

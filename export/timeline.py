@@ -15,9 +15,11 @@ Columns (see ``export/SCHEMA.md``)::
     time_s, frame, track_id, x1, y1, x2, y2, score, label, label_prob,
     p_<class> ... (smoothed probabilities), raw_<class> ... (raw probabilities), predicted,
     eye_open_r, eye_open_l, mouth_open, yaw, pitch, roll, blinks, blink_rate, blink_s,
-    perclos, yawns, eyes_closed, yawning, looking_away, drowsy, attentive (face states)
+    perclos, yawns, eyes_closed, yawning, looking_away, drowsy, attentive (face states),
+    gaze_yaw, gaze_pitch, looking_at_camera, smile, brow_raise, frown (gaze and actions),
+    [bs_browDownLeft ... bs_noseSneerRight: every blendshape score, with ``blendshapes=True``]
 
-The JSON file is ``{"schema": "emotion-timeline", "schema_version": "1.3", ...,
+The JSON file is ``{"schema": "emotion-timeline", "schema_version": "1.4", ...,
 "columns": [...], "rows": [[...], ...], "frames_processed": N, "state_events": [...], ...}``:
 the header is written first, rows are streamed as arrays in ``columns`` order, and a small
 footer (with the face states' start/end events) closes the document.
@@ -43,8 +45,9 @@ SCHEMA_NAME = "emotion-timeline"
 #: 1.1: ``settings`` is the nested ``PipelineConfig.to_dict()`` (one object per section);
 #: ``smoothing`` is always ``{"half_life_s", "margin"}`` copied from ``settings["smoothing"]``.
 #: 1.2: a ``predicted`` column.  1.3: the face-state columns (:data:`pipeline.results.FACE_COLUMNS`) after
-#: ``predicted`` and ``state_events`` in the footer.
-SCHEMA_VERSION = "1.3"
+#: ``predicted`` and ``state_events`` in the footer.  1.4: gaze and action columns after ``attentive``
+#: (``gaze_yaw`` ... ``frown``), and, with ``blendshapes=True``, a ``bs_<name>`` column per blendshape.
+SCHEMA_VERSION = "1.4"
 
 BASE_COLUMNS = ["time_s", "frame", "track_id", "x1", "y1", "x2", "y2", "score", "label", "label_prob"]
 INT_COLUMNS = ("frame", "track_id", "predicted")
@@ -53,8 +56,17 @@ STR_COLUMNS = ("label",)
 # decimals per column kind: timestamps to the microsecond, pixels to 0.1, probabilities to 1e-4
 _DEC_TIME, _DEC_BOX, _DEC_PROB = 6, 1, 4
 #: face-state columns written as whole numbers (counts and 0/1 states); angles to 0.1 degree, the rest to 1e-4
-_FACE_INT = {"blinks", "yawns", "eyes_closed", "yawning", "looking_away", "drowsy", "attentive"}
-_FACE_DEC = {c: (1 if c in ("yaw", "pitch", "roll") else _DEC_PROB) for c in FACE_COLUMNS}
+_FACE_INT = {"blinks", "yawns", "eyes_closed", "yawning", "looking_away", "drowsy", "attentive", "looking_at_camera"}
+_FACE_DEC = {c: (1 if c in ("yaw", "pitch", "roll", "gaze_yaw", "gaze_pitch") else _DEC_PROB) for c in FACE_COLUMNS}
+_DEC_BS = 3  # blendshape scores to 1e-3 (MediaPipe's own agree with ours to a few 1e-3)
+
+
+def blendshape_columns() -> list[str]:
+    """``bs_<name>`` for each of MediaPipe's blendshapes (ARKit names) but ``_neutral``, which it documents
+    as meaningless: 51 columns, in the model's order."""
+    from tracker.facemesh import BLENDSHAPES
+
+    return [f"bs_{n}" for n in BLENDSHAPES if not n.startswith("_")]
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -65,9 +77,11 @@ def safe_stem(stem: str) -> str:
     return s[:120] or "output"
 
 
-def columns_for(classes) -> list[str]:
+def columns_for(classes, blendshapes: bool = False) -> list[str]:
+    """The timeline's columns; ``blendshapes``: with every blendshape score (:func:`blendshape_columns`)."""
     classes = list(classes)
-    return BASE_COLUMNS + prob_columns(classes) + prob_columns(classes, "raw") + ["predicted"] + list(FACE_COLUMNS)
+    cols = BASE_COLUMNS + prob_columns(classes) + prob_columns(classes, "raw") + ["predicted"] + list(FACE_COLUMNS)
+    return cols + (blendshape_columns() if blendshapes else [])
 
 
 def _face_cell(c: str, v) -> int | float | None:
@@ -114,8 +128,9 @@ def _csv_cell(v) -> str:
     return repr(v)  # ints as ints, floats in Python's shortest round-trip form
 
 
-def result_rows(result, frame: int | None = None) -> list[list]:
-    """The timeline rows of one :class:`pipeline.FrameResult` (values already rounded)."""
+def result_rows(result, frame: int | None = None, blendshapes: bool = False) -> list[list]:
+    """The timeline rows of one :class:`pipeline.FrameResult` (values already rounded); ``blendshapes``:
+    with the :func:`blendshape_columns` (empty where the face was not measured)."""
     n = len(result)
     if n == 0:
         return []
@@ -132,6 +147,8 @@ def result_rows(result, frame: int | None = None) -> list[list]:
     fr = int(result.index if frame is None else frame)
     face = getattr(result, "measures", None) or {}
     face = [face.get(c) for c in FACE_COLUMNS]
+    bs = getattr(result, "blendshapes", None) if blendshapes else None
+    n_bs = len(blendshape_columns()) if blendshapes else 0
     rows = []
     for i in range(n):
         li = labels[i]
@@ -145,6 +162,8 @@ def result_rows(result, frame: int | None = None) -> list[list]:
         row += [_num(p, _DEC_PROB) for p in raw[i]]
         row.append(int(held[i]))
         row += [None if col is None else _face_cell(c, col[i]) for c, col in zip(FACE_COLUMNS, face)]
+        if blendshapes:
+            row += ([_num(v, _DEC_BS) for v in bs[i, 1:]] if bs is not None and len(bs) > i else [None] * n_bs)
         rows.append(row)
     return rows
 
@@ -162,14 +181,16 @@ class TimelineWriter:
     different threads.
     """
 
-    def __init__(self, out_dir, stem: str, classes, meta: dict | None = None, atomic: AtomicFiles | None = None):
+    def __init__(self, out_dir, stem: str, classes, meta: dict | None = None, atomic: AtomicFiles | None = None,
+                 blendshapes: bool = False):
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.stem = safe_stem(stem)
         self.classes = tuple(classes)
         if not self.classes:
             raise ValueError("classes must not be empty")
-        self.columns = columns_for(self.classes)
+        self.blendshapes = bool(blendshapes)  # every blendshape score as a column (51 more)
+        self.columns = columns_for(self.classes, self.blendshapes)
         self.meta = dict(meta or {})
         #: The final names (they exist once the files are committed).
         self.paths = OutputFiles(timeline_csv=self.out_dir / f"{self.stem}_timeline.csv",
@@ -240,7 +261,7 @@ class TimelineWriter:
         if tuple(result.classes) and tuple(result.classes) != self.classes:
             raise ValueError(f"result classes {result.classes} differ from the timeline's {self.classes}")
         self.add_events(getattr(result, "state_events", ()))
-        return self.write_rows(result_rows(result, frame), time_s=float(result.timestamp))
+        return self.write_rows(result_rows(result, frame, self.blendshapes), time_s=float(result.timestamp))
 
     def add_events(self, events) -> None:
         """Record face-state events ``(track_id, state, "start" | "end", time_s)`` for the JSON footer."""

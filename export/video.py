@@ -94,7 +94,8 @@ def _config(config) -> PipelineConfig:
 def process_video(src_path, out_dir, config=None, frame_step: int = 1, progress=None,
                   max_seconds: float | None = None, max_pixels: int | None = None,
                   stem: str | None = None, max_frames: int | None = None,
-                  max_process_s: float | None = None, threads: int = 2, models=None) -> VideoResult:
+                  max_process_s: float | None = None, threads: int = 2, models=None,
+                  blendshapes: bool = False) -> VideoResult:
     """Analyse ``src_path`` and write the results to ``out_dir``.
 
     ``config``: a :class:`pipeline.PipelineConfig`, a preset name, or None (the
@@ -110,6 +111,8 @@ def process_video(src_path, out_dir, config=None, frame_step: int = 1, progress=
     ``<stem>_summary.json/.csv``; ``stem`` defaults to the source file name
     without extension.  ``threads``: each model's threads (2: one per core); ``models``: the
     :class:`~classifier.hub.ClassifierCache` to load the classifier from (None: the process's default).
+    ``blendshapes``: the timeline also gets every blendshape score (51 ``bs_*`` columns; by default
+    only the smile, brow-raise and frown summaries of them).
 
     Raises :class:`VideoError` for an empty, unreadable or frameless file or a
     file over the limits; then nothing is left in ``out_dir``.
@@ -125,13 +128,13 @@ def process_video(src_path, out_dir, config=None, frame_step: int = 1, progress=
                      max_process_s=max_process_s) as reader:
         out_dir.mkdir(parents=True, exist_ok=True)
         with AtomicFiles() as atomic, Pipeline(cfg, threads=threads, models=models) as pipe:
-            result = _run(reader, pipe, atomic, out_dir, stem, frame_step, progress)
+            result = _run(reader, pipe, atomic, out_dir, stem, frame_step, progress, blendshapes)
     result.elapsed_s = time.perf_counter() - t_start
     return result
 
 
 def _run(reader: VideoReader, pipe: Pipeline, atomic: AtomicFiles, out_dir: Path, stem: str,
-         frame_step: int, progress) -> VideoResult:
+         frame_step: int, progress, blendshapes: bool = False) -> VideoResult:
     """The sinks, the frame loop and the closing; the caller commits ``atomic``."""
     fps = reader.fps
     meta = timeline_meta(pipe, fps=fps, source=reader.name, frame_step=frame_step,
@@ -142,7 +145,7 @@ def _run(reader: VideoReader, pipe: Pipeline, atomic: AtomicFiles, out_dir: Path
                                audio=reader.audio())
     sinks = [video]
     try:
-        timeline = TimelineSink(out_dir, stem, pipe.classes, meta, atomic=atomic)
+        timeline = TimelineSink(out_dir, stem, pipe.classes, meta, atomic=atomic, blendshapes=blendshapes)
         sinks.append(timeline)
         summary = SummarySink(out_dir / f"{stem}_summary.json", out_dir / f"{stem}_summary.csv",
                               pipe.classes, step_s=(frame_step / fps) if fps else None, atomic=atomic)

@@ -141,6 +141,8 @@ class FaceAnnotator:
             f = result.face(i)
             fnt = _Font.for_frame(width, height, heights[i])
             m = {k: float(v[i]) for k, v in result.measures.items() if k in _SHOWN}
+            if result.blendshapes is not None and np.isfinite(result.blendshapes[i, 0]):
+                m["_actions"] = strongest_actions(result.blendshapes[i], k=2)
             options = self._options(f, classes, sm[i] if sm is not None else None, fnt, heights[i], min(frame), n, m)
             got = place(faces[i], [o[0] for o in options], frame, placed, faces, i, obstacles, gap=2)
             if got is None:
@@ -279,7 +281,7 @@ class FaceAnnotator:
 
 #: The face-state columns the overlay reads (``FrameResult.measures``; NaN: nothing to show).
 _SHOWN = ("eye_open_r", "eye_open_l", "yaw", "pitch", "blinks", "blink_rate", "eyes_closed", "yawning",
-          "looking_away", "drowsy", "attentive")
+          "looking_away", "drowsy", "attentive", "looking_at_camera")
 
 
 def _on(v) -> bool:
@@ -300,8 +302,25 @@ def state_tags(m: dict) -> list[str]:
     return tags
 
 
+def strongest_actions(scores: np.ndarray, k: int = 3, min_score: float = 0.25) -> list[tuple[str, float]]:
+    """The ``k`` strongest facial actions of one face's blendshape scores, at least ``min_score``:
+    left/right pairs merged (their mean: ``mouthSmile`` for mouthSmileLeft/Right); the eye-look
+    scores left out (they say where the eyes point, not an action)."""
+    from tracker.facemesh import BLENDSHAPES
+
+    merged: dict[str, list[float]] = {}
+    for name, v in zip(BLENDSHAPES, np.asarray(scores, np.float64)):
+        if name.startswith(("_", "eyeLook")) or not np.isfinite(v):
+            continue
+        base = name[:-4] if name.endswith("Left") else name[:-5] if name.endswith("Right") else name
+        merged.setdefault(base, []).append(float(v))
+    top = sorted(((n, float(np.mean(v))) for n, v in merged.items()), key=lambda x: -x[1])
+    return [(n, v) for n, v in top[:k] if v >= min_score]
+
+
 def state_lines(m: dict) -> tuple[str, ...]:
-    """A close-up panel's lines from a face's measures: eyes and blinks, head pose, state."""
+    """A close-up panel's lines from a face's measures: eyes and blinks, head pose, state, the strongest
+    facial actions (``m["_actions"]``, :func:`strongest_actions`)."""
     def num(k):
         v = m.get(k)
         return v if v is not None and np.isfinite(v) else None
@@ -318,8 +337,11 @@ def state_lines(m: dict) -> tuple[str, ...]:
         out.append(f"head yaw {yaw:+.0f}  pitch {pitch:+.0f}")
     state = ("DROWSY" if _on(m.get("drowsy")) else "looking away" if _on(m.get("looking_away"))
              else "yawning" if _on(m.get("yawning")) else "attentive" if _on(m.get("attentive")) else "")
+    if _on(m.get("looking_at_camera")):
+        state += ("  " if state else "") + "eyes on camera"
     if state:
         out.append(state)
+    out += [f"{n} {v:.2f}" for n, v in m.get("_actions", ())]  # one action a line: the panel stays narrow
     return tuple(out)
 
 

@@ -6,6 +6,25 @@ seconds, so the results hold at any frame rate; a frame without measures
 (no landmarks: a small face, a predicted row, a frame skipped by
 ``landmarks.interval_s``) changes nothing but the clock.
 
+Two eye signals.  By default (``eye_signal="blendshapes"``) the eyes are read from the blendshape
+model's ``eyeBlinkLeft``/``eyeBlinkRight`` (:mod:`tracker.facemesh`), which tells a smile's squint
+from a closing lid where the eye aspect ratio cannot (on the real videos of
+``benchmarks/groundtruth/blinks.json`` eyeBlink stays at 0.05-0.15 through a broad smile and reaches
+0.35-0.6 in a blink; the ratio falls by a quarter in the smile):
+
+* **Eye openness** ``eye_open_r``/``eye_open_l`` = 1 at eyeBlink <= :data:`BS_OPEN`, 0 at
+  >= :data:`BS_SHUT`, linear between (no personal baseline is needed: the model's open level is
+  0.02-0.2 on every real face measured).
+* **Blinks**: eyeBlink (mean of both eyes) rising :data:`BS_BLINK_RISE` above its lowest value over
+  the previous second (from open eyes, that value <= :data:`BS_OPEN_MAX`) and falling back half way
+  within :data:`BLINK_MAX_S`.
+* **Eyes closed** (PERCLOS, long closures): openness <= 0.2, but never while the face smiles
+  (``smile`` >= :data:`SMILE_GATE` at some measure in the last :data:`SMILE_HOLD_S`): laughing
+  narrows the eyes (eyeBlink reads 0.5-0.9 on real laughing faces), and a laughing face is not drowsy.
+
+With ``eye_signal="ratio"`` (the earlier measure, for comparison and for landmarks without
+blendshapes):
+
 * **Eye openness** (``eye_open_r``/``eye_open_l``, 0 closed .. 1 this person's
   open eyes): EAR over the person's own open-eye baseline, the 90th percentile
   of their frontal EAR over the last :data:`BASELINE_WINDOW_S` seconds; for the
@@ -24,7 +43,9 @@ seconds, so the results hold at any frame rate; a frame without measures
   per minute over the last 60 s, ``blink_s`` the duration of the last one.
 * **PERCLOS**: share of the measured time in the last 60 s with the eyes at
   least 80 % closed (openness <= 0.2); NaN until 10 s were measured.
-* **Yawns**: the mouth open wider than :data:`YAWN_OPEN` for at least 1.5 s.
+* **Yawns**: the mouth open wider than :data:`YAWN_OPEN` for at least 1.5 s (the lip geometry:
+  no real yawn video was at hand to compare ``jawOpen`` against it), not while smiling
+  (``smile`` >= :data:`SMILE_GATE`: a laugh opens the mouth too).
 * **Looking away**: |yaw| or |pitch| beyond the configured limits for
   ``away_s``; back after 0.5 s within them.
 * **Drowsy**: on when PERCLOS reaches ``drowsy_perclos``, an eye closure lasts
@@ -46,7 +67,7 @@ import numpy as np
 BASELINE_WINDOW_S = 60.0
 BASELINE_MIN_S = 2.0
 POPULATION_OPEN_EAR = 0.30  # an average open eye (neutral open eyes measured 0.25-0.42); stills use it too
-CLOSED_RATIO = 0.55  # EAR of shut eyes / open EAR, as the face-mesh model gives it
+CLOSED_RATIO = 0.35  # EAR of shut eyes / open EAR with the 478-point model (0.22-0.51 measured; 0.55 with the 468)
 CLOSED80 = 0.2  # openness at or below: "at least 80 % closed" (PERCLOS P80)
 BLINK_DROP, BLINK_RECOVER, BLINK_MAX_S = 0.85, 0.5, 0.6
 MIN_OPEN_EAR = 0.22  # a blink starts from open eyes
@@ -56,13 +77,25 @@ YAWN_OPEN, YAWN_CLOSE, YAWN_MIN_S = 0.65, 0.45, 1.5  # a surprised face's open m
 FRONTAL_DEG = 20.0  # baseline samples only from faces within this yaw/pitch
 MAX_DT = 0.5  # a gap between measures longer than this counts as this much
 STATES = ("eyes_closed", "yawning", "looking_away", "drowsy", "attentive")
+# the blendshape eye signal (eyeBlink*), measured on the real videos of benchmarks/groundtruth/blinks.json
+BS_OPEN, BS_SHUT = 0.10, 0.55  # eyeBlink of open eyes (0.02-0.2 measured) and of shut lids (0.5-0.7)
+BS_BLINK_RISE, BS_OPEN_MAX = 0.15, 0.35  # a blink: eyeBlink up by this from a level at most this
+SMILE_GATE, SMILE_HOLD_S = 0.25, 1.0  # mean mouthSmile at or above within the last second: smiling (the eyes
+#                                       are not "closed", the mouth is not yawning); a laughing face's score
+#                                       jitters between 0.3 and 0.95 from frame to frame (measured)
+
+
+def blendshape_openness(blink: np.ndarray) -> np.ndarray:
+    """Eye openness 0-1 from eyeBlink scores (see the module doc)."""
+    return np.clip((BS_SHUT - np.asarray(blink, np.float32)) / (BS_SHUT - BS_OPEN), 0, 1).astype(np.float32)
 
 
 class FaceState:
     """The time-based state of one face (see the module doc)."""
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, eye_signal: str = "blendshapes"):
         self.cfg = cfg
+        self.eye_signal = eye_signal
         self.base = deque()  # (t, ear_r, ear_l) frontal samples, decimated to 10 a second
         self.base_r = self.base_l = POPULATION_OPEN_EAR
         self._learned = False
@@ -84,6 +117,7 @@ class FaceState:
         self.flags = dict.fromkeys(STATES, False)
         self._drowsy_clear_since: float | None = None
         self.measured = False
+        self._smile_t = -math.inf  # when the face last smiled
 
     # -- helpers --------------------------------------------------------
     def _learn(self, t, ear_r, ear_l, yaw, pitch):
@@ -132,6 +166,37 @@ class FaceState:
             self._dip_t = None  # a long closure or a change of expression, not a blink
             self.ref.clear()
 
+    def _blink_bs(self, t, c):
+        """The blink detector on eyeBlink (``c``: closure, up is closing)."""
+        ref_vals = [e for tt, e in self.ref if tt >= t - 1.0]
+        self.ref.append((t, c))
+        while self.ref and self.ref[0][0] < t - 1.0:
+            self.ref.popleft()
+        if self._dip_t is None:
+            if not ref_vals:
+                return
+            level = min(ref_vals)
+            if c > level + BS_BLINK_RISE and level <= BS_OPEN_MAX:
+                self._dip_t, self._dip_level, self._dip = t, level, [(t, c)]
+            return
+        self._dip.append((t, c))
+        peak = max(e for _, e in self._dip)
+        if c <= peak - BLINK_RECOVER * (peak - self._dip_level):
+            self._dip_t = None
+            half = (peak + self._dip_level) / 2
+            above = [tt for tt, e in self._dip if e >= half]
+            after = [tt for tt, e in self._dip if e < half and tt > above[0]]
+            dur = (after[0] if after else t) - above[0]
+            if t - self._dip[0][0] <= BLINK_MAX_S:
+                self.blinks += 1
+                self.blink_s = dur
+                self.blink_times.append(t)
+            self.ref.clear()  # the next blink rises from here: a slow reopening is not a second one
+            self.ref.append((t, c))
+        elif t - self._dip_t > BLINK_MAX_S:
+            self._dip_t = None
+            self.ref.clear()
+
     # -- one frame --------------------------------------------------------
     def update(self, t: float, m: dict | None) -> dict:
         """Feed one frame's measures (None: none this frame); returns this face's columns."""
@@ -142,16 +207,31 @@ class FaceState:
             self.measured = True
             self.last_t = t
             ear_r, ear_l, yaw, pitch = m["ear_r"], m["ear_l"], m["yaw"], m["pitch"]
-            eyes = math.isfinite(ear_r) and math.isfinite(ear_l)
-            if eyes:
-                self._learn(t, ear_r, ear_l, yaw, pitch)
-                self._blink(t, (ear_r + ear_l) / 2)
-            o_r, o_l = self._openness(ear_r, self.base_r), self._openness(ear_l, self.base_l)
+            smile = m.get("smile", math.nan)
+            if math.isfinite(smile) and smile >= SMILE_GATE:
+                self._smile_t = t
+            smiling = t - self._smile_t <= SMILE_HOLD_S
+            b_r, b_l = m.get("blink_r", math.nan), m.get("blink_l", math.nan)
+            if self.eye_signal == "blendshapes" and math.isfinite(b_r) and math.isfinite(b_l):
+                eyes = math.isfinite(ear_r) and math.isfinite(ear_l)  # NaN in profile: the lids are edge-on
+                if eyes:
+                    self._blink_bs(t, (b_r + b_l) / 2)
+                    o_r, o_l = (min(max((BS_SHUT - b) / (BS_SHUT - BS_OPEN), 0.0), 1.0) for b in (b_r, b_l))
+                else:
+                    o_r = o_l = math.nan
+            else:  # the earlier measure, as it was: it knows no smile
+                smiling = False
+                eyes = math.isfinite(ear_r) and math.isfinite(ear_l)
+                if eyes:
+                    self._learn(t, ear_r, ear_l, yaw, pitch)
+                    self._blink(t, (ear_r + ear_l) / 2)
+                o_r, o_l = self._openness(ear_r, self.base_r), self._openness(ear_l, self.base_l)
             out["eye_open_r"], out["eye_open_l"] = o_r, o_l
             both = [v for v in (o_r, o_l) if math.isfinite(v)]
             o = sum(both) / len(both) if both else math.nan
             if math.isfinite(o):
                 closed = o <= CLOSED80 or (self.flags["eyes_closed"] and o <= CLOSED80 + 0.1)  # hysteresis
+                closed = closed and not smiling
                 self.perclos_buf.append((t, dt, closed))
                 if closed:
                     self.closed_since = t if self.closed_since is None else self.closed_since
@@ -163,7 +243,7 @@ class FaceState:
             # yawns
             mo = m["mouth_open"]
             if math.isfinite(mo):
-                if mo >= YAWN_OPEN or (self._mouth_since is not None and mo > YAWN_CLOSE):
+                if not smiling and (mo >= YAWN_OPEN or (self._mouth_since is not None and mo > YAWN_CLOSE)):
                     self._mouth_since = t if self._mouth_since is None else self._mouth_since
                     if not self.flags["yawning"] and t - self._mouth_since >= YAWN_MIN_S:
                         self.flags["yawning"] = True
@@ -224,8 +304,9 @@ COLUMNS = ("eye_open_r", "eye_open_l", "blinks", "blink_rate", "blink_s", "percl
 class FaceStates:
     """:class:`FaceState` of every track of one stream, and the events when a state starts or ends."""
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, eye_signal: str = "blendshapes"):
         self.cfg = cfg
+        self.eye_signal = eye_signal
         self.faces: dict[int, FaceState] = {}
 
     def update(self, t: float, track_ids, meas: dict[str, np.ndarray], has: np.ndarray
@@ -237,7 +318,7 @@ class FaceStates:
         for i, tid in enumerate(int(v) for v in track_ids):
             st = self.faces.get(tid)
             if st is None:
-                st = self.faces[tid] = FaceState(self.cfg)
+                st = self.faces[tid] = FaceState(self.cfg, self.eye_signal)
             before = dict(st.flags)
             row = st.update(t, {k: float(v[i]) for k, v in meas.items()} if has[i] else None)
             for c in COLUMNS:

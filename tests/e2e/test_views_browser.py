@@ -181,5 +181,12 @@ def test_image_and_video_tabs(live_app, tmp_path, size):
             _no_sideways_scroll(page, "#video-summary")
             time.sleep(1.0)
             page.screenshot(path=str(shots / f"video-{size}.png"), full_page=True)
+            # a facial action across people: the chart's choice redraws it (her smile, 0-1)
+            page.click("#video-chart-what input")
+            page.get_by_role("option", name="Smile of each person (facial action)").click()
+            assert wait(lambda: "smile of each person" in page.inner_html("#video-plot"), 10), "the chart did not switch to smiles"
+            _legend_visible(page, "#video-plot", 1)
+            _no_sideways_scroll(page, "#video-plot")
+            page.screenshot(path=str(shots / f"video-smile-{size}.png"), full_page=True)
         finally:
             browser.close()

@@ -11,9 +11,9 @@ from html import escape
 import numpy as np
 import pandas as pd
 
-from export.plot import EYES, timeline_frame
+from export.plot import EYES, MEASURE_SERIES, timeline_frame
 from pipeline import FrameResult
-from pipeline.annotate import state_lines, state_tags, track_hex
+from pipeline.annotate import state_lines, state_tags, strongest_actions, track_hex
 
 from .svgchart import TOP, responsive_svg
 
@@ -60,6 +60,8 @@ def tracks_frame(result: FrameResult | None, classes=()) -> pd.DataFrame:
             order = [int(j) for j in np.argsort(-p) if cls[int(j)] != f.label]
             nxt = order[0] if order else None
             m = {k: float(v[int(i)]) for k, v in result.measures.items()}
+            if result.blendshapes is not None and np.isfinite(result.blendshapes[int(i), 0]):
+                m["_actions"] = strongest_actions(result.blendshapes[int(i)])  # the tooltip names them
             tags = state_tags(m)
             state = tags[0] if tags else ("attentive" if m.get("attentive", 0) >= 0.5 else "")
             rows.append([f.track_id, f.label, round(f.label_prob, 3),
@@ -109,9 +111,11 @@ def video_chart_html(chart: pd.DataFrame | None, duration_s: float | None, what:
 
 
 def chart_choices(classes) -> list[tuple[str, str]]:
-    """The chart's "what to plot" options: each person's top emotion, or one emotion for everyone."""
+    """The chart's "what to plot" options: each person's top emotion, one emotion for everyone, or one
+    face state or facial action for everyone (eye openness, smile, brow raise, frown)."""
     return ([("Top emotion of each person", TOP)] + [(f"{c} of each person", c) for c in classes]
-            + [("Eye openness of each person (face states)", EYES)])
+            + [("Eye openness of each person (face states)", EYES)]
+            + [(f"{a.capitalize()} of each person (facial action)", a) for a in MEASURE_SERIES if a != EYES])
 
 
 def stats_markdown(info: dict) -> str:
@@ -128,8 +132,34 @@ def image_summary(result: dict) -> str:
     faces = result.get("faces") or []
     if not faces:
         return "No face found. Faces from about 24 px tall are found; try a sharper or larger photo."
-    parts = [f"**#{f['track_id']}** {f['label']} {f['label_prob']:.0%}" for f in faces]
+    parts = []
+    for f in faces:
+        notes = face_notes(f.get("measures") or {})
+        parts.append(f"**#{f['track_id']}** {f['label']} {f['label_prob']:.0%}" + (f" ({', '.join(notes)})" if notes else ""))
     return f"{len(faces)} face{'' if len(faces) == 1 else 's'}: " + " · ".join(parts)
+
+
+#: An action is named in a one-line summary at this score or above (0-1; smiles of real smiling faces
+#: score 0.6-0.95, neutral faces under 0.1).
+NOTE_SCORE = 0.5
+
+
+def face_notes(m: dict) -> list[str]:
+    """A photo's face in words from its ``measures`` (``FaceView.to_dict()``): the facial actions at
+    :data:`NOTE_SCORE` or above, shut eyes, and whether the person looks at the camera."""
+    def v(k):
+        x = m.get(k)
+        return x if isinstance(x, (int, float)) and np.isfinite(x) else None
+
+    out = [word for k, word in (("smile", "smiling"), ("brow_raise", "brows raised"), ("frown", "frowning"))
+           if (v(k) or 0.0) >= NOTE_SCORE]
+    eyes = [x for x in (v("eye_open_r"), v("eye_open_l")) if x is not None]
+    if eyes and max(eyes) <= 0.2:
+        out.append("eyes shut")
+    cam = v("looking_at_camera")
+    if cam is not None:
+        out.append("looking at the camera" if cam >= 0.5 else "looking elsewhere")
+    return out
 
 
 def video_summary(summary: dict | None, frames_done: int, frames_read: int, duration_s: float, fps: float) -> str:

@@ -75,7 +75,7 @@ class ImageTab:
             with gr.Column(min_width=300):
                 img_out = gr.Image(label="Annotated", format="png", elem_id="image-out")
                 line = gr.Markdown("", elem_id="image-summary")
-                with gr.Accordion("Details (JSON: boxes and every probability, as the API returns them)", open=False):
+                with gr.Accordion("Details (JSON: boxes, every probability, face measures and blendshapes, as the API returns them)", open=False):
                     img_json = gr.JSON(label="Faces")
         for event in (btn.click, img_in.upload):
             self.server.fairness.limited(event(_err(self.ui_image), [img_in, model, scene], [img_out, line, img_json],

@@ -11,8 +11,10 @@ build, scales to any width (phones included), and shows exactly this:
 * a gap wherever a track was not seen (no line across it);
 * what is plotted is chosen by ``what``: ``"top"`` (each person's top emotion
   and its probability, the emotion's name written where it changes), a class
-  name (that emotion's probability for everyone), or ``export.plot.EYES`` (eye
-  openness, 1 = the person's open eyes, when face states are on).
+  name (that emotion's probability for everyone), or a face-state series of
+  ``export.plot.MEASURE_SERIES`` (``EYES``: eye openness, 1 = the person's open
+  eyes; ``"smile"``, ``"brow raise"``, ``"frown"``: a facial action's score 0-1),
+  when face states are on.
 
 Input: the long chart frame of :func:`export.plot.timeline_frame` (columns
 ``time_s, track, emotion, prob``).
@@ -24,7 +26,7 @@ from html import escape
 import numpy as np
 import pandas as pd
 
-from export.plot import EYES
+from export.plot import MEASURE_SERIES
 from pipeline.annotate import track_hex
 
 TOP = "top"
@@ -42,11 +44,11 @@ def _series(long: pd.DataFrame, what: str, bin_s: float) -> pd.DataFrame:
     d["time_s"] = (d["time_s"].astype(float) / bin_s).round() * bin_s
     d = d.groupby(["track", "time_s", "emotion"], as_index=False)["prob"].mean()
     if what == TOP:
-        d = d[d["emotion"] != EYES]
+        d = d[~d["emotion"].isin(list(MEASURE_SERIES))]
         d = d.loc[d.groupby(["track", "time_s"])["prob"].idxmax()]
     else:
         d = d[d["emotion"] == what]
-        if what == EYES:  # 1 = this person's open eyes; wider eyes are drawn at the top
+        if what in MEASURE_SERIES:  # eye openness (1 = this person's open eyes) or an action's score, 0-1
             d = d.assign(prob=d["prob"].clip(0.0, 1.0))
     return d.sort_values(["track", "time_s"]).reset_index(drop=True)
 
