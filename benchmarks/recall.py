@@ -14,7 +14,9 @@ Modes: ``auto`` as a stream (the pipeline's default: each frame is given the
 previous frame's faces as hints; a photo is shown for 12 frames and every
 frame counts), ``auto still`` (what ``analyze_image`` does: every tile at
 once), and the plain BlazeFace models: ``short``, ``full`` (one pass),
-``full tiles=auto`` (the old "far / groups").  A detection matches a face at
+``full tiles=auto`` (the old "far / groups"); ``--modes`` also takes the other back ends
+(:data:`CANDIDATES`: ``hybrid``, ``yunet``, ``auto+yunet``, ``auto+short``, ``centerface``, each as a
+stream or with `` still``).  A detection matches a face at
 IoU >= 0.4; detections on ``ignore`` regions (a portrait on a wall) count as
 neither.  Results: ``benchmarks/results/recall.json`` and tables on stdout.
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -42,6 +45,10 @@ MODES = {
     "full": (dict(detector="full", tiles=0), "still"),
     "full tiles=auto": (dict(detector="full", tiles="auto"), "still"),
 }
+#: The other back ends of ``detection.detector`` (issue 24), run with ``--modes``; not in the default run.
+CANDIDATES = {f"{d}{' still' if how == 'still' else ''}": (dict(detector=d), how)
+              for d in ("hybrid", "yunet", "auto+yunet", "auto+short", "centerface") for how in ("stream", "still")}
+ALL_MODES = {**MODES, **CANDIDATES}
 STREAM_FRAMES = 12
 
 
@@ -93,7 +100,7 @@ class Tally:
 
 def run_frames(mode: str, frames, gts, ignores=None) -> list:
     """Detections per frame for a mode (a fresh detector per sequence)."""
-    cfg, how = MODES[mode]
+    cfg, how = ALL_MODES[mode]
     det = make_detector(DetectionConfig(**cfg))
     out, hints = [], None
     try:
@@ -155,10 +162,11 @@ def main(argv=None) -> dict:
     ap.add_argument("--out", default=str(RESULTS / "recall.json"))
     a = ap.parse_args(argv)
     modes = a.modes.split(",")
+    load0 = round(os.getloadavg()[0], 2)
     rows, totals = [], {m: {"photos": Tally(), "synth": Tally()} for m in modes}
     for name, rgb, gt, ign in photo_cases(a.quick):
         for m in modes:
-            n = STREAM_FRAMES if MODES[m][1] == "stream" else 1
+            n = STREAM_FRAMES if ALL_MODES[m][1] == "stream" else 1
             t = Tally()
             for boxes, ms in run_frames(m, [rgb] * n, None):
                 t.add(gt, boxes, ign, ms)
@@ -180,7 +188,10 @@ def main(argv=None) -> dict:
                  for n in names]
         print(f"| {r['mode']} | {r['set']} | " + " | ".join(cells)
               + f" | **{r['recall_40plus']:.3f}** | {r['precision']:.3f} | {r['ms_median']} |")
-    res = {"command": "python -m benchmarks.recall" + (" --quick" if a.quick else ""), "iou": 0.4,
+    res = {"command": "python -m benchmarks.recall" + (" --quick" if a.quick else "")
+           + (f" --modes {a.modes}" if a.modes != ",".join(MODES) else "")
+           + (f" --out {a.out}" if Path(a.out) != RESULTS / "recall.json" else ""), "iou": 0.4,
+           "load_avg_1min": [load0, round(os.getloadavg()[0], 2)],
            "buckets_px": [bucket_name(*b) for b in BUCKETS], "summary": summary, "cases": rows}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(res, indent=1))

@@ -441,6 +441,65 @@ def _server() -> list[str]:
     return out
 
 
+def _hardfaces() -> list[str]:
+    d = load("hardfaces")
+    if not d:
+        return []
+    tags = [t for t in d["faces"] if t != "all"]
+    out = ["## Hard faces and the detector candidates", "", source("hardfaces", d), "",
+           f"{d['cases']} real WIDER FACE validation photos and frames cut out of them (faces cut by the frame's edge), "
+           f"{f(d['faces']['all'])} faces, each tagged with its failure modes "
+           f"({', '.join(t + ' ' + str(d['faces'][t]) for t in tags)}; `testkit/hardfaces.py`). Recall per failure mode and "
+           f"precision (IoU >= {d['iou']}) of every back end of `detection.detector`, as a still (`analyze_image`) and "
+           f"as a stream ({d['stream_frames']} frames per photo, each given the previous frame's faces). "
+           + (f"1-minute load average {d['load_avg_1min'][0]} at the start, {d['load_avg_1min'][1]} at the end "
+              "(2 cores): the times are only comparable within the run." if "load_avg_1min" in d else
+              "The load was not recorded: the times are only comparable within the run."), ""]
+    rows = [[r["mode"], r["as"], f(r["recall"]["all"], 3), *(f(r["recall"].get(t), 2) for t in tags),
+             f(r["precision"], 3), r["false_positives"], f(r["ms_median"], 1)] for r in d["summary"]]
+    out += table(["detector", "as", "recall", *tags, "precision", "false detections", "ms (median)"], rows)
+    c = load("recall_candidates")
+    if c:
+        buckets = c["buckets_px"]
+        out += ["### The candidates by face size", "", source("recall_candidates", c), "",
+                "The photos and synthetic scenes of [Detection by face size](#detection-by-face-size), for the other back "
+                "ends" + (f" (1-minute load average {c['load_avg_1min'][0]} to {c['load_avg_1min'][1]})"
+                          if "load_avg_1min" in c else "") + ".", ""]
+        out += table(["detector", "set", *(f"recall {b} px" for b in buckets), "recall >= 40 px", "precision",
+                      "ms/frame"],
+                     [[s["mode"], s["set"], *(f(s["recall_by_height"].get(b), 2) for b in buckets),
+                       f(s["recall_40plus"], 3), f(s["precision"], 3), f(s["ms_median"], 1)] for s in c["summary"]])
+    cost = load("detector_cost")
+    if cost:
+        out += ["### The candidates' cost per frame", "", source("detector_cost", cost), "",
+                "Detection alone, real face crops on a real background; stream: the smallest of "
+                f"{cost['repeats']} medians over {cost['frames']} frames; still: the smallest of {cost['repeats']}. The load is the "
+                "1-minute load average when the case ended, on 2 cores: above 2, other work inflated the times, which "
+                "then compare only within the table.", ""]
+        rows = {}
+        for r in cost["rows"]:
+            key = f"{r['size'][0]}x{r['size'][1]}, {r['faces']} faces, {r['as']}"
+            rows.setdefault(r["detector"], {})[key] = (r["ms"], r["faces_found"], r["load_avg_1min"])
+        keys = list(dict.fromkeys(k for v in rows.values() for k in v))
+        out += table(["detector", *(f"{k}: ms (faces found, load)" for k in keys)],
+                     [[det, *(f"{f(v[k][0], 1)} ms ({f(v[k][1], 1)}, {v[k][2]})" if k in v else "-" for k in keys)]
+                      for det, v in rows.items()])
+    base = load("tracking")
+    trk = [(p.stem, load(p.stem)) for p in sorted(RESULTS.glob("tracking_*.json"))]
+    if base and trk:
+        out += ["### The candidates in tracking", "",
+                "The tracking benchmark with another detector (the shipped tracker setting), beside the default's:", ""]
+        rows = []
+        for name, t in [("tracking", base), *trk]:
+            s = next((x["summary"] for x in t["settings"] if x["config"] == base["recommended"]), None)
+            if s:
+                rows.append([t["detector"], f"`{t['command']}`", f(s["mean_idf1"], 3), f(s["min_idf1"], 3),
+                             s["id_switches"], s["cross_idsw_15plus"]])
+        out += table(["detector", "command", "mean IDF1", "lowest IDF1", "ID switches", "on crossings >= 15 fps"], rows)
+    return out
+
+
+
 def _structure_ab() -> list[str]:
     d = load("structure_ab")
     if not d:
@@ -464,8 +523,8 @@ def _structure_ab() -> list[str]:
     return out
 
 
-SECTIONS = [_headline, _api_calls, _pipeline, _recall, _tracking, _smoothing, _accuracy, _fer2013, _classifier_cost, _baseline, _face_states,
-            _batch, _live, _server, _structure_ab]
+SECTIONS = [_headline, _api_calls, _pipeline, _recall, _tracking, _hardfaces, _smoothing, _accuracy, _fer2013, _classifier_cost,
+            _baseline, _face_states, _batch, _live, _server, _structure_ab]
 
 
 def render() -> str:

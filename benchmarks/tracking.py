@@ -209,6 +209,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--detector", default="auto", help="auto (default), short or full")
     ap.add_argument("--out", default=str(RESULTS / "tracking.json"))
+    ap.add_argument("--shipped-only", action="store_true",
+                    help="only the shipped tracker setting (to compare detectors)")
     a = ap.parse_args(argv)
     t0 = time.time()
     print(f"rendering and detecting ({len(cases(a.quick))} cases x {len(a.fps)} fps x {len(a.seeds)} seeds) ...")
@@ -216,7 +218,7 @@ def main(argv=None) -> int:
     n_frames = sum(len(s["frames"]) for s in data)
     print(f"  {n_frames} frames in {time.time() - t0:.0f} s; embedding ms/face (median): {prepare.embed_ms}")
     results = []
-    for cfg in settings(a.quick):
+    for cfg in ([dict(BASE)] if a.shipped_only else settings(a.quick)):
         t1 = time.time()
         rows = run_config(data, cfg)
         summ = summarize(rows)
@@ -244,7 +246,9 @@ def main(argv=None) -> int:
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps({
         "command": "python -m benchmarks.tracking" + (" --quick" if a.quick else "")
-                   + (f" --detector {a.detector}" if a.detector != "auto" else ""),
+                   + (f" --detector {a.detector}" if a.detector != "auto" else "")
+                   + (" --shipped-only" if a.shipped_only else "")
+                   + (f" --out {a.out}" if Path(a.out) != RESULTS / "tracking.json" else ""),
         "detector": a.detector,
         "fps": a.fps, "seeds": a.seeds, "frames": n_frames, "embed_ms_per_face": prepare.embed_ms,
         "recommended": best["config"],

@@ -22,7 +22,7 @@ import threading
 
 import numpy as np
 
-from tracker.facegeom import measures
+from tracker.facegeom import eyes_in_frame, measures
 from tracker.facemesh import BLENDSHAPE_INDEX, FaceMeshModel
 from tracker.gaze import gaze
 from tracker.landmarks import LandmarkConfig
@@ -45,6 +45,15 @@ def shared_model(threads: int = 2) -> FaceMeshModel:
 def _b(scores: np.ndarray, *names: str) -> np.ndarray:
     """(N,) mean of these blendshapes' scores."""
     return np.mean([scores[:, BLENDSHAPE_INDEX[n]] for n in names], axis=0).astype(np.float32)
+
+
+def drop_cut_eyes(lms: np.ndarray, scores: np.ndarray, width: int, height: int) -> None:
+    """No mesh and no blendshapes (NaN, in place) for a face whose eyes are not all in the frame: a face cut by
+    the frame's edge gets a mesh from its padded crop, but its points beyond the edge are guesses."""
+    out = ~eyes_in_frame(lms, width, height)
+    if out.any():
+        lms[out] = np.nan
+        scores[out] = np.nan
 
 
 def face_measures(lms: np.ndarray, scores: np.ndarray) -> dict[str, np.ndarray]:
@@ -117,6 +126,7 @@ class LandmarkStage:
             todo[keep] = True
         lms, _, scores = shared_model(self.threads).run(rgb, res.boxes, res.keypoints, self.cfg.landmark_min_face,
                                                           todo)
+        drop_cut_eyes(lms, scores, rgb.shape[1], rgb.shape[0])
         meas = face_measures(lms, scores)
         has = np.isfinite(meas["yaw"])
         for i in np.flatnonzero(has):
@@ -137,6 +147,7 @@ def still_face_columns(res: FrameResult, rgb: np.ndarray, cfg: LandmarkConfig, t
     if not cfg.face_states:
         return res
     lms, _, scores = shared_model(threads).run(rgb, res.boxes, res.keypoints, cfg.landmark_min_face)
+    drop_cut_eyes(lms, scores, rgb.shape[1], rgb.shape[0])
     meas = face_measures(lms, scores)
     face = {c: np.full(len(res), np.nan, np.float32) for c in FACE_COLUMNS}
     for side in ("r", "l"):  # NaN in profile, as in videos

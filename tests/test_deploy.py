@@ -51,7 +51,8 @@ def test_the_tree_is_the_app_and_nothing_else(tree):
     assert tree["Dockerfile"] == (REPO / "deploy" / "Dockerfile").read_bytes()
     assert tree["requirements.txt"] == (REPO / "requirements.txt").read_bytes()
     for must in ("app.py", "packages.txt", "LICENSE", "webapp/ui/page.py", "classifier/models/fer_mini_xception.onnx",
-                 "tracker/models/face_detection_short_range.tflite", "classifier/specs/ferplus-8.json"):
+                 "tracker/models/face_detection_short_range.tflite", "tracker/models/face_detection_yunet_2023mar.onnx",
+                 "classifier/specs/ferplus-8.json"):
         assert must in tree, must
     # every wheel requirements.txt points at is in the tree (the Dockerfile copies them before pip)
     for line in tree["requirements.txt"].decode().splitlines():

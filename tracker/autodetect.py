@@ -54,6 +54,8 @@ CONTEXTS = (2.0, 2.6)
 
 
 class AutoDetector:
+    sure = SURE  # a small whole-frame face with this score stands without the closer look
+
     def __init__(self, config: DetectionConfig | None = None, cells: int = CELLS, cell_px: int = 128, *,
                  threads: int = 2, engine: str = "litert"):
         base = replace(config or DetectionConfig(), tiles=0)
@@ -71,7 +73,7 @@ class AutoDetector:
         self._next_tile = 0
 
     # -- the three passes ----------------------------------------------------
-    def scan_grid(self, h: int, w: int) -> list[tuple]:
+    def scan_grid(self, h: int, w: int, scan_all: bool = False) -> list[tuple]:
         """Discovery windows: fine enough that the smallest face wanted is MODEL_PX tall in the model."""
         smallest = max(self.config.min_face, SMALLEST_PX, SMALLEST_FRAC * max(h, w))
         side = smallest * 192.0 / MODEL_PX  # window side (pixels)
@@ -125,8 +127,8 @@ class AutoDetector:
         """
         h, w = rgb.shape[:2]
         self._calls = 0 if scan_all else self._calls + 1
-        whole = [f for f in self.full.run_window(rgb) if f[1] >= self.config.min_score]
-        windows = self.scan_grid(h, w)
+        whole = [f for f in self._whole(rgb, scan_all) if f[1] >= self.config.min_score]
+        windows = self.scan_grid(h, w, scan_all)
         todo = windows if scan_all else windows[self._next_tile % len(windows):][:1] if windows else []
         if windows and not scan_all:
             self._next_tile = (self._next_tile + 1) % len(windows)
@@ -141,8 +143,12 @@ class AutoDetector:
         closer = [f for c in contexts for f in self._mosaics(rgb, distinct(proposals), c)]
         # a sure whole-frame find the mosaic did not repeat is kept (its coarse box only where
         # the mosaic has no better one)
-        found += closer + [f for f in small_whole if f[1] >= SURE and not any(iou(f[0], c[0]) > 0.2 for c in closer)]
+        found += closer + [f for f in small_whole if f[1] >= self.sure and not any(iou(f[0], c[0]) > 0.2 for c in closer)]
         return self.full.merge(found, h, w)
+
+    def _whole(self, rgb: np.ndarray, scan_all: bool) -> list:
+        """The whole-frame pass: raw (box, score, keypoints) (tracker.hybrid puts YuNet here)."""
+        return self.full.run_window(rgb)
 
     def _is_small(self, box, h: int, w: int) -> bool:
         return max(box[2] - box[0], box[3] - box[1]) * 192.0 / max(h, w) < SMALL_PX

@@ -85,3 +85,17 @@ def measures(lms: np.ndarray) -> dict[str, np.ndarray]:
     ear_l[profile] = np.nan
     return {"ear_r": ear_r, "ear_l": ear_l, "mouth_open": mouth_opening(lms).astype(np.float32),
             "yaw": yaw, "pitch": pitch, "roll": roll}
+
+
+def eyes_in_frame(lms: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(N,) True where every point of both eyes (:data:`RIGHT_EYE`, :data:`LEFT_EYE`) lies inside the frame.
+
+    A face cut by the frame's edge gets a mesh anyway (the crop is padded), but the points beyond the
+    edge are guessed: its eyes can be measured only when they are in the frame."""
+    p = np.asarray(lms, np.float32)
+    if p.ndim != 3 or not len(p):
+        return np.zeros(len(p), bool)
+    e = p[:, list(RIGHT_EYE + LEFT_EYE), :2]
+    with np.errstate(invalid="ignore"):
+        inside = (e[..., 0] >= 0) & (e[..., 0] < width) & (e[..., 1] >= 0) & (e[..., 1] < height)
+    return inside.all(axis=1)

@@ -4,26 +4,88 @@ Each name of :data:`tracker.base.DETECTORS` maps to a builder here; a model path
 goes to the BlazeFace back end.  A new back end is a module that implements
 :class:`tracker.base.Detector` and one line in :data:`BUILDERS` (and its name in
 ``tracker.base.DETECTORS``, which the config's validation reads).
+
+The back ends (measured side by side by ``python -m benchmarks.hardfaces``, ``benchmarks.recall``,
+``benchmarks.tracking`` and ``benchmarks.detector_cost``; the table is in docs/benchmarks.md, "Hard faces and
+the detector candidates"):
+
+* ``"auto"``: BlazeFace at every distance (:mod:`tracker.autodetect`);
+* ``"short"``, ``"full"``: one BlazeFace model (:mod:`tracker.detect`), with ``tiles``;
+* ``"yunet"``: OpenCV's YuNet alone (:mod:`tracker.yunet`), the frame's long side at 640 px
+  (stills: 1280); ``"yunet320"``: at 320 px (cheap; faces from about 20 px in 640x480);
+* ``"hybrid"``: the automatic detector with YuNet as its whole-frame pass (:mod:`tracker.hybrid`);
+* ``"auto+yunet"``: the automatic detector, with YuNet at 320 px adding the faces it missed
+  (:class:`tracker.combo.SecondOpinion`);
+* ``"auto+short"``: the automatic detector with BlazeFace's short-range model over the whole frame,
+  padded on every side (:class:`tracker.combo.PaddedShort`);
+* ``"centerface"``: CenterFace (:mod:`tracker.centerface`; its model file is fetched, not shipped).
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable
 
 from .autodetect import AutoDetector
 from .base import DETECTORS, DetectionConfig, Detector
 from .detect import FaceDetector
 
+#: YuNet's threshold as a second opinion (it only adds faces BlazeFace did not find).
+SECOND_SCORE = 0.6
+
+
+def _yunet(config, input_px=640, still_px=1280, **kw):
+    from .yunet import YuNetDetector
+
+    return YuNetDetector(config, input_px=input_px, still_px=still_px, **kw)
+
+
+def _auto(config, **kw):
+    return AutoDetector(replace(config, detector="auto"), **kw)
+
+
+def _hybrid(config, **kw):
+    from .hybrid import HybridDetector
+
+    return HybridDetector(config, **kw)
+
+
+def _auto_yunet(config, **kw):
+    from .combo import SecondOpinion
+    from .yunet import YuNetDetector
+
+    return SecondOpinion(_auto(config, **kw), YuNetDetector(config, input_px=320, still_px=960,
+                                                            score=max(config.min_score, SECOND_SCORE)))
+
+
+def _auto_short(config, **kw):
+    from .combo import PaddedShort, SecondOpinion
+
+    return SecondOpinion(_auto(config, **kw), PaddedShort(config, **kw))
+
+
+def _centerface(config, **kw):
+    from .centerface import CenterFaceDetector
+
+    return CenterFaceDetector(config, **kw)
+
+
 #: name -> builder(config, threads=..., engine=...)
 BUILDERS: dict[str, Callable[..., Detector]] = {
     "auto": AutoDetector,
     "short": FaceDetector,
     "full": FaceDetector,
+    "yunet": _yunet,
+    "yunet320": lambda config, **kw: _yunet(config, 320, 960, **kw),
+    "hybrid": _hybrid,
+    "auto+yunet": _auto_yunet,
+    "auto+short": _auto_short,
+    "centerface": _centerface,
 }
 assert set(BUILDERS) == set(DETECTORS), "every detector name needs a builder"
 
 
 def make_detector(config: DetectionConfig | None = None, *, threads: int = 2, engine: str = "litert") -> Detector:
-    """The detector ``config`` asks for (a fresh one: the automatic detector keeps per-stream state).
+    """The detector ``config`` asks for (a fresh one: the automatic detectors keep per-stream state).
 
     ``threads``: model threads (one per core by default); ``engine``: ``"litert"`` or ``"mediapipe"``
     for the BlazeFace models (see :class:`tracker.detect.FaceDetector`).

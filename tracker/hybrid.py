@@ -1,0 +1,62 @@
+"""BlazeFace's automatic detector with YuNet as its whole-frame pass: the ``"hybrid"`` detector.
+
+:class:`~tracker.autodetect.AutoDetector` looks at every frame three ways: the whole frame squeezed
+into BlazeFace's 192 px input, one discovery tile of a fine grid, and a mosaic of close-ups of the
+small faces.  The whole-frame pass is where faces cut by the frame's edge, turned heads and faces in
+shadow are lost (``benchmarks/hardfaces.py``): BlazeFace was trained on whole, mostly frontal faces.
+Here that pass is OpenCV's YuNet (:mod:`tracker.yunet`) on the frame scaled to half its long side, from
+``whole_px`` to twice that (320 for 640x480: about 2 ms, less than BlazeFace's full-range pass; 640 for
+1280x720); the discovery tiles and the mosaic stay
+BlazeFace's (MediaPipe's models), so small far faces are found and confirmed as before.
+
+A face is "small" when it is under ``SMALL_PX`` at YuNet's input; a small face stands when the mosaic
+finds it again, or when YuNet's score is at least ``sure`` (YuNet's scores stay low on the textures that
+fool BlazeFace's coarse pass).  A still (``scan_all``) gets YuNet at ``still_px`` (the frame's own size up
+to 1280) and both mosaic scales; the fine grid of BlazeFace tiles only when ``still_tiles``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .autodetect import AutoDetector
+from .base import DetectionConfig
+from .yunet import YuNetDetector, to_blazeface_box
+
+#: Faces smaller than this at YuNet's input (pixels, long side of the box) are decided by the mosaic.
+SMALL_PX = 16.0
+
+
+class HybridDetector(AutoDetector):
+    sure = 0.7
+
+    def __init__(self, config: DetectionConfig | None = None, whole_px: int = 320, still_px: int = 1280,
+                 still_tiles: bool = False, *, threads: int = 2, engine: str = "litert"):
+        super().__init__(config, threads=threads, engine=engine)
+        self.yunet = YuNetDetector(self.config, input_px=whole_px, still_px=still_px)
+        self.whole_px, self.still_px, self.still_tiles = int(whole_px), int(still_px), bool(still_tiles)
+        self._px = float(whole_px)
+
+    def close(self) -> None:
+        super().close()
+        self.yunet.close()
+
+    def _whole(self, rgb: np.ndarray, scan_all: bool) -> list:
+        h, w = rgb.shape[:2]
+        # streams: half the frame's long side, from whole_px (320) to 640: a 60 px face in 1280x720 is
+        # 30 px for YuNet, found directly; stills: up to still_px
+        px = self.still_px if scan_all else int(min(max(self.whole_px, max(h, w) / 2), 2 * self.whole_px))
+        self._px = float(min(px, max(h, w)))
+        p = self.yunet.run(rgb, px)
+        if not len(p.scores):
+            return []
+        boxes = to_blazeface_box(p.boxes)
+        return [(b, float(s), k) for b, s, k in zip(boxes, p.scores, p.keypoints)]
+
+    def scan_grid(self, h: int, w: int, scan_all: bool = False) -> list[tuple]:
+        """BlazeFace's discovery tiles on a stream; a still has YuNet at up to ``still_px`` instead."""
+        if scan_all and not self.still_tiles:
+            return []
+        return super().scan_grid(h, w)
+
+    def _is_small(self, box, h: int, w: int) -> bool:
+        return max(box[2] - box[0], box[3] - box[1]) * self._px / max(h, w) < SMALL_PX
