@@ -61,6 +61,18 @@ def _git_show(repo: str, commit: str, path: str) -> bytes:
                           capture_output=True, check=True).stdout
 
 
+def available(doc: dict | None = None) -> str | None:
+    """None when the set can be had here (cached, or its repositories at hand), else why not."""
+    if (CACHE / "hardfaces-1" / ".complete").exists():
+        return None
+    doc = doc or json.loads(GT_FILE.read_text())
+    try:
+        for s in doc["sources"].values():
+            _git_dir(s["repo"], s["commit"])
+    except RuntimeError as exc:
+        return str(exc)
+    return None
+
 def fetch(doc: dict | None = None) -> Path:
     """The cache folder with the selected images (``images/``), the boxes and the attributes, checked."""
     doc = doc or json.loads(GT_FILE.read_text())

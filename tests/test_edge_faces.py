@@ -4,6 +4,7 @@ import pytest
 
 from benchmarks.recall import match
 from pipeline import analyze_image
+from testkit import hardfaces
 from testkit.assets import feat_data, read_rgb
 from tracker import yunet
 from tracker.base import DetectionConfig
@@ -53,6 +54,7 @@ def test_yunet_model_is_checked_at_load(tmp_path, monkeypatch):
         yunet.YuNetDetector(DetectionConfig(detector="yunet"))
 
 
+@pytest.mark.skipif(hardfaces.available() is not None, reason=f"hard-face set not here: {hardfaces.available()}")
 def test_hard_set_is_large_enough_and_yunet_finds_faces_cut_by_the_edge():
     from testkit.hardfaces import cases
 
