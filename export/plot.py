@@ -59,7 +59,10 @@ def timeline_frame(df, classes, max_points: int | None = 5000):
     if df is None or not len(df):
         return pd.DataFrame({c: pd.Series(dtype="float64" if c in ("time_s", "prob") else "object") for c in cols})
     pcols = prob_columns(classes)
-    series = {k: v for k, v in MEASURE_SERIES.items() if all(c in df.columns for c in v)}
+    # a measure counts only where it has values (the chart sinks keep every measure column, NaN when unmeasured)
+    series = {k: v for k, v in MEASURE_SERIES.items()
+              if all(c in df.columns for c in v)
+              and np.isfinite(df[list(v)].apply(pd.to_numeric, errors="coerce").to_numpy(float)).any()}
     mcols = list(dict.fromkeys(c for v in series.values() for c in v))
     d = df[["time_s", "track_id", *pcols, *mcols]]
     if max_points:
