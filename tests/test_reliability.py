@@ -359,18 +359,21 @@ def test_queue_is_bounded_reports_position_and_refuses_clearly(server, client):
     from gradio_client import Client
     from gradio_client.utils import Status
 
-    long = feat_data() / "WolfgangLanger_Pexels.mp4"  # 472 frames: several seconds per job
+    long = feat_data() / "WolfgangLanger_Pexels.mp4"  # 472 frames, every 3rd analysed: seconds per job
     clients = [Client(server["url"], verbose=False) for _ in range(6)]
     jobs = []
     for c in clients:
-        jobs.append(c.submit(_send(long), 1, api_name="/analyze_video"))
+        jobs.append(c.submit(_send(long), 3, api_name="/analyze_video"))
         time.sleep(0.3)
-    ranks, refused, t_end = {}, [], time.time() + 60
-    while time.time() < t_end and len(refused) + len(ranks) < len(jobs):
+    ranks, refused, started, t_end = {}, [], set(), time.time() + 60
+    # until every job was seen refused, waiting with its place, or running (the first one may never be seen waiting)
+    while time.time() < t_end and len(set(refused) | set(ranks) | started) < len(jobs):
         for i, j in enumerate(jobs):
             st = j.status()
             if st.code == Status.IN_QUEUE and st.rank is not None and i not in ranks:
                 ranks[i] = (st.rank, st.queue_size)
+            if st.code in (Status.PROCESSING, Status.PROGRESS, Status.ITERATING):
+                started.add(i)
             if j.done() and i not in refused:
                 try:
                     j.result(timeout=1)

@@ -44,10 +44,10 @@ def test_reservations_expire_and_count_per_address_and_session():
 
 
 def test_one_video_in_flight_per_client(tmp_path):
-    long_clip = fast_clip(tmp_path / "long.mp4", 1200, "mp4", rate=30).read_bytes()  # 40 s of 320x180 faces
+    long_clip = fast_clip(tmp_path / "long.mp4", 600, "mp4", rate=30).read_bytes()  # 20 s of 320x180 faces
     short_clip = (feat_data() / "single_face.mp4").read_bytes()
     photo = (feat_data() / "multi_face.jpg").read_bytes()
-    with start_app(tmp_path / "srv", {"VIDEO_MAX_PROCESS_S": "40"}) as (url, proc):
+    with start_app(tmp_path / "srv", {"VIDEO_MAX_PROCESS_S": "20"}) as (url, proc):
         a, b, c = (_client(f"127.0.0.{i}", url) for i in (2, 3, 4))
         fa = _upload(a, long_clip, "long.mp4")
         first = _video(a, fa, step=1)
