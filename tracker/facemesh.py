@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from .detect import quiet_native_logs
+from .geometry import face_roi_transforms
 
 MODELS = Path(__file__).resolve().parent / "models"
 LANDMARK_MODEL = MODELS / "face_landmarks_detector.tflite"
@@ -87,19 +88,7 @@ def check_model(path: Path) -> None:
 
 def roi_transforms(boxes: np.ndarray, keypoints: np.ndarray | None, size: int = INPUT) -> np.ndarray:
     """(N, 2, 3) affine maps from frame pixels to each face's ``size`` x ``size`` model crop."""
-    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-    out = np.zeros((len(boxes), 2, 3), np.float64)
-    for i, (x1, y1, x2, y2) in enumerate(boxes):
-        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-        side = max(x2 - x1, y2 - y1) * ROI_SCALE
-        angle = 0.0
-        if keypoints is not None and len(keypoints) > i and np.all(np.isfinite(keypoints[i, :2])):
-            (rx, ry), (lx, ly) = keypoints[i, 0], keypoints[i, 1]  # the person's right eye, left eye
-            angle = float(np.degrees(np.arctan2(ly - ry, lx - rx)))
-        m = cv2.getRotationMatrix2D((float(cx), float(cy)), angle, size / max(side, 1.0))
-        m[:, 2] += (size / 2 - cx, size / 2 - cy)
-        out[i] = m
-    return out
+    return face_roi_transforms(boxes, keypoints, size, ROI_SCALE)
 
 
 class FaceMeshModel:

@@ -137,3 +137,24 @@ def grid_windows(h: int, w: int, nx: int, ny: int | None = None, overlap: float 
             x0 = max(min(int(gx * w / nx - (tw - w / nx) / 2), w - tw), 0)
             out.append((x0, y0, x0 + tw, y0 + th))
     return out
+
+
+def face_roi_transforms(boxes: np.ndarray, keypoints: np.ndarray | None, size: int, scale: float) -> np.ndarray:
+    """(N, 2, 3) affine maps from frame pixels to each face's ``size`` x ``size`` crop: centred on the box,
+    a side of ``scale`` times the box's longer side, turned so the eyes (keypoints 0 and 1: the person's
+    right and left eye) are level, as MediaPipe's face-mesh graphs crop."""
+    import cv2
+
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    out = np.zeros((len(boxes), 2, 3), np.float64)
+    for i, (x1, y1, x2, y2) in enumerate(boxes):
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        side = max(x2 - x1, y2 - y1) * scale
+        angle = 0.0
+        if keypoints is not None and len(keypoints) > i and np.all(np.isfinite(keypoints[i, :2])):
+            (rx, ry), (lx, ly) = keypoints[i, 0], keypoints[i, 1]
+            angle = float(np.degrees(np.arctan2(ly - ry, lx - rx)))
+        m = cv2.getRotationMatrix2D((float(cx), float(cy)), angle, size / max(side, 1.0))
+        m[:, 2] += (size / 2 - cx, size / 2 - cy)
+        out[i] = m
+    return out

@@ -24,6 +24,8 @@ import numpy as np
 from common.checks import boolean, number, validate, whole
 from common.native import quiet_native_logs
 
+from .geometry import face_roi_transforms
+
 MODEL_PATH = Path(__file__).resolve().parent / "models" / "face_landmark.tflite"
 N_POINTS = 468
 INPUT = 192
@@ -60,19 +62,7 @@ class LandmarkConfig:
 
 def roi_transforms(boxes: np.ndarray, keypoints: np.ndarray | None) -> np.ndarray:
     """(N, 2, 3) affine maps from frame pixels to the 192x192 model crop of each face."""
-    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-    out = np.zeros((len(boxes), 2, 3), np.float64)
-    for i, (x1, y1, x2, y2) in enumerate(boxes):
-        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-        side = max(x2 - x1, y2 - y1) * ROI_SCALE
-        angle = 0.0
-        if keypoints is not None and len(keypoints) > i and np.all(np.isfinite(keypoints[i, :2])):
-            (rx, ry), (lx, ly) = keypoints[i, 0], keypoints[i, 1]  # the person's right eye, left eye
-            angle = float(np.degrees(np.arctan2(ly - ry, lx - rx)))
-        m = cv2.getRotationMatrix2D((float(cx), float(cy)), angle, INPUT / max(side, 1.0))
-        m[:, 2] += (INPUT / 2 - cx, INPUT / 2 - cy)
-        out[i] = m
-    return out
+    return face_roi_transforms(boxes, keypoints, INPUT, ROI_SCALE)
 
 
 class LandmarkModel:
