@@ -117,6 +117,18 @@ class PeerStats:
     messages: list = field(default_factory=list)  # data-channel messages (warnings, errors)
     sizes: dict = field(default_factory=dict)  # (width, height) of the returned frames -> how many
 
+    def warnings(self) -> list[str]:
+        """The warnings the server sent over the data channel (``{"type": "warning", "message": ...}``)."""
+        out = []
+        for m in self.messages:
+            try:
+                d = json.loads(m)
+            except ValueError:
+                continue
+            if isinstance(d, dict) and d.get("type") == "warning":
+                out.append(str(d.get("message")))
+        return out
+
 
 #: A pre-encoded peer loops over this many frames (10 s at 30 fps; bar-code counters repeat after it).
 PRE_ENCODED_FRAMES = 300

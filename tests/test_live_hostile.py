@@ -50,18 +50,6 @@ def _refused(answer: dict) -> bool:
     return answer.get("status") == "failed" and answer.get("meta", {}).get("error") == PAGE_BUSY
 
 
-def _warnings(peer) -> list[str]:
-    out = []
-    for m in peer.stats.messages:
-        try:
-            d = json.loads(m)
-        except ValueError:
-            continue
-        if isinstance(d, dict) and d.get("type") == "warning":
-            out.append(str(d.get("message")))
-    return out
-
-
 async def _until(pred, timeout: float, state=lambda: "") -> None:
     t_end = time.time() + timeout
     while not pred():
@@ -180,7 +168,7 @@ def test_oversized_frames_are_downscaled_and_the_user_told_once(server, frames):
             return peer
 
     peer = asyncio.run(run())
-    told = [w for w in _warnings(peer) if "analysed at" in w]
+    told = [w for w in peer.stats.warnings() if "analysed at" in w]
     print(f"\nreturned sizes {peer.stats.sizes}; told {told}")
     assert set(peer.stats.sizes) == {(1280, 720)}
     assert told == ["Your camera sends 1920x1080; analysed at 1280x720."]
@@ -195,8 +183,8 @@ def test_two_offers_of_one_address_that_both_connect_leave_one_stream(server, fr
             peers = [LivePeer(server, 5 + k, frames) for k in range(2)]
             ok = await asyncio.gather(*(p.connect(client, config) for p in peers))
             await _until(lambda: any(sum(r.annotated for r in p.stats.returned) >= 10 for p in peers)
-                         and any(_warnings(p) for p in peers), 30,
-                         lambda: [(len(p.stats.returned), sum(r.annotated for r in p.stats.returned), _warnings(p))
+                         and any(p.stats.warnings() for p in peers), 30,
+                         lambda: [(len(p.stats.returned), sum(r.annotated for r in p.stats.returned), p.stats.warnings())
                                   for p in peers])
             await asyncio.sleep(2.0)
             counts = [sum(r.annotated for r in p.stats.returned) for p in peers]
@@ -206,7 +194,7 @@ def test_two_offers_of_one_address_that_both_connect_leave_one_stream(server, fr
             return ok, peers, counts, later
 
     ok, peers, counts, later = asyncio.run(run())
-    told = [_warnings(p) for p in peers]
+    told = [p.stats.warnings() for p in peers]
     print(f"\ntwo offers of one address: connected {ok}, analysed frames {counts} -> {later}, told {told}")
     assert all(ok)
     closed = next(k for k in range(2) if told[k])
@@ -229,7 +217,7 @@ def test_a_peer_sending_4k_is_closed_and_told_why(server):
             peer = LivePeer(server, 6, big)
             peer.encoded = pre_encode(big, 6, n=2, bitrate=4_000_000)
             assert await peer.connect(client, config)
-            await _until(lambda: _warnings(peer), 20)
+            await _until(lambda: peer.stats.warnings(), 20)
             await asyncio.sleep(2.0)  # the close reaches the peer
             n0 = sum(peer.stats.sizes.values())
             await asyncio.sleep(2.0)
@@ -238,8 +226,8 @@ def test_a_peer_sending_4k_is_closed_and_told_why(server):
             return peer, n0, n1
 
     peer, n0, n1 = asyncio.run(run())
-    print(f"\n4K peer: told {_warnings(peer)}; frames back {peer.stats.sizes}, {n1 - n0} in the last 2 s")
-    assert _warnings(peer) == ["Your camera sends 3840x2160: this server takes at most about 1920x1080. "
+    print(f"\n4K peer: told {peer.stats.warnings()}; frames back {peer.stats.sizes}, {n1 - n0} in the last 2 s")
+    assert peer.stats.warnings() == ["Your camera sends 3840x2160: this server takes at most about 1920x1080. "
                                "Please choose a lower camera resolution."]
     assert n1 == n0, "the connection was not closed"
     assert all(w * h <= Settings().live_max_pixels for w, h in peer.stats.sizes)

@@ -9,7 +9,6 @@ measured by ``python -m benchmarks.live_load``, never asserted here.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 
 import httpx
@@ -39,18 +38,6 @@ def test_marker_round_trip(scenes):
     assert read_mark(grey // 3) == (7, 123456)  # dimmed (the busy notice) still reads
     grey[-10:, 40:60] = 255 - grey[-10:, 40:60]  # a label drawn over it: unreadable, never misread
     assert read_mark(grey) is None
-
-
-def _warnings(peer) -> list[str]:
-    out = []
-    for m in peer.stats.messages:
-        try:
-            d = json.loads(m)
-        except ValueError:
-            continue
-        if isinstance(d, dict) and d.get("type") == "warning":
-            out.append(str(d.get("message")))
-    return out
 
 
 def test_two_streams_each_get_their_own_frames_back_analysed(server, scenes):
@@ -94,9 +81,9 @@ def test_users_over_the_limit_are_told_their_place_and_start_in_order(server, sc
             await _until(lambda: all(any(r.annotated for r in p.stats.returned) for p in running), 20)
             first, second = LivePeer(server, 3, scenes[0]), LivePeer(server, 4, scenes[1])
             assert await first.connect(client, config)
-            await _until(lambda: _warnings(first), 15)
+            await _until(lambda: first.stats.warnings(), 15)
             assert await second.connect(client, config)
-            await _until(lambda: _warnings(second) and sum(r.busy for r in second.stats.returned) >= 10, 15)
+            await _until(lambda: second.stats.warnings() and sum(r.busy for r in second.stats.returned) >= 10, 15)
             busy_before = (sum(r.busy for r in first.stats.returned), sum(r.busy for r in second.stats.returned))
             await running[0].close()  # a place frees: the first in line starts
             await _until(lambda: sum(r.annotated for r in first.stats.returned) >= 10, 20)
@@ -106,7 +93,7 @@ def test_users_over_the_limit_are_told_their_place_and_start_in_order(server, sc
             return first, second, busy_before, n_second
 
     first, second, busy_before, n_second = asyncio.run(run())
-    w1, w2 = _warnings(first), _warnings(second)
+    w1, w2 = first.stats.warnings(), second.stats.warnings()
     print(f"\nthird user: {w1[0]!r}\nfourth user: {w2[0]!r}")
     assert w1[0] == ("Server busy: all 2 live streams are in use. You are next in line. Your stream starts by "
                      "itself when one ends, or try again later.")
