@@ -43,6 +43,22 @@ def test_canonical_splits_and_source():
 
 
 @need_fer
+def test_training_labels_match_their_images():
+    """The Training split's labels belong to its images: the embedded model, which was trained on FER2013,
+    classifies 400 evenly spaced Training faces as well as it does PrivateTest (0.64 on 600 of them; 0.25 is the
+    majority class, what shuffled labels would give). Guards the loader the training tool reads."""
+    import onnxruntime as ort
+
+    x, y = fer2013.load_split("Training")
+    idx = np.linspace(0, len(y) - 1, 400).round().astype(int)
+    spec = get_spec("fer-mini-xception")
+    sess = ort.InferenceSession(str(spec.embedded_path()), providers=["CPUExecutionProvider"])
+    xb = np.stack([cv2.resize(x[i], (64, 64), interpolation=cv2.INTER_LINEAR) for i in idx])
+    probs = sess.run(["probs"], {"input": (xb.astype(np.float32) / 127.5 - 1.0)[:, None]})[0]
+    assert float((probs.argmax(1) == y[idx]).mean()) > 0.5
+
+
+@need_fer
 def test_benchmark_on_a_privatetest_slice(tmp_path):
     """The benchmark through the app's classifier on 400 evenly spaced PrivateTest faces, checked
     against an independent run of the ONNX file (its own resize and scaling)."""

@@ -12,8 +12,11 @@ never looks at ``PrivateTest`` while training; ``PrivateTest`` is scored once, a
 Data: :mod:`testkit.fer2013` (read at run time, cached, never committed).
 
 Recipe: a small ResNet for 48x48 grey faces; augmentations per batch (horizontal flip, rotation,
-scale, shift, brightness/contrast, random erasing); cross-entropy with label smoothing; SGD with
-Nesterov momentum, linear warm-up then a cosine schedule over all epochs. Seeded: the same command
+scale, shift, brightness/contrast, random erasing), their strength ramped from 0 to full over the first
+5 epochs; cross-entropy with label smoothing; AdamW (lr 1e-3, decoupled weight decay 0.05) with a cosine
+schedule over all epochs (``--opt sgd``: Nesterov SGD, lr 0.1, linear warm-up). The first recipe (SGD lr 0.1,
+every augmentation at full strength from the first step) stayed at the class prior: train accuracy 0.24,
+PublicTest 0.25 after 3 epochs. Seeded: the same command
 gives the same shuffles and augmentations (one process, ``torch.set_num_threads(2)``).
 
 Resuming: a checkpoint (``last.pt``) is written after every epoch to ``--state``; running the same
@@ -317,8 +320,13 @@ def to_input(x_uint8):
     return torch.from_numpy(x_uint8).float().unsqueeze(1) * (2.0 / 255.0) - 1.0
 
 
-def augment(x, gen, a):
-    """Random flip, rotation, scale, shift, brightness/contrast and erasing of a batch (N, 1, 48, 48) in [-1, 1]."""
+def augment(x, gen, a, strength: float = 1.0):
+    """Random flip, rotation, scale, shift, brightness/contrast and erasing of a batch (N, 1, 48, 48) in [-1, 1].
+
+    ``strength`` in [0, 1] scales every magnitude (and the erasing probability): the training loop ramps it
+    up over the first ``--aug-warmup`` epochs, since the whole set of them from the first step kept the
+    network at the class prior (train accuracy 0.24 after 3 epochs).
+    """
     import torch
     import torch.nn.functional as F
 
@@ -327,21 +335,22 @@ def augment(x, gen, a):
     def u(lo, hi):
         return torch.rand(n, generator=gen) * (hi - lo) + lo
 
-    ang = u(-a.rotate, a.rotate) * math.pi / 180
-    sc = u(1 - a.scale, 1 + a.scale)
-    tx, ty = u(-a.shift, a.shift), u(-a.shift, a.shift)
+    rot, scl, sft = a.rotate * strength, a.scale * strength, a.shift * strength
+    ang = u(-rot, rot) * math.pi / 180
+    sc = u(1 - scl, 1 + scl)
+    tx, ty = u(-sft, sft), u(-sft, sft)
     flip = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0)
     cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
     theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     y = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     # brightness / contrast about the image mean
-    c = u(1 - a.contrast, 1 + a.contrast).view(n, 1, 1, 1)
-    b = u(-a.brightness, a.brightness).view(n, 1, 1, 1)
+    c = u(1 - a.contrast * strength, 1 + a.contrast * strength).view(n, 1, 1, 1)
+    b = u(-a.brightness * strength, a.brightness * strength).view(n, 1, 1, 1)
     m = y.mean((1, 2, 3), keepdim=True)
     y = ((y - m) * c + m + b).clamp(-1, 1)
     # random erasing: one rectangle of 2-25% of the area, filled with noise, with probability a.erase
-    er = torch.rand(n, generator=gen) < a.erase
+    er = torch.rand(n, generator=gen) < a.erase * strength
     if er.any():
         area = u(0.02, 0.25) * 48 * 48
         ratio = torch.exp(u(math.log(0.3), math.log(3.3)))
@@ -402,8 +411,8 @@ def evaluate(model, x_uint8, y, batch: int = 512) -> dict:
     return res
 
 
-TRAIN_KEYS = ("arch", "epochs", "batch", "lr", "wd", "warmup", "smoothing", "dropout", "rotate", "scale", "shift",
-              "brightness", "contrast", "erase", "seed", "limit")
+TRAIN_KEYS = ("arch", "epochs", "batch", "opt", "lr", "wd", "warmup", "smoothing", "dropout", "rotate", "scale", "shift",
+              "brightness", "contrast", "erase", "aug_warmup", "seed", "limit")
 
 
 def train_main(a) -> int:
@@ -422,8 +431,11 @@ def train_main(a) -> int:
     decay, no_decay = [], []
     for n_, p in model.named_parameters():
         (no_decay if p.ndim <= 1 else decay).append(p)
-    opt = torch.optim.SGD([{"params": decay, "weight_decay": a.wd}, {"params": no_decay, "weight_decay": 0.0}],
-                          lr=a.lr, momentum=0.9, nesterov=True)
+    groups = [{"params": decay, "weight_decay": a.wd}, {"params": no_decay, "weight_decay": 0.0}]
+    if a.opt == "sgd":
+        opt = torch.optim.SGD(groups, lr=a.lr, momentum=0.9, nesterov=True)
+    else:
+        opt = torch.optim.AdamW(groups, lr=a.lr)
     history, start_epoch, best = [], 0, {"epoch": -1, "public_accuracy": -1.0}
     last = state / "last.pt"
     if last.is_file():
@@ -457,7 +469,8 @@ def train_main(a) -> int:
             for g in opt.param_groups:
                 g["lr"] = lr
             idx = perm[s * a.batch:(s + 1) * a.batch]
-            xb = augment(to_input(xtr_t[idx].numpy()), gen, a)
+            strength = min(1.0, (step + 1) / (a.aug_warmup * steps_per_epoch)) if a.aug_warmup else 1.0
+            xb = augment(to_input(xtr_t[idx].numpy()), gen, a, strength)
             yb = ytr_t[idx]
             logits = model(xb)
             loss = F.cross_entropy(logits, yb, label_smoothing=a.smoothing)
@@ -469,7 +482,7 @@ def train_main(a) -> int:
             seen += len(idx)
             if a.log_every and (s + 1) % a.log_every == 0:
                 log(state, f"epoch {epoch} step {s + 1}/{steps_per_epoch} loss {loss_sum / seen:.4f} "
-                           f"train acc {correct / seen:.3f} lr {lr:.4f} {(time.time() - t0 - paused) / (s + 1):.3f} s/step")
+                           f"train acc {correct / seen:.3f} lr {lr:.5f} aug {strength:.2f} {(time.time() - t0 - paused) / (s + 1):.3f} s/step")
             if a.max_steps and s + 1 >= a.max_steps:
                 break
         train_s = time.time() - t0 - paused
@@ -616,11 +629,11 @@ def model_card(mid, version, cfg, ck, meta, out, sha, size, flip, pub, priv, cos
 - Trained on Training only; the epoch was chosen on PublicTest (epoch {ck['epoch'] + 1} of {cfg['epochs']});
   PrivateTest was scored once, at export, and chose nothing.
 - Each 48x48 image is the face (no detection, no margin), as in the FER2013 protocol.
-- Recipe: {cfg['epochs']} epochs, batch {cfg['batch']}, SGD Nesterov momentum 0.9, peak learning rate {cfg['lr']},
+- Recipe: {cfg['epochs']} epochs, batch {cfg['batch']}, {'AdamW' if cfg.get('opt') == 'adamw' else 'SGD Nesterov momentum 0.9'}, peak learning rate {cfg['lr']},
   weight decay {cfg['wd']}, {cfg['warmup']} warm-up epochs then cosine to 0, label smoothing {cfg['smoothing']}, dropout
   {cfg['dropout']}; augmentations per batch: horizontal flip, rotation ±{cfg['rotate']}°, scale ±{cfg['scale']:.0%},
   shift ±{cfg['shift'] / 2:.0%} of the side, brightness ±{cfg['brightness']}, contrast ±{cfg['contrast']:.0%}, random
-  erasing (p {cfg['erase']}); seed {cfg['seed']}; `torch.set_num_threads(2)`, CPU.
+  erasing (p {cfg['erase']}), their strength ramped up over the first {cfg.get('aug_warmup', 0)} epochs; seed {cfg['seed']}; `torch.set_num_threads(2)`, CPU.
 
 ## Accuracy
 
@@ -667,9 +680,12 @@ def main(argv=None) -> int:
     ap.add_argument("--arch", default="resnet-xsw", choices=sorted(ARCHS))
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--lr", type=float, default=0.1)
-    ap.add_argument("--wd", type=float, default=5e-4)
-    ap.add_argument("--warmup", type=int, default=2, help="epochs of linear warm-up")
+    ap.add_argument("--opt", default="adamw", choices=("adamw", "sgd"),
+                    help="AdamW, or SGD with Nesterov momentum 0.9 (which, with the augmentations, stayed at the class "
+                         "prior for 3 epochs at lr 0.1)")
+    ap.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 1e-3 AdamW, 0.1 SGD)")
+    ap.add_argument("--wd", type=float, default=None, help="weight decay (default: 0.05 AdamW (decoupled), 5e-4 SGD)")
+    ap.add_argument("--warmup", type=int, default=0, help="epochs of linear learning-rate warm-up (0 for AdamW)")
     ap.add_argument("--smoothing", type=float, default=0.1)
     ap.add_argument("--dropout", type=float, default=0.2)
     ap.add_argument("--rotate", type=float, default=15.0, help="degrees")
@@ -678,6 +694,8 @@ def main(argv=None) -> int:
     ap.add_argument("--brightness", type=float, default=0.2)
     ap.add_argument("--contrast", type=float, default=0.3)
     ap.add_argument("--erase", type=float, default=0.5)
+    ap.add_argument("--aug-warmup", type=float, default=5.0,
+                    help="epochs over which the augmentations' strength ramps from 0 to full (0: full from the start)")
     ap.add_argument("--seed", type=int, default=25)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit", type=int, default=0, help="train on the first N images only (sanity runs)")
@@ -693,6 +711,10 @@ def main(argv=None) -> int:
     ap.add_argument("--cost-archs", default=",".join(ARCHS))
     ap.add_argument("--cost-out", default=None)
     a = ap.parse_args(argv)
+    if a.lr is None:
+        a.lr = 1e-3 if a.opt == "adamw" else 0.1
+    if a.wd is None:
+        a.wd = 0.05 if a.opt == "adamw" else 5e-4
     if a.cost:
         return cost_main(a.cost_archs.split(","), bool(a.tta_flip), a.cost_out)
     if a.export_only:
