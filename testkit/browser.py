@@ -107,8 +107,12 @@ def start_live(browser, url: str, viewport: dict):
     return page
 
 
+#: The Live tab's Stop control (fastrtc keeps the label "start stream" on the button that stops it).
+STOP_BUTTON = '#live-video button[aria-label="start stream"]'
+
+
 def stop_live(page) -> None:
-    page.locator('#live-video button[aria-label="start stream"]').click()
+    page.locator(STOP_BUTTON).click()
 
 
 def screenshot_dir(tmp_path: Path) -> Path:
@@ -125,6 +129,21 @@ def analyse_photo(page, photo: Path, starts: str = "", timeout: float = 60) -> s
     return wait(lambda: (t := page.inner_text("#image-summary")) and re.match(r"\d+ faces?:", t)
                 and t.startswith(starts) and t, timeout)
 
+
+#: JavaScript: measure, on the page's own clock, the time from the click on ``button`` to the moment the text
+#: of ``panel`` contains ``text``; the milliseconds land in ``window.__clickToText`` (what the person waits,
+#: without the test driver's own time to find and click the button).
+CLICK_TO_TEXT_JS = """([button, panel, text]) => {
+  window.__clickToText = null;
+  let t0 = null;
+  document.querySelector(button).addEventListener('click', () => { t0 = performance.now(); },
+                                                  {capture: true, once: true});
+  const root = document.querySelector(panel);
+  const obs = new MutationObserver(() => {
+    if (t0 !== null && root.innerText.includes(text)) { window.__clickToText = performance.now() - t0; obs.disconnect(); }
+  });
+  obs.observe(root, {subtree: true, childList: true, characterData: true});
+}"""
 
 #: JavaScript: (scrollWidth, clientWidth) of an element (sideways overflow when the first is larger).
 WIDTHS_JS = "(sel) => { const e = document.querySelector(sel); return e ? [e.scrollWidth, e.clientWidth] : null; }"
