@@ -97,6 +97,7 @@ class EmotionClassifier:
 
     def __init__(self, spec: ModelSpec, path: str | os.PathLike, threads: int = 2):
         self.spec = spec
+        self.card = spec.card()  # who the model is (id, version, test accuracy), once per model
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelError(f"model file for {spec.id} not found: {self.path.name}")

@@ -24,6 +24,10 @@ from common.checks import boolean, validate, whole
 
 from .labels import canonical
 
+#: The test set behind ``test_accuracy`` (see the module docstring).
+TEST_SET = "FER2013 PrivateTest"
+
+
 def _is_sha256(s: str) -> bool:
     return len(s) == 64 and all(c in "0123456789abcdef" for c in s)
 
@@ -91,6 +95,30 @@ class ModelSpec:
     @property
     def channels(self) -> int:
         return 1 if self.color == "gray" else 3
+
+    def card(self) -> dict:
+        """Who the model is, for people and API users: ``{"id", "version", "test_accuracy", "test_set",
+        "source", "classes"}`` (``test_accuracy`` None when not measured here)."""
+        return {"id": self.id, "version": self.version or None,
+                "test_accuracy": None if self.test_accuracy is None else round(float(self.test_accuracy), 4),
+                "test_set": TEST_SET, "source": self.source, "classes": len(self.labels)}
+
+    def about(self) -> str:
+        """One line under a model menu that shows the id: version, test accuracy, classes and where the
+        file comes from, e.g. "version fer 25.10.3 · 58.2% on FER2013 PrivateTest · 7 classes · shipped
+        with the app"."""
+        parts = []
+        if self.version:
+            parts.append(f"version {self.version}")
+        parts.append(f"{100 * float(self.test_accuracy):.1f}% on {TEST_SET}" if self.test_accuracy is not None
+                     else f"not measured on {TEST_SET}")
+        parts.append(f"{len(self.labels)} classes")
+        if self.source == "hub":
+            mb = f", {self.size / 1e6:.0f} MB" if self.size else ""
+            parts.append(f"from the Hugging Face Hub on first use{mb}")
+        else:
+            parts.append("shipped with the app" if self.source == "embedded" else "a local file")
+        return " · ".join(parts)
 
     def embedded_path(self) -> Path:
         p = Path(self.path)

@@ -47,7 +47,11 @@ SCHEMA_NAME = "emotion-timeline"
 #: 1.2: a ``predicted`` column.  1.3: the face-state columns (:data:`pipeline.results.FACE_COLUMNS`) after
 #: ``predicted`` and ``state_events`` in the footer.  1.4: gaze and action columns after ``attentive``
 #: (``gaze_yaw`` ... ``frown``), and, with ``blendshapes=True``, a ``bs_<name>`` column per blendshape.
-SCHEMA_VERSION = "1.4"
+#: 1.5: ``model`` also names the model's ``version``, ``test_accuracy`` and ``test_set``
+#: (:meth:`classifier.spec.ModelSpec.card`).
+SCHEMA_VERSION = "1.5"
+#: The header's ``model`` object.
+MODEL_KEYS = ("id", "source", "repo_id", "revision", "version", "test_accuracy", "test_set")
 
 BASE_COLUMNS = ["time_s", "frame", "track_id", "x1", "y1", "x2", "y2", "score", "label", "label_prob"]
 INT_COLUMNS = ("frame", "track_id", "predicted")
@@ -94,7 +98,7 @@ def _face_cell(c: str, v) -> int | float | None:
 def timeline_meta(pipeline=None, fps: float | None = None, source: str | None = None, **extra) -> dict:
     """The ``meta`` dict for :class:`TimelineWriter` from a :class:`pipeline.Pipeline`.
 
-    Fills ``model`` (id, source, repo_id, revision), ``settings`` (the pipeline
+    Fills ``model`` (id, source, repo_id, revision, version, test_accuracy, test_set), ``settings`` (the pipeline
     config as a nested dict, ``pipeline.config.to_dict()``: one dict per section,
     detection / tracking / classification / smoothing), ``fps`` and ``source``
     (e.g. the input file name).  The header's ``smoothing`` is taken from
@@ -104,7 +108,9 @@ def timeline_meta(pipeline=None, fps: float | None = None, source: str | None = 
     if pipeline is not None:
         spec = pipeline.classifier.spec
         meta["model"] = {"id": spec.id, "source": spec.source, "repo_id": spec.repo_id or None,
-                         "revision": spec.revision or None}
+                         "revision": spec.revision or None, "version": spec.version or None,
+                         "test_accuracy": pipeline.classifier.card["test_accuracy"],
+                         "test_set": pipeline.classifier.card["test_set"]}
         meta["settings"] = pipeline.config.to_dict()
     if source is not None:
         meta["source"] = source
@@ -221,7 +227,7 @@ class TimelineWriter:
         model = m.pop("model", None)
         if isinstance(model, str) or model is None:
             model = {"id": model, "source": None, "repo_id": None, "revision": None}
-        model = {k: model.get(k) for k in ("id", "source", "repo_id", "revision")}
+        model = {k: model.get(k) for k in MODEL_KEYS}
         settings = m.pop("settings", None) or {}
         smoothing = m.pop("smoothing", None) or settings.get("smoothing") or {}
         fps = m.pop("fps", None)

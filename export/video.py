@@ -155,7 +155,7 @@ def _run(reader: VideoReader, pipe: Pipeline, atomic: AtomicFiles, out_dir: Path
         # stopped by a limit: the audio ends with the last frame (not the rest of the file)
         mp4 = video.close(audio_until=(reader.last_t + (1 / fps if fps else 0)) if reader.stopped else None)
         warnings = reader.warnings + mp4.warnings
-        summary.info.update(source=reader.name, frames_read=stats.frames_read,
+        summary.info.update(source=reader.name, model=meta.get("model"), frames_read=stats.frames_read,
                             frames_processed=stats.frames_processed, frame_step=frame_step,
                             warnings=list(warnings))
         sfiles = summary.close()

@@ -159,7 +159,7 @@ class Pipeline:
         detected = not (every > 1 and track.carry is not None and not new_size and self._since_detect < every - 1)
         self._since_detect = 0 if detected else self._since_detect + 1
         res = FrameResult(index=self.frame_index, timestamp=t, width=w, height=h, classes=self.classes,
-                          model_id=self.model_id, detected=detected, tracks_reset=self._tracks_reset)
+                          model_id=self.model_id, model_card=self.classifier.card, detected=detected, tracks_reset=self._tracks_reset)
         self._tracks_reset = False
         self.frame_index += 1
         timings = {}
@@ -216,7 +216,7 @@ def analyze_image(frame, config: PipelineConfig | str | None = None,
         clf, warn = (DEFAULT_CACHE if models is None else models).load(cfg.classification.model, threads=threads)
         h, w = rgb.shape[:2]
         res = FrameResult(index=0, timestamp=0.0, width=w, height=h, classes=clf.classes, model_id=clf.spec.id,
-                          warnings=(warn,) if warn else ())
+                          model_card=clf.card, warnings=(warn,) if warn else ())
         t0 = time.perf_counter()
         d = det_model.detect(rgb, scan_all=True)
         res = cap_faces(res.with_faces(d.boxes, d.scores, d.keypoints), cfg.classification.max_faces)

@@ -107,6 +107,7 @@ class FrameResult:
     labels: np.ndarray | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
     model_id: str = ""
+    model_card: dict | None = None  # classifier.spec.ModelSpec.card(): id, version, test accuracy
     ended_tracks: tuple[int, ...] = ()
     warnings: tuple[str, ...] = ()
     landmarks: np.ndarray | None = None  # (N, 478, 3) frame pixels (z: depth), NaN rows: none; None: stage off
@@ -240,6 +241,7 @@ class FrameResult:
             "width": self.width,
             "height": self.height,
             "model": self.model_id,
+            **({"model_card": dict(self.model_card)} if self.model_card else {}),
             "classes": list(self.classes),
             "faces": [f.to_dict() for f in self],
             "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from classifier.spec import get_spec
 from testkit.assets import feat_data
 from testkit.server import ONE_ADDRESS_MANY_CLIENTS, start_app
 
@@ -36,8 +37,18 @@ def client(server):
     return Client(server, verbose=False)
 
 
+def _check_card(card: dict, model: str):
+    """Who the model is, as its spec and the FER2013 benchmark's results say (not a copy of either)."""
+    spec = get_spec(model)
+    runs = json.loads((REPO / "benchmarks/results/accuracy_fer2013.json").read_text())["results"]
+    measured = next(r["accuracy"] for r in runs if r.get("data") == "fer2013-private" and r.get("model") == model)
+    assert card["id"] == model and card["version"] == spec.version and card["test_set"] == "FER2013 PrivateTest"
+    assert abs(card["test_accuracy"] - measured) < 1e-4 and abs(card["test_accuracy"] - spec.test_accuracy) < 1e-4
+
+
 def _check_faces(result: dict, n: int):
     assert result["classes"] and result["model"] == "fer-mini-xception"
+    _check_card(result["model_card"], "fer-mini-xception")
     assert len(result["faces"]) == n, result["faces"]
     for f in result["faces"]:
         assert len(f["box"]) == 4 and f["box"][2] > f["box"][0] and f["box"][3] > f["box"][1]
@@ -131,7 +142,9 @@ def test_analyze_video(client):
     assert {r["looking_at_camera"] for r in rows if r["looking_at_camera"]} <= {"0", "1"}
     acts = summary["tracks"][0]["actions"]
     assert acts["smile"]["peak"] > 0.8 and acts["looking_at_camera_share"] > 0.5
-    assert summary["schema_version"] == "1.2" and json.loads(Path(tl_json).read_text())["schema_version"] == "1.4"
+    assert summary["schema_version"] == "1.2" and json.loads(Path(tl_json).read_text())["schema_version"] == "1.5"
+    _check_card(json.loads(Path(tl_json).read_text())["model"], "fer-mini-xception")
+    _check_card(summary["model"], "fer-mini-xception")
     # frame step: every 3rd frame analysed
     out3 = client.predict(handle_file(str(feat_data() / "single_face.mp4")), 3, api_name="/analyze_video")
     rows3 = list(csv.DictReader(open(out3[1])))

@@ -197,13 +197,16 @@ class Settings:
         return out
 
     def model_choices(self) -> list[tuple[str, str]]:
-        """(label, spec id) pairs for the model dropdowns: embedded first, then Hub models."""
-        out = []
-        for sid, (spec, _) in self.offered_models().items():
-            where = "embedded" if spec.source != "hub" else f"Hub: {spec.repo_id}"
-            out.append((f"{sid} ({where}, {len(spec.labels)} classes)", sid))
+        """(label, spec id) pairs for the model dropdowns, the default first (the label is the id; the menu's
+        ``info`` line, :meth:`model_about`, says the version, test accuracy and where the file comes from)."""
+        out = [(sid, sid) for sid in self.offered_models()]  # the line under the menu says the rest
         out.sort(key=lambda c: (c[1] != DEFAULT_MODEL, c[1]))
         return out
+
+    def model_about(self, sid: str) -> str:
+        """The menus' line on an offered model (``ModelSpec.about``); "" for an id not offered."""
+        found = self.offered_models().get(sid)
+        return found[0].about() if found else ""
 
     @property
     def default_ui_model(self) -> str:

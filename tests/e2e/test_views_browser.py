@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from classifier.spec import DEFAULT_MODEL, builtin_specs
 from testkit.browser import (
     CHROMIUM,
     CLICK_TO_TEXT_JS,
@@ -127,6 +128,12 @@ def test_close_up_live_view(live_app, tmp_path, size):
             page.screenshot(path=str(shots / f"live-closeup-{size}.png"), full_page=True)
             if os.environ.get("UPDATE_SCREENSHOT") == "1" and size == "desktop":
                 page.screenshot(path=str(REPO / "docs" / "live.png"), full_page=True)
+            # the settings: the model menu says which model runs, its version and test accuracy
+            page.click("#live-settings button")
+            about = builtin_specs()[DEFAULT_MODEL].about()
+            assert wait(lambda: about in page.inner_text("#live-model"), 5), page.inner_text("#live-settings")
+            page.locator("#live-model").scroll_into_view_if_needed()
+            page.screenshot(path=str(shots / f"live-settings-{size}.png"), full_page=True)
             stop_live(page)
         finally:
             browser.close()
@@ -164,6 +171,15 @@ def test_image_and_video_tabs(live_app, tmp_path, size):
             page = browser.new_page(viewport=SIZES[size])
             page.goto(url)
             page.get_by_role("tab", name="Image").click()
+            # the model menu says what the user gets: id, version, test accuracy, and follows the choice
+            specs = builtin_specs()
+            assert specs[DEFAULT_MODEL].about() in page.inner_text("#image-model")
+            other = next(sid for sid in specs if sid != DEFAULT_MODEL)
+            for sid in (other, DEFAULT_MODEL):
+                page.click("#image-model input")
+                page.get_by_role("option", name=re.compile("^" + re.escape(sid))).click()
+                assert wait(lambda: specs[sid].about() in page.inner_text("#image-model"), 5), \
+                    f"the menu's line did not follow the choice of {sid}: {page.inner_text('#image-model')!r}"
             line = analyse_photo(page, feat_data() / "multi_face.jpg")
             assert line and line.startswith("5 faces:"), line
             assert "Array(" not in page.inner_text("body")  # the raw JSON stays folded away
@@ -171,6 +187,7 @@ def test_image_and_video_tabs(live_app, tmp_path, size):
             page.screenshot(path=str(shots / f"image-{size}.png"), full_page=True)
 
             page.get_by_role("tab", name="Video").click()
+            assert specs[DEFAULT_MODEL].about() in page.inner_text("#video-model")
             page.locator("#video-in input[type=file]").set_input_files(str(clip))
             time.sleep(1.0)
             body = page.inner_text("body").lower()

@@ -19,6 +19,7 @@ from ..live.rtc import rtc_configuration
 from ..live.session import SLIDER_RANGES
 from ..settings import preset_choices
 from .charts import chart_choices, live_chart_html, stats_markdown, tracks_html
+from .models_menu import model_menu
 from .svgchart import TOP
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,7 @@ class LiveTab:
                 notice = gr.Markdown("", visible=False, elem_classes="notice", elem_id="live-notice")
                 with gr.Accordion("Settings (apply immediately, no restart)", open=False, elem_id="live-settings"):
                     with gr.Row():
-                        model = gr.Dropdown(s.model_choices(), value=s.default_ui_model, label="Model")
+                        model = model_menu(s, "live-model")
                         scene = gr.Radio(preset_choices(), value=DEFAULT_PRESET, label="Preset",
                                          elem_id="live-preset")
                     states = gr.Checkbox(preset(DEFAULT_PRESET).landmarks.face_states, elem_id="live-face-states",

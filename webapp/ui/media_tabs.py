@@ -16,6 +16,7 @@ from pipeline import DEFAULT_PRESET
 from ..media import UserInputError
 from ..settings import preset_choices
 from .charts import chart_choices, image_summary, video_chart_html, video_summary
+from .models_menu import model_menu
 from .svgchart import TOP
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class ImageTab:
                 img_in = gr.Image(type="filepath", label="Photo", sources=["upload", "webcam", "clipboard"],
                                   elem_id="image-in")
                 with gr.Row():
-                    model = gr.Dropdown(s.model_choices(), value=s.default_ui_model, label="Model")
+                    model = model_menu(s, "image-model")
                     scene = _preset_radio("image-preset")
                 btn = gr.Button("Analyse", variant="primary")
             with gr.Column(min_width=300):
@@ -133,7 +134,7 @@ class VideoTab:
                                  elem_id="video-in")
                 step = gr.Slider(1, 10, value=1, step=1, label="Frame step (analyse every N-th frame)")
                 with gr.Row():
-                    model = gr.Dropdown(s.model_choices(), value=s.default_ui_model, label="Model")
+                    model = model_menu(s, "video-model")
                     scene = _preset_radio("video-preset")
                 btn = gr.Button("Process", variant="primary", elem_id="video-process")
             with gr.Column(min_width=300):
