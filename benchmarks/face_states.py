@@ -25,9 +25,10 @@ import numpy as np
 
 from benchmarks.pipeline import grid_frames, stats
 from pipeline import Pipeline
-from pipeline.landmarks import face_measures, shared_model
+from pipeline.landmarks import face_measures
 from testkit.assets import feat_data, read_rgb
 from tracker.facegeom import measures
+from tracker.facemesh import DEFAULT_MESHES
 
 GT = Path(__file__).parent / "groundtruth" / "blinks.json"
 
@@ -62,7 +63,7 @@ def bench_cost(seconds: float) -> dict:
 
     # the stage's call (478 points + blendshapes), the 478-point model alone, and the 468-point model it
     # replaced, interleaved so that the machine's load falls on all three alike
-    models = {"model_call_ms": shared_model(), "model_call_478_only_ms": FaceMeshModel(blendshape_path=None),
+    models = {"model_call_ms": DEFAULT_MESHES.get(), "model_call_478_only_ms": FaceMeshModel(blendshape_path=None),
               "model_call_468_ms": LandmarkModel()}
     ts = {k: [] for k in models}
     for _ in range(200):
@@ -179,7 +180,7 @@ def bench_head_pose(m=None) -> dict:
     from tracker.detect import FaceDetector
 
     det = FaceDetector("full")
-    m = m or shared_model()
+    m = m or DEFAULT_MESHES.get()
 
     def pose(rgb):
         d = det.detect(rgb, scan_all=True)
@@ -265,7 +266,7 @@ def bench_eyes() -> dict:
         for k in sorted(want):
             rgb = frames[k]
             d = det.detect(rgb, scan_all=True)
-            ms = measures(shared_model().run(rgb, d.boxes[:1], d.keypoints[:1])[0])
+            ms = measures(DEFAULT_MESHES.get().run(rgb, d.boxes[:1], d.keypoints[:1])[0])
             still = analyze_image(rgb)
             rows.append({"video": name, "frame": k, "eyes": want[k],
                          "ear": round(float((ms["ear_r"][0] + ms["ear_l"][0]) / 2), 3),

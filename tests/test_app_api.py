@@ -173,7 +173,9 @@ def test_import_and_build_demo_start_no_thread_and_load_no_model(tmp_path):
         s.build_demo()
         after = names()
         from classifier import hub
+        from tracker import facemesh
         loaded = {"classifiers": len(hub.DEFAULT_CACHE) + len(s.loader.cache) + len(app.server.loader.cache),
+                  "meshes": len(facemesh.DEFAULT_MESHES) + len(s.loader.meshes) + len(app.server.loader.meshes),
                   "mediapipe": "mediapipe" in sys.modules}
         app.server.start()
         started = names()
@@ -186,7 +188,7 @@ def test_import_and_build_demo_start_no_thread_and_load_no_model(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     r = json.loads(run.stdout.strip().splitlines()[-1])
     assert r["after"] == r["before"], "import app / build_demo() started threads"
-    assert r["loaded"] == {"classifiers": 0, "mediapipe": False}, "import app / build_demo() loaded a model"
+    assert r["loaded"] == {"classifiers": 0, "meshes": 0, "mediapipe": False}, "import app / build_demo() loaded a model"
     assert sorted(set(r["started"]) - set(r["before"])) == ["retention"]
     assert r["again"] == r["started"]
 

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 
 from pipeline import ConfigError, Pipeline, analyze_image, preset
-from pipeline.landmarks import shared_model
 from pipeline.results import FACE_COLUMNS
 from testkit.assets import feat_data, read_rgb
 from tracker import facegeom
 from tracker.detect import FaceDetector
+from tracker.facemesh import DEFAULT_MESHES
 
 # Frames checked by eye (benchmarks/groundtruth/blinks.json): single_face.mp4 blinks at frames 26-28.
 OPEN_FRAME, CLOSED_FRAME = 10, 27
@@ -31,7 +31,7 @@ def single_video():
 def _measure(detector, rgb):
     det = detector.detect(rgb, scan_all=True)
     assert len(det) == 1
-    lms, presence, _ = shared_model().run(rgb, det.boxes, det.keypoints)
+    lms, presence, _ = DEFAULT_MESHES.get().run(rgb, det.boxes, det.keypoints)
     assert presence[0] > 0.9
     return lms, facegeom.measures(lms)
 

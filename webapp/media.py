@@ -32,6 +32,7 @@ from pipeline import ConfigError, InvalidFrame, PipelineConfig, analyze_image, p
 from pipeline.annotate import draw
 from pipeline.messages import message
 from tracker.base import DetectionConfig
+from tracker.facemesh import FaceMeshCache
 from tracker.factory import make_detector
 
 from .guards.disk import DiskFull, DiskGuard
@@ -190,9 +191,11 @@ class Media:
     """One server's image and video analyses (the Image and Video tabs and the API endpoints)."""
 
     def __init__(self, settings: Settings | None = None, disk: DiskGuard | None = None,
-                 output_dir: Path | None = None, models: ClassifierCache | None = None):
+                 output_dir: Path | None = None, models: ClassifierCache | None = None,
+                 meshes: FaceMeshCache | None = None):
         self.settings = s = settings or Settings()
         self.models = models  # the server's loaded classifiers (None: the process's default cache)
+        self.meshes = meshes  # the server's face-mesh models (None: the process's default)
         self.disk = disk  # None: no upload claims, no free-space check (a library use)
         self.output_dir = Path(output_dir or s.output_dir)
         self.offered = s.offered_models()
@@ -235,7 +238,7 @@ class Media:
             with self._image_slots:
                 det = self._take_detector(cfg.detection)
                 try:
-                    res = analyze_image(rgb, cfg, detector=det, models=self.models)
+                    res = analyze_image(rgb, cfg, detector=det, models=self.models, meshes=self.meshes)
                 finally:
                     self._give_back(cfg.detection, det)
         except InvalidFrame as exc:
@@ -288,8 +291,9 @@ class Media:
         try:
             try:
                 return process_video(str(p), str(out_dir), config=cfg, frame_step=step, progress=progress,
-                                     models=self.models, max_seconds=max_seconds, max_pixels=max_pixels, max_frames=max_frames,
-                                     max_process_s=max_process_s, stem=safe_name(p.stem))
+                                     models=self.models, meshes=self.meshes, max_seconds=max_seconds,
+                                     max_pixels=max_pixels, max_frames=max_frames, max_process_s=max_process_s,
+                                     stem=safe_name(p.stem))
             except BaseException:
                 _rmdir_quiet(out_dir)  # nothing half-written stays behind
                 raise
