@@ -256,12 +256,13 @@ class Media:
     def process_video_file(self, file, out_root: Path | None = None, frame_step: int = 1, model: str | None = None,
                            preset_name: str | None = None, max_seconds=...,
                            progress: Callable[[int, int], None] | None = None,
-                           max_pixels=..., max_frames=..., max_process_s=...) -> VideoResult:
+                           max_pixels=..., max_frames=..., max_process_s=..., blendshapes: bool = False) -> VideoResult:
         """Run :func:`export.video.process_video` on an upload with preset ``preset_name`` (None: the default).
 
         ``out_root`` defaults to the server's output folder; the limits ``max_seconds``, ``max_pixels``,
         ``max_frames`` and ``max_process_s`` (``...``: the server's settings ``video_max_seconds``,
-        ``video_max_pixels``, ``video_max_frames``, ``video_max_process_s``; None: no limit).  A
+        ``video_max_pixels``, ``video_max_frames``, ``video_max_process_s``; None: no limit);
+        ``blendshapes``: every blendshape score in the timeline (:func:`~export.video.process_video`).  A
         limit hit while decoding (the frame cap, the time budget, a frame that
         grows past the size limit) returns the part done, with a warning in
         ``VideoResult.warnings``; a header over a limit is a :class:`UserInputError`.
@@ -285,6 +286,8 @@ class Media:
             raise UserInputError(f"frame step must be a whole number, not {frame_step!r}") from None
         if step < 1:
             raise UserInputError("frame step must be 1 or more")
+        if blendshapes not in (True, False, None):  # a plain HTTP caller may send anything
+            raise UserInputError(f"blendshapes must be true or false, not {blendshapes!r}")
         cfg = self.config_for(preset_name, model)
         out_dir = Path(out_root or self.output_dir) / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -293,7 +296,7 @@ class Media:
                 return process_video(str(p), str(out_dir), config=cfg, frame_step=step, progress=progress,
                                      models=self.models, meshes=self.meshes, max_seconds=max_seconds,
                                      max_pixels=max_pixels, max_frames=max_frames, max_process_s=max_process_s,
-                                     stem=safe_name(p.stem))
+                                     stem=safe_name(p.stem), blendshapes=bool(blendshapes))
             except BaseException:
                 _rmdir_quiet(out_dir)  # nothing half-written stays behind
                 raise
