@@ -43,14 +43,25 @@ def drop_cut_eyes(lms: np.ndarray, scores: np.ndarray, width: int, height: int) 
         scores[out] = np.nan
 
 
+def frown_score(brow_down: np.ndarray, smile: np.ndarray) -> np.ndarray:
+    """The frown action: the brows' lowering (mean ``browDown``) where the mouth does not smile,
+    ``browDown x (1 - smile)``.  A broad smile raises the cheeks and narrows the eyes, and the blendshape
+    model reads that as lowered brows: up to 0.57 on the real smiling faces of the benchmark's photos,
+    where the frowning (angry) faces of CK+ read 0.23-0.75 (``python -m benchmarks.face_states``,
+    ``frown``)."""
+    return (brow_down * (1.0 - smile)).astype(np.float32)
+
+
 def face_measures(lms: np.ndarray, scores: np.ndarray) -> dict[str, np.ndarray]:
     """Every per-frame measure of the faces: :func:`tracker.facegeom.measures`, gaze
-    (:func:`tracker.gaze.gaze`), the actions ``smile``, ``brow_raise``, ``frown``, and the eye and mouth
-    blendshapes the states read (``blink_r``/``blink_l``: eyeBlinkRight/Left, ``squint``, ``jaw_open``)."""
+    (:func:`tracker.gaze.gaze`), the actions ``smile``, ``brow_raise``, ``frown`` (:func:`frown_score`),
+    and the eye and mouth blendshapes the states read (``blink_r``/``blink_l``: eyeBlinkRight/Left,
+    ``squint``, ``jaw_open``)."""
     meas = measures(lms)
     meas.update(gaze(lms, meas["yaw"], meas["pitch"]))
-    meas.update(smile=_b(scores, "mouthSmileLeft", "mouthSmileRight"), brow_raise=_b(scores, "browInnerUp"),
-                frown=_b(scores, "browDownLeft", "browDownRight"),
+    smile = _b(scores, "mouthSmileLeft", "mouthSmileRight")
+    meas.update(smile=smile, brow_raise=_b(scores, "browInnerUp"),
+                frown=frown_score(_b(scores, "browDownLeft", "browDownRight"), smile),
                 blink_r=_b(scores, "eyeBlinkRight"), blink_l=_b(scores, "eyeBlinkLeft"),
                 squint=_b(scores, "eyeSquintLeft", "eyeSquintRight"), jaw_open=_b(scores, "jawOpen"))
     return meas
