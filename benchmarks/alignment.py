@@ -19,10 +19,10 @@ import cv2
 import numpy as np
 
 from classifier.hub import load_classifier
-from pipeline.landmarks import shared_model
 from testkit.labelled import named
 from tracker.detect import FaceDetector
 from tracker.facegeom import EYE_OUTER
+from tracker.facemesh import DEFAULT_MESHES
 
 SETS = ("emopy", "emopy-neutral", "feat-ph")
 ANGLES = (-30, -15, 0, 15, 30)
@@ -40,7 +40,7 @@ def _largest(dets, rgb):
 
 def aligned_predict(clf, rgb, box, kps, by="landmarks") -> np.ndarray | None:
     if by == "landmarks":
-        lms, _ = shared_model().run(rgb, box, kps)
+        lms, _, _ = DEFAULT_MESHES.get().run(rgb, box, kps)
         if not np.isfinite(lms[0, 0, 0]):
             return None
         (rx, ry), (lx, ly) = lms[0, EYE_OUTER[0], :2], lms[0, EYE_OUTER[1], :2]

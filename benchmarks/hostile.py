@@ -163,8 +163,8 @@ def cases(url: str, tmp: Path) -> list[tuple[str, callable]]:
         c = httpx.Client(base_url=url, headers={"X-Forwarded-For": "10.6.0.1"}, timeout=120)
         f = {"path": c.post("gradio_api/upload", files=[("files", ("c.mp4", clip.read_bytes()))]).json()[0],
              "meta": {"_type": "gradio.FileData"}}
-        a = c.post("gradio_api/call/analyze_video", json={"data": [f, 1, "fer-mini-xception", "standard"]})
-        b = c.post("gradio_api/call/analyze_video", json={"data": [f, 1, "fer-mini-xception", "standard"]})
+        a = c.post("gradio_api/call/analyze_video", json={"data": [f, 1, "fer-mini-xception", "standard", False]})
+        b = c.post("gradio_api/call/analyze_video", json={"data": [f, 1, "fer-mini-xception", "standard", False]})
         call_result(c, "analyze_video", a.json()["event_id"])
         return f"first {a.status_code}; second {b.status_code}: {b.json().get('detail', '')}"
 

@@ -132,12 +132,12 @@ class Hostile:
     def long_video(self) -> None:
         f, g = self._upload("long_video"), self._upload("short_video")
         t0 = time.perf_counter()
-        r = self.c.post("gradio_api/call/analyze_video", json={"data": [f, 1, "fer-mini-xception", "standard"]})
+        r = self.c.post("gradio_api/call/analyze_video", json={"data": [f, 1, "fer-mini-xception", "standard", False]})
         if r.status_code == 429:
             self._note("long_video", "refused_rate")
             return
         time.sleep(0.2)
-        second = self._call("analyze_video", [g, 1, "fer-mini-xception", "standard"], wait=False)
+        second = self._call("analyze_video", [g, 1, "fer-mini-xception", "standard", False], wait=False)
         self._note("second_video_while_first_in_flight", second[0])
         from testkit.server import call_result
 
@@ -152,7 +152,7 @@ class Hostile:
             # the call API sends an error's text only with show_error; the tests check the messages
             self._note(f"bad_{name}", kind, time.perf_counter() - t0)
         t0 = time.perf_counter()
-        kind, body = self._call("analyze_video", [self._upload("random_mp4"), 1, "fer-mini-xception", "standard"])
+        kind, body = self._call("analyze_video", [self._upload("random_mp4"), 1, "fer-mini-xception", "standard", False])
         self._note("bad_random_mp4", kind, time.perf_counter() - t0)
 
     def spec_path(self) -> None:

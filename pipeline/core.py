@@ -3,7 +3,7 @@
 One :class:`Pipeline` per stream (browser connection, video file).  Tracking
 and smoothing state live in the pipeline and nowhere else, so two pipelines
 never share IDs or history.  Model weights are shared (read-only) through the
-classifier cache.
+classifier cache and the face-mesh cache.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from classifier.hub import DEFAULT_CACHE, ClassifierCache
 from classifier.onnx_model import eye_angles
 from classifier.smoothing import ProbabilitySmoother
 from tracker.base import Detector
+from tracker.facemesh import DEFAULT_MESHES, FaceMeshCache
 from tracker.factory import make_detector
 from tracker.track import FaceTracker
 
@@ -43,14 +44,16 @@ class Pipeline:
     (see :mod:`pipeline.config`).  ``threads``: each model's threads (2: one per
     core; the batch command line gives each worker its share).  ``models``: the
     :class:`~classifier.hub.ClassifierCache` the classifier comes from (a server's own; None:
-    the process's default).
+    the process's default); ``meshes``: the :class:`~tracker.facemesh.FaceMeshCache` the landmark
+    stage's model comes from (likewise).
     """
 
     def __init__(self, config: PipelineConfig | str | None = None, *, threads: int = 2,
-                 models: ClassifierCache | None = None, **overrides):
+                 models: ClassifierCache | None = None, meshes: FaceMeshCache | None = None, **overrides):
         self.config = _config(config, overrides)
         self.threads = int(threads)
         self.models = models if models is not None else DEFAULT_CACHE
+        self.meshes = meshes if meshes is not None else DEFAULT_MESHES
         self._lock = threading.Lock()
         self._pending: PipelineConfig | None = None
         self.warnings: list[str] = []
@@ -86,7 +89,7 @@ class Pipeline:
         else:
             self.tracker.config = new.tracking
         if old is None:
-            self.landmarks = LandmarkStage(new.landmarks, threads=self.threads)
+            self.landmarks = LandmarkStage(new.landmarks, threads=self.threads, meshes=self.meshes)
         else:
             self.landmarks.set_config(new.landmarks)
         if old is None:
@@ -196,7 +199,7 @@ class Pipeline:
 
 def analyze_image(frame, config: PipelineConfig | str | None = None,
                   detector: Detector | None = None, *, threads: int = 2,
-                  models: ClassifierCache | None = None) -> FrameResult:
+                  models: ClassifierCache | None = None, meshes: FaceMeshCache | None = None) -> FrameResult:
     """Analyse one still image: every face, numbered 1..N left to right, no tracking or smoothing.
 
     With ``landmarks.face_states`` (the default) each face also gets eye openness (against an average
@@ -205,7 +208,8 @@ def analyze_image(frame, config: PipelineConfig | str | None = None,
     ``config`` is a config or a preset name (None: the default preset).
     ``detector`` may be a ready :class:`~tracker.base.Detector` built from
     ``config.detection`` (pooled by the app to save its ~200 ms start-up); ``models`` the
-    :class:`~classifier.hub.ClassifierCache` to load the classifier from (None: the process's default).
+    :class:`~classifier.hub.ClassifierCache` to load the classifier from (None: the process's default),
+    ``meshes`` the :class:`~tracker.facemesh.FaceMeshCache` for the face mesh (likewise).
     """
     cfg = _config(config, {})
     t_start = time.perf_counter()
@@ -225,7 +229,7 @@ def analyze_image(frame, config: PipelineConfig | str | None = None,
         res = replace(res, track_ids=np.arange(1, len(res) + 1, dtype=np.int64), raw=raw, smoothed=raw.copy(),
                       labels=np.argmax(raw, axis=1) if len(res) else np.zeros((0,), np.int64))
         t2 = time.perf_counter()
-        res = still_face_columns(res, rgb, cfg.landmarks, threads=threads).check("landmarks")
+        res = still_face_columns(res, rgb, cfg.landmarks, threads=threads, meshes=meshes).check("landmarks")
         t3 = time.perf_counter()
         res.timings_ms.update(detect=(t1 - t0) * 1000, classify=(t2 - t1) * 1000, landmarks=(t3 - t2) * 1000,
                               total=(t3 - t_start) * 1000)

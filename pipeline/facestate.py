@@ -43,9 +43,13 @@ blendshapes):
   per minute over the last 60 s, ``blink_s`` the duration of the last one.
 * **PERCLOS**: share of the measured time in the last 60 s with the eyes at
   least 80 % closed (openness <= 0.2); NaN until 10 s were measured.
-* **Yawns**: the mouth open wider than :data:`YAWN_OPEN` for at least 1.5 s (the lip geometry:
-  no real yawn video was at hand to compare ``jawOpen`` against it), not while smiling
-  (``smile`` >= :data:`SMILE_GATE`: a laugh opens the mouth too).
+* **Yawns**: the jaw wide open, ``jawOpen`` >= :data:`YAWN_JAW_OPEN` and then above
+  :data:`YAWN_JAW_CLOSE`, for at least :data:`YAWN_JAW_MIN_S`.  A laugh opens the lips but not the jaw
+  that far (``jawOpen`` at most 0.42 on the real laughing faces), and a yawn stretches the mouth's corners
+  (``mouthSmile`` 0.15-0.88 through the real yawn of :mod:`testkit.yawn`), so there is no smile gate.
+  ``yawn_signal="lips"`` keeps the earlier measure for comparison: the lip gap over the mouth's width
+  above :data:`YAWN_OPEN` for 1.5 s, not while smiling; it misses that yawn (the smile gate, and its
+  lips are that wide open for about 1.3 s).
 * **Looking away**: |yaw| or |pitch| beyond the configured limits for
   ``away_s``; back after 0.5 s within them.
 * **Drowsy**: on when PERCLOS reaches ``drowsy_perclos``, an eye closure lasts
@@ -73,7 +77,12 @@ BLINK_DROP, BLINK_RECOVER, BLINK_MAX_S = 0.85, 0.5, 0.6
 MIN_OPEN_EAR = 0.22  # a blink starts from open eyes
 LONG_CLOSURE_S = 1.0
 PERCLOS_WINDOW_S, PERCLOS_MIN_S = 60.0, 10.0
-YAWN_OPEN, YAWN_CLOSE, YAWN_MIN_S = 0.65, 0.45, 1.5  # a surprised face's open mouth measured 0.58
+YAWN_OPEN, YAWN_CLOSE, YAWN_MIN_S = 0.65, 0.45, 1.5  # the lip rule (yawn_signal="lips", the earlier measure)
+#: the jawOpen rule (the default): jawOpen at or above YAWN_JAW_OPEN, then above YAWN_JAW_CLOSE, for YAWN_JAW_MIN_S.
+#: On a real yawn (testkit.yawn) jawOpen holds 0.89-0.97 while the mouth is wide open and is 0.7 or more for
+#: about 1.2 s; laughing and smiling faces reach at most 0.42, CK+'s surprised mouths 0.41-0.82
+#: (python -m benchmarks.face_states, "yawns").
+YAWN_JAW_OPEN, YAWN_JAW_CLOSE, YAWN_JAW_MIN_S = 0.7, 0.4, 1.0
 FRONTAL_DEG = 20.0  # baseline samples only from faces within this yaw/pitch
 MAX_DT = 0.5  # a gap between measures longer than this counts as this much
 STATES = ("eyes_closed", "yawning", "looking_away", "drowsy", "attentive")
@@ -93,9 +102,10 @@ def blendshape_openness(blink: np.ndarray) -> np.ndarray:
 class FaceState:
     """The time-based state of one face (see the module doc)."""
 
-    def __init__(self, cfg, eye_signal: str = "blendshapes"):
+    def __init__(self, cfg, eye_signal: str = "blendshapes", yawn_signal: str = "jaw"):
         self.cfg = cfg
         self.eye_signal = eye_signal
+        self.yawn_signal = yawn_signal
         self.base = deque()  # (t, ear_r, ear_l) frontal samples, decimated to 10 a second
         self.base_r = self.base_l = POPULATION_OPEN_EAR
         self._learned = False
@@ -240,12 +250,16 @@ class FaceState:
                 else:
                     self.closed_since = None
                 self.flags["eyes_closed"] = closed
-            # yawns
-            mo = m["mouth_open"]
+            # yawns: jawOpen (the default), or the lip gap (the earlier measure)
+            jaw = m.get("jaw_open", math.nan)
+            if self.yawn_signal == "jaw" and math.isfinite(jaw):
+                mo, gate, (open_, close, min_s) = jaw, False, (YAWN_JAW_OPEN, YAWN_JAW_CLOSE, YAWN_JAW_MIN_S)
+            else:
+                mo, gate, (open_, close, min_s) = m["mouth_open"], smiling, (YAWN_OPEN, YAWN_CLOSE, YAWN_MIN_S)
             if math.isfinite(mo):
-                if not smiling and (mo >= YAWN_OPEN or (self._mouth_since is not None and mo > YAWN_CLOSE)):
+                if not gate and (mo >= open_ or (self._mouth_since is not None and mo > close)):
                     self._mouth_since = t if self._mouth_since is None else self._mouth_since
-                    if not self.flags["yawning"] and t - self._mouth_since >= YAWN_MIN_S:
+                    if not self.flags["yawning"] and t - self._mouth_since >= min_s:
                         self.flags["yawning"] = True
                         self.yawns += 1
                         self.yawn_times.append(t)
@@ -304,9 +318,10 @@ COLUMNS = ("eye_open_r", "eye_open_l", "blinks", "blink_rate", "blink_s", "percl
 class FaceStates:
     """:class:`FaceState` of every track of one stream, and the events when a state starts or ends."""
 
-    def __init__(self, cfg, eye_signal: str = "blendshapes"):
+    def __init__(self, cfg, eye_signal: str = "blendshapes", yawn_signal: str = "jaw"):
         self.cfg = cfg
         self.eye_signal = eye_signal
+        self.yawn_signal = yawn_signal
         self.faces: dict[int, FaceState] = {}
 
     def update(self, t: float, track_ids, meas: dict[str, np.ndarray], has: np.ndarray
@@ -318,7 +333,7 @@ class FaceStates:
         for i, tid in enumerate(int(v) for v in track_ids):
             st = self.faces.get(tid)
             if st is None:
-                st = self.faces[tid] = FaceState(self.cfg, self.eye_signal)
+                st = self.faces[tid] = FaceState(self.cfg, self.eye_signal, self.yawn_signal)
             before = dict(st.flags)
             row = st.update(t, {k: float(v[i]) for k, v in meas.items()} if has[i] else None)
             for c in COLUMNS:

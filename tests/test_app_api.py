@@ -107,6 +107,9 @@ def test_bad_inputs_give_clear_errors_and_server_keeps_serving(client, tmp_path)
     with pytest.raises(AppError) as ei:
         client.predict(handle_file(str(bad)), api_name="/analyze_video")
     assert "broken.mp4" in str(ei.value) or "video" in str(ei.value).lower()
+    with pytest.raises(AppError, match="blendshapes must be true or false"):
+        client.predict(handle_file(str(feat_data() / "single_face.mp4")), 1, "fer-mini-xception", "standard", "yes",
+                       api_name="/analyze_video")
     with pytest.raises(AppError, match="unknown model"):
         client.predict(handle_file(str(feat_data() / "single_face.jpg")), "no-such-model", api_name="/analyze_image")
     # still serving
@@ -145,10 +148,26 @@ def test_analyze_video(client):
     assert summary["schema_version"] == "1.2" and json.loads(Path(tl_json).read_text())["schema_version"] == "1.5"
     _check_card(json.loads(Path(tl_json).read_text())["model"], "fer-mini-xception")
     _check_card(summary["model"], "fer-mini-xception")
+    assert not [c for c in rows[0] if c.startswith("bs_")]  # the chosen columns by default
     # frame step: every 3rd frame analysed
     out3 = client.predict(handle_file(str(feat_data() / "single_face.mp4")), 3, api_name="/analyze_video")
     rows3 = list(csv.DictReader(open(out3[1])))
     assert 0 < len(rows3) < len(rows)
+    # every blendshape score: the last parameter, by name or by position
+    from export.timeline import blendshape_columns
+
+    for args, kw in (((), {"blendshapes": True}), (("fer-mini-xception", "standard", True), {})):
+        out_bs = client.predict(handle_file(str(feat_data() / "single_face.mp4")), 3, *args, **kw,
+                                api_name="/analyze_video")
+        rows_bs = list(csv.DictReader(open(out_bs[1])))
+        assert len(rows_bs) == len(rows3) and [c for c in rows_bs[0] if c.startswith("bs_")] == blendshape_columns()
+        measured = [r for r in rows_bs if r["smile"]]
+        assert len(measured) > 15 and all(0 <= float(r[c]) <= 1 for r in measured for c in blendshape_columns())
+        for r in measured:  # smile is the mean of the two mouthSmile scores
+            assert float(r["smile"]) == pytest.approx((float(r["bs_mouthSmileLeft"]) + float(r["bs_mouthSmileRight"])) / 2,
+                                                      abs=2e-3)
+        columns = json.loads(Path(out_bs[2]).read_text())["columns"]
+        assert columns[-len(blendshape_columns()):] == blendshape_columns()
 
 
 def test_presets_through_the_api(client):
@@ -186,7 +205,9 @@ def test_import_and_build_demo_start_no_thread_and_load_no_model(tmp_path):
         s.build_demo()
         after = names()
         from classifier import hub
+        from tracker import facemesh
         loaded = {"classifiers": len(hub.DEFAULT_CACHE) + len(s.loader.cache) + len(app.server.loader.cache),
+                  "meshes": len(facemesh.DEFAULT_MESHES) + len(s.loader.meshes) + len(app.server.loader.meshes),
                   "mediapipe": "mediapipe" in sys.modules}
         app.server.start()
         started = names()
@@ -199,7 +220,7 @@ def test_import_and_build_demo_start_no_thread_and_load_no_model(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     r = json.loads(run.stdout.strip().splitlines()[-1])
     assert r["after"] == r["before"], "import app / build_demo() started threads"
-    assert r["loaded"] == {"classifiers": 0, "mediapipe": False}, "import app / build_demo() loaded a model"
+    assert r["loaded"] == {"classifiers": 0, "meshes": 0, "mediapipe": False}, "import app / build_demo() loaded a model"
     assert sorted(set(r["started"]) - set(r["before"])) == ["retention"]
     assert r["again"] == r["started"]
 

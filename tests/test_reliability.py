@@ -336,7 +336,7 @@ def test_hostile_file_names_stay_inside_output_dir(client, server, tmp_path):
     server_path = json.loads(urllib.request.urlopen(req, timeout=30).read())[0]
     assert Path(server_path).resolve().is_relative_to((server["tmp"] / "gradio").resolve()), server_path
     payload = {"data": [{"path": server_path, "orig_name": "../../etc/passwd.mp4",
-                         "meta": {"_type": "gradio.FileData"}}, 3, "", ""]}  # model, preset: defaults
+                         "meta": {"_type": "gradio.FileData"}}, 3, "", "", False]}  # defaults
     req = urllib.request.Request(url + "gradio_api/call/analyze_video", data=json.dumps(payload).encode(),
                                  headers={"Content-Type": "application/json"})
     event_id = json.loads(urllib.request.urlopen(req, timeout=30).read())["event_id"]

@@ -48,6 +48,7 @@ def test_two_servers_with_different_limits_in_one_process_share_no_state(tmp_pat
     assert strict.fairness is not lenient.fairness and strict.disk is not lenient.disk
     assert strict.registry is not lenient.registry and strict.media is not lenient.media
     assert strict.loader.cache is not lenient.loader.cache and strict.media.models is strict.loader.cache
+    assert strict.loader.meshes is not lenient.loader.meshes and strict.media.meshes is strict.loader.meshes
     ports = free_port(), free_port()
     try:
         for server, port in zip((strict, lenient), ports):
@@ -60,6 +61,10 @@ def test_two_servers_with_different_limits_in_one_process_share_no_state(tmp_pat
                 codes[name] = _analyses_until_refused(c, path)
         assert codes["strict"] == [200] + [429] * 7, codes
         assert codes["lenient"] == [200] * 6 + [429] * 2, codes
+        t_end = time.monotonic() + 60  # the accepted calls run in the queue: each server measures faces
+        while time.monotonic() < t_end and not (len(strict.loader.meshes) and len(lenient.loader.meshes)):
+            time.sleep(0.1)  # with its own face-mesh model
+        assert len(strict.loader.meshes) == len(lenient.loader.meshes) == 1
         assert strict.fairness.buckets.refused == 7 and lenient.fairness.buckets.refused == 2
         # live slots: one stream fills the strict server; the lenient one still admits two more
         assert strict.registry.admit("s1") is not None and strict.registry.admit("s2") is None

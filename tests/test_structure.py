@@ -68,3 +68,73 @@ def test_geometry():
     rgb = np.full((4, 4, 3), 7, np.uint8)
     crop = crop_padded(rgb, -2, -2, 4)
     assert crop[:2, :2].max() == 114 and crop[2:, 2:].min() == 7
+
+
+#: Module-level state the product keeps on purpose: MediaPipe/Gradio patches are process-wide by nature
+#: (common.compat applies each once per process), and export.batch's worker processes get their
+#: progress queue from the pool's initialiser.
+_MODULE_STATE_ALLOWED = {("common/compat.py", "_APPLIED"), ("export/batch.py", "_QUEUE")}
+_CONTAINERS = {"dict", "list", "set", "defaultdict", "OrderedDict", "deque", "Counter", "WeakValueDictionary",
+               "WeakKeyDictionary"}
+_MUTATORS = {"append", "add", "update", "setdefault", "pop", "popitem", "clear", "extend", "insert", "remove",
+             "discard", "move_to_end", "appendleft"}
+
+
+def module_state_writes(root) -> list[str]:
+    """Where a function in the product's packages writes module-level state: a ``global`` statement, or an
+    item set, deleted or added on a dict/list/set made at module level (e.g. a model cache)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(root)
+    found = []
+    for pkg in ("common", "webapp", "export", "pipeline", "tracker", "classifier"):
+        for f in sorted((root / pkg).rglob("*.py")):
+            rel = f.relative_to(root).as_posix()
+            tree = ast.parse(f.read_text())
+            names = set()
+            for node in tree.body:
+                value = getattr(node, "value", None)
+                if not isinstance(node, (ast.Assign, ast.AnnAssign)) or value is None:
+                    continue
+                if isinstance(value, (ast.Dict, ast.List, ast.Set, ast.DictComp, ast.ListComp, ast.SetComp)) or (
+                        isinstance(value, ast.Call)
+                        and (getattr(value.func, "id", None) or getattr(value.func, "attr", None)) in _CONTAINERS):
+                    names |= {t.id for t in getattr(node, "targets", [getattr(node, "target", None)])
+                              if isinstance(t, ast.Name)}
+            for fn in (n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))):
+                shared = names - {a.arg for a in fn.args.args + fn.args.kwonlyargs}
+                for n in ast.walk(fn):
+                    hits = []
+                    if isinstance(n, ast.Global):
+                        hits = n.names
+                    elif isinstance(n, (ast.Assign, ast.AugAssign, ast.Delete)):
+                        hits = [t.value.id for t in getattr(n, "targets", [getattr(n, "target", None)])
+                                if isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name)
+                                and t.value.id in shared]
+                    elif (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in _MUTATORS
+                          and isinstance(n.func.value, ast.Name) and n.func.value.id in shared):
+                        hits = [n.func.value.id]
+                    found += [f"{rel}:{n.lineno} {fn.name}() writes {h}" for h in hits
+                              if (rel, h) not in _MODULE_STATE_ALLOWED]
+    return found
+
+
+def test_no_module_level_mutable_state():
+    """State lives in objects somebody owns (a server, a pipeline), never in a module: e.g. the face-mesh
+    models are a ``tracker.facemesh.FaceMeshCache`` a server owns and passes to its pipelines."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    assert module_state_writes(root) == []
+
+
+def test_the_module_state_check_bites(tmp_path):
+    """A module-level model cache of the kind the landmark stage once had is found."""
+    (tmp_path / "pipeline").mkdir()
+    (tmp_path / "pipeline" / "cached.py").write_text(
+        "_shared: dict = {}\n\n\ndef model(threads):\n    if threads not in _shared:\n"
+        "        _shared[threads] = object()\n    return _shared[threads]\n\n\n"
+        "_seen = set()\n\n\ndef see(x):\n    _seen.add(x)\n")
+    assert module_state_writes(tmp_path) == ["pipeline/cached.py:6 model() writes _shared",
+                                             "pipeline/cached.py:14 see() writes _seen"]

@@ -30,7 +30,7 @@ def _upload(c: httpx.Client, data: bytes, name: str) -> dict:
 
 
 def _video(c, f, step=3):
-    return c.post("gradio_api/call/analyze_video", json={"data": [f, step, "fer-mini-xception", "standard"]})
+    return c.post("gradio_api/call/analyze_video", json={"data": [f, step, "fer-mini-xception", "standard", False]})
 
 
 def test_reservations_expire_and_count_per_address_and_session():
@@ -98,7 +98,7 @@ def _fn_index(c: httpx.Client, api: str) -> int:
 
 def _join(c: httpx.Client, fn: int, f: dict, session: str, step: int = 3) -> httpx.Response:
     """A video the way the page and ``gradio_client`` send it: ``queue/join`` with a session hash."""
-    return c.post("gradio_api/queue/join", json={"data": [f, step, "fer-mini-xception", "standard"], "fn_index": fn,
+    return c.post("gradio_api/queue/join", json={"data": [f, step, "fer-mini-xception", "standard", False], "fn_index": fn,
                                                   "session_hash": session, "event_data": None, "trigger_id": None})
 
 

@@ -179,6 +179,35 @@ class FaceMeshModel:
         return self.run_transforms(rgb, roi_transforms(boxes, keypoints), run)
 
 
+class FaceMeshCache:
+    """The loaded :class:`FaceMeshModel` of each thread count, built on first use.
+
+    A model's calls are serialised by its own lock and it keeps no per-stream state, so the pipelines of
+    one owner share it.  A server owns one (:class:`webapp.models.ModelLoader`); library calls that are
+    given none use the process's default, :data:`DEFAULT_MESHES`.
+    """
+
+    def __init__(self):
+        self._models: dict[int, FaceMeshModel] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def get(self, threads: int = 2) -> FaceMeshModel:
+        """The face-mesh + blendshape model with ``threads`` interpreter threads."""
+        with self._lock:
+            threads = int(threads)
+            if threads not in self._models:
+                self._models[threads] = FaceMeshModel(threads=threads)
+            return self._models[threads]
+
+
+#: The process's default models: library calls (:class:`pipeline.Pipeline`, ``analyze_image``, the CLI)
+#: that are not given a :class:`FaceMeshCache` share it.
+DEFAULT_MESHES = FaceMeshCache()
+
+
 def roi_from_landmarks(lms: np.ndarray, size: int = INPUT) -> np.ndarray:
     """(2, 3) frame -> crop map MediaPipe's graph uses on the next video frame for one face's
     (478, 2+) landmarks: their bounding box, turned so that the outer eye corners (33, 263) are

@@ -32,6 +32,7 @@ from pipeline import ConfigError, InvalidFrame, PipelineConfig, analyze_image, p
 from pipeline.annotate import draw
 from pipeline.messages import message
 from tracker.base import DetectionConfig
+from tracker.facemesh import FaceMeshCache
 from tracker.factory import make_detector
 
 from .guards.disk import DiskFull, DiskGuard
@@ -190,9 +191,11 @@ class Media:
     """One server's image and video analyses (the Image and Video tabs and the API endpoints)."""
 
     def __init__(self, settings: Settings | None = None, disk: DiskGuard | None = None,
-                 output_dir: Path | None = None, models: ClassifierCache | None = None):
+                 output_dir: Path | None = None, models: ClassifierCache | None = None,
+                 meshes: FaceMeshCache | None = None):
         self.settings = s = settings or Settings()
         self.models = models  # the server's loaded classifiers (None: the process's default cache)
+        self.meshes = meshes  # the server's face-mesh models (None: the process's default)
         self.disk = disk  # None: no upload claims, no free-space check (a library use)
         self.output_dir = Path(output_dir or s.output_dir)
         self.offered = s.offered_models()
@@ -235,7 +238,7 @@ class Media:
             with self._image_slots:
                 det = self._take_detector(cfg.detection)
                 try:
-                    res = analyze_image(rgb, cfg, detector=det, models=self.models)
+                    res = analyze_image(rgb, cfg, detector=det, models=self.models, meshes=self.meshes)
                 finally:
                     self._give_back(cfg.detection, det)
         except InvalidFrame as exc:
@@ -253,12 +256,13 @@ class Media:
     def process_video_file(self, file, out_root: Path | None = None, frame_step: int = 1, model: str | None = None,
                            preset_name: str | None = None, max_seconds=...,
                            progress: Callable[[int, int], None] | None = None,
-                           max_pixels=..., max_frames=..., max_process_s=...) -> VideoResult:
+                           max_pixels=..., max_frames=..., max_process_s=..., blendshapes: bool = False) -> VideoResult:
         """Run :func:`export.video.process_video` on an upload with preset ``preset_name`` (None: the default).
 
         ``out_root`` defaults to the server's output folder; the limits ``max_seconds``, ``max_pixels``,
         ``max_frames`` and ``max_process_s`` (``...``: the server's settings ``video_max_seconds``,
-        ``video_max_pixels``, ``video_max_frames``, ``video_max_process_s``; None: no limit).  A
+        ``video_max_pixels``, ``video_max_frames``, ``video_max_process_s``; None: no limit);
+        ``blendshapes``: every blendshape score in the timeline (:func:`~export.video.process_video`).  A
         limit hit while decoding (the frame cap, the time budget, a frame that
         grows past the size limit) returns the part done, with a warning in
         ``VideoResult.warnings``; a header over a limit is a :class:`UserInputError`.
@@ -282,14 +286,17 @@ class Media:
             raise UserInputError(f"frame step must be a whole number, not {frame_step!r}") from None
         if step < 1:
             raise UserInputError("frame step must be 1 or more")
+        if blendshapes not in (True, False, None):  # a plain HTTP caller may send anything
+            raise UserInputError(f"blendshapes must be true or false, not {blendshapes!r}")
         cfg = self.config_for(preset_name, model)
         out_dir = Path(out_root or self.output_dir) / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
         out_dir.mkdir(parents=True, exist_ok=True)
         try:
             try:
                 return process_video(str(p), str(out_dir), config=cfg, frame_step=step, progress=progress,
-                                     models=self.models, max_seconds=max_seconds, max_pixels=max_pixels, max_frames=max_frames,
-                                     max_process_s=max_process_s, stem=safe_name(p.stem))
+                                     models=self.models, meshes=self.meshes, max_seconds=max_seconds,
+                                     max_pixels=max_pixels, max_frames=max_frames, max_process_s=max_process_s,
+                                     stem=safe_name(p.stem), blendshapes=bool(blendshapes))
             except BaseException:
                 _rmdir_quiet(out_dir)  # nothing half-written stays behind
                 raise

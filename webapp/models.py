@@ -12,6 +12,7 @@ from typing import Callable
 
 from classifier import DEFAULT_MODEL
 from classifier.hub import ClassifierCache
+from tracker.facemesh import FaceMeshCache
 
 
 class ModelLoader:
@@ -27,6 +28,8 @@ class ModelLoader:
         self.retry_after_s = retry_after_s
         #: The server's loaded classifiers: pipelines of this server load from it.
         self.cache = cache if cache is not None else ClassifierCache()
+        #: The server's face-mesh models (the landmark stage's), loaded when a face is first measured.
+        self.meshes = FaceMeshCache()
         self._load = loader or self.cache.load
         self._lock = threading.Lock()
         self._state: dict[str, tuple[str, str | None, float]] = {DEFAULT_MODEL: ("ready", None, 0.0)}

@@ -51,7 +51,7 @@ class Server:
                                         session_options={"detect_every": s.live_detect_every})
         self.fairness = Fairness(s)
         self.disk = DiskGuard.from_settings(s)
-        self.media = Media(s, self.disk, self.output_dir, models=self.loader.cache)
+        self.media = Media(s, self.disk, self.output_dir, models=self.loader.cache, meshes=self.loader.meshes)
         self._pool: LivePool | None = None
         #: Live offers by client address, half-open and silent connections closed (webapp.live.gate).
         self.gate = LiveGate.from_settings(s)

@@ -151,7 +151,7 @@ class LiveSession:
         want = self.controls.config().classification.model
         model, self.model_notice = loader.usable(want, preset(self.controls.preset).classification.model)
         self.pipeline: Pipeline | None = Pipeline(self.controls.config(self.detect_every, model=model),
-                                                        models=loader.cache)
+                                                        models=loader.cache, meshes=loader.meshes)
         self._keep_view()
         self.stats = LiveStats()
         self.last_result: FrameResult | None = None

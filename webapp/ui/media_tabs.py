@@ -92,7 +92,7 @@ class VideoTab:
         self.server, self.settings, self.media = server, server.settings, server.media
         self.out_dir = server.output_dir
 
-    def run(self, file, frame_step, model, preset_name, progress):
+    def run(self, file, frame_step, model, preset_name, progress, blendshapes: bool = False):
         def cb(done, total):
             if total:
                 progress(min(done / total, 1.0), desc=f"frame {done} of {total}")
@@ -101,7 +101,8 @@ class VideoTab:
 
         progress(0.0, desc="reading video")
         return self.media.process_video_file(file, self.out_dir, frame_step=frame_step, model=model or None,
-                                             preset_name=preset_name or None, progress=cb)
+                                             preset_name=preset_name or None, progress=cb,
+                                             blendshapes=blendshapes)
 
     def ui(self, file, frame_step, model, preset_name, what, progress=gr.Progress()):
         vr = self.run(file, frame_step, model, preset_name, progress)
@@ -118,10 +119,12 @@ class VideoTab:
             return gr.skip()
         return video_chart_html(chart["data"], chart["duration_s"], what or TOP)
 
-    def api(self, video, frame_step, model, preset=DEFAULT_PRESET, progress=gr.Progress()):
-        """Analyse a video: annotated MP4, timeline CSV/JSON, summary JSON/CSV files and the summary."""
-        # the parameter names are the API's keyword names (docs/API.md): video, frame_step, model, preset
-        vr = self.run(video, frame_step, model, preset, progress)
+    def api(self, video, frame_step, model, preset=DEFAULT_PRESET, blendshapes=False, progress=gr.Progress()):
+        """Analyse a video: annotated MP4, timeline CSV/JSON, summary JSON/CSV files and the summary.
+        ``blendshapes``: the timeline also gets every blendshape score (51 ``bs_*`` columns)."""
+        # the parameter names are the API's keyword names (docs/API.md): video, frame_step, model, preset,
+        # blendshapes; new ones go last, with defaults, so positional calls of older clients still work
+        vr = self.run(video, frame_step, model, preset, progress, blendshapes=blendshapes)
         return (str(vr.annotated_mp4), str(vr.timeline_csv), str(vr.timeline_json), str(vr.summary_json),
                 str(vr.summary_csv), vr.summary)
 
@@ -180,12 +183,13 @@ def build_api(server, image: ImageTab, video: VideoTab) -> None:
         vid_step = gr.Number(value=1, precision=0, label="frame_step")
         vid_model = gr.Textbox(value=s.default_ui_model, label="model")
         vid_preset = gr.Textbox(value=DEFAULT_PRESET, label="preset")
+        vid_bs = gr.Checkbox(value=False, label="blendshapes")
         outs = [gr.File(label=n) for n in ("annotated_mp4", "timeline_csv", "timeline_json", "summary_json",
                                            "summary_csv")] + [gr.JSON(label="summary")]
         img_btn, vid_btn = gr.Button(), gr.Button()
     server.fairness.limited(img_btn.click(_err(image.api), [img, img_model, img_preset], [img_out],
                                           api_name="analyze_image", concurrency_limit=s.image_concurrency,
                                           concurrency_id="image"))
-    server.fairness.video(vid_btn.click(_err(video.api), [vid, vid_step, vid_model, vid_preset], outs,
+    server.fairness.video(vid_btn.click(_err(video.api), [vid, vid_step, vid_model, vid_preset, vid_bs], outs,
                                         api_name="analyze_video", concurrency_limit=s.video_concurrency,
                                         concurrency_id="video"))
