@@ -93,3 +93,36 @@ def test_a_face_sliding_out_of_the_frame_and_back_keeps_its_id(face):
             if visible >= 0.6:  # found by the detector, not only held at its predicted box
                 assert not r.predicted[0], x
                 assert r.boxes[0][0] >= 0 and abs(r.boxes[0][2] - (FACE_X0 + FACE_W - x)) < 0.15 * FACE_W
+
+
+#: Cut frames of the hard set where the default detector finds a face cut by the edge beside others, and
+#: whose labels used to cover a neighbour (a panel over the next face, a chip squeezed against the edge).
+LABEL_FRAMES = ("6_Funeral_Funeral_6_627 cut left", "4_Dancing_Dancing_4_1036 cut right",
+                "2_Demonstration_Demonstrators_2_547 cut top", "7_Cheering_Cheering_7_118 cut right",
+                "3_Riot_Riot_3_604 cut right")
+
+
+@pytest.mark.skipif(hardfaces.available() is not None, reason=f"hard-face set not here: {hardfaces.available()}")
+def test_labels_of_faces_cut_by_the_edge_stay_inside_the_frame_and_off_the_other_faces():
+    from pipeline.annotate import FaceAnnotator, draw
+    from testkit.hardfaces import cases
+
+    frames = [c for c in cases() if c.name in LABEL_FRAMES]
+    assert len(frames) == len(LABEL_FRAMES)
+    for c in frames:
+        r = analyze_image(c.rgb)  # defaults, as the Image tab and the API
+        h, w = c.rgb.shape[:2]
+        hit, _ = match(c.boxes, r.boxes, c.ignore, 0.4)
+        assert len(r) >= 2 and any(hh and "edge" in t for hh, t in zip(hit, c.tags)), c.name
+        boxes = np.asarray(r.boxes, float)
+        for status in (None, "30 fps  9 ms  3 faces"):
+            labels = [lab for lab in FaceAnnotator().layout(r, w, h, status=status) if lab.face >= 0]
+            assert sorted(lab.face for lab in labels) == list(range(len(r))), c.name  # every face has its label
+            for lab in labels:
+                x1, y1, x2, y2 = lab.rect
+                assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h, (c.name, lab)
+                for j, b in enumerate(boxes):
+                    if j != lab.face:
+                        covered = max(0, min(x2, b[2]) - max(x1, b[0])) * max(0, min(y2, b[3]) - max(y1, b[1]))
+                        assert covered == 0, (c.name, lab.kind, lab.rect, "covers face", j, b.astype(int).tolist())
+        assert draw(c.rgb, r).shape == c.rgb.shape  # and it draws
