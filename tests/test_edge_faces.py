@@ -78,21 +78,51 @@ def test_hard_set_is_large_enough_and_yunet_finds_faces_cut_by_the_edge():
     assert hits / n >= 0.65, (hits, n)
 
 
-def test_a_face_sliding_out_of_the_frame_and_back_keeps_its_id(face):
-    """A 400x480 window pans right over the photo (its right edge pixels extended): the face slides out by
-    the left edge until about a third of it is left, and back, at 15 frames per second, with defaults."""
+@pytest.mark.parametrize("edge", ["left", "right", "top"])
+def test_a_face_sliding_out_of_the_frame_and_back_keeps_its_id(face, edge):
+    """A window pans over the photo (its edge pixels extended) so that the face slides out by the left,
+    right or top edge until about a third of it is left, and back, at 15 frames per second, with defaults:
+    a 400x480 window (right: the left case mirrored; top: the window moves down)."""
     from pipeline import Pipeline
 
-    canvas = np.concatenate([face, np.repeat(face[:, -1:], 400, axis=1)], axis=1)
-    xs = [*range(0, 300, 24), *range(300, -1, -24)]
+    if edge in ("left", "right"):
+        canvas = np.concatenate([face, np.repeat(face[:, -1:], 400, axis=1)], axis=1)
+        steps = [*range(0, 300, 24), *range(300, -1, -24)]
+
+        def window(x):
+            w = np.ascontiguousarray(canvas[40:520, x:x + 400])
+            return w if edge == "left" else np.ascontiguousarray(w[:, ::-1])
+        lo, hi = FACE_X0, FACE_X0 + FACE_W  # the face's box in the photo along the moving axis
+    else:
+        canvas = np.concatenate([face, np.repeat(face[-1:], 400, axis=0)], axis=0)
+        steps = [*range(40, 330, 24), *range(330, 39, -24)]  # from the left case's first window
+
+        def window(y):
+            return np.ascontiguousarray(canvas[y:y + 480, 0:400])
+        lo, hi = 176, 395
     with Pipeline() as p:
-        for k, x in enumerate(xs):
-            r = p.process(np.ascontiguousarray(canvas[40:520, x:x + 400]), k / 15)
-            visible = (FACE_X0 + FACE_W - x) / FACE_W  # share of the face's width inside the frame
-            assert list(r.track_ids) == [1], (x, r.track_ids)  # one face, one ID, in and out
-            if visible >= 0.6:  # found by the detector, not only held at its predicted box
-                assert not r.predicted[0], x
-                assert r.boxes[0][0] >= 0 and abs(r.boxes[0][2] - (FACE_X0 + FACE_W - x)) < 0.15 * FACE_W
+        for k, s in enumerate(steps):
+            frame = window(s)
+            r = p.process(frame, k / 15)
+            visible = (hi - s) / (hi - lo)  # share of the face inside the frame along the moving axis
+            if edge == "top":
+                # cut by the top edge, the eyes leave the frame with half the face: the default detector loses
+                # the face below about 0.6 of it, longer than a track is held (tracking.hold_s, 0.5 s), so the face
+                # may go unreported for a frame or two; whenever it is reported, it is #1
+                assert list(r.track_ids) in ([1], []), (edge, s, r.track_ids)
+                assert r.track_ids.size or visible < 0.7, (edge, s)
+            else:
+                assert list(r.track_ids) == [1], (edge, s, r.track_ids)  # one face, one ID, in and out
+            if visible >= (0.7 if edge == "top" else 0.6):  # found by the detector, not only held at its predicted box
+                assert not r.predicted[0], (edge, s)
+                b = r.boxes[0]
+                if edge == "left":
+                    assert b[0] >= 0 and abs(b[2] - (hi - s)) < 0.15 * FACE_W, (edge, s, b)
+                elif edge == "right":
+                    w = frame.shape[1]
+                    assert b[2] <= w and abs(b[0] - (w - (hi - s))) < 0.15 * FACE_W, (edge, s, b)
+                else:
+                    assert b[1] >= 0 and abs(b[3] - (hi - s)) < 0.15 * FACE_W, (edge, s, b)
 
 
 #: Cut frames of the hard set where the default detector finds a face cut by the edge beside others, and
