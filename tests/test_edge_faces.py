@@ -156,3 +156,35 @@ def test_labels_of_faces_cut_by_the_edge_stay_inside_the_frame_and_off_the_other
                         covered = max(0, min(x2, b[2]) - max(x1, b[0])) * max(0, min(y2, b[3]) - max(y1, b[1]))
                         assert covered == 0, (c.name, lab.kind, lab.rect, "covers face", j, b.astype(int).tolist())
         assert draw(c.rgb, r).shape == c.rgb.shape  # and it draws
+
+
+FUSED_FRAMES = ("2_Demonstration_Demonstrators_2_781", "2_Demonstration_Protesters_2_796 cut left",
+                "7_Cheering_Cheering_7_408 cut left")
+
+
+@pytest.mark.skipif(hardfaces.available() is not None, reason=f"hard-face set not here: {hardfaces.available()}")
+def test_fused_detector_keeps_every_face_of_its_parts_once():
+    """``yunet+centerface``: each face either part finds is in the result, once (real hard-set photos where
+    each part finds a face the other misses)."""
+    from testkit.hardfaces import cases
+    from tracker.combo import Fused
+    from tracker.geometry import iou_matrix
+
+    det = make_detector(DetectionConfig(detector="yunet+centerface"))
+    assert isinstance(det, Fused)
+    found = {"fused": 0, "yunet": 0, "centerface": 0}
+    try:
+        for c in [c for c in cases() if c.name in FUSED_FRAMES]:
+            fused = det.detect(c.rgb, scan_all=True)
+            parts = [p.detect(c.rgb, scan_all=True) for p in det.parts]
+            if len(fused) > 1:
+                iou = iou_matrix(fused.boxes, fused.boxes)
+                assert (iou[np.triu_indices(len(fused), 1)] <= 0.3).all(), c.name  # one box per face
+            for p in parts:
+                if len(p):
+                    assert len(fused) and (iou_matrix(p.boxes, fused.boxes).max(axis=1) > 0.3).all(), c.name
+            for k, d in zip(found, (fused, *parts)):
+                found[k] += sum(match(c.boxes, d.boxes, c.ignore, 0.4)[0])
+    finally:
+        det.close()
+    assert found["fused"] > max(found["yunet"], found["centerface"]), found
