@@ -483,6 +483,16 @@ def _hardfaces() -> list[str]:
                       "ms/frame"],
                      [[s["mode"], s["set"], *(f(s["recall_by_height"].get(b), 2) for b in buckets),
                        f(s["recall_40plus"], 3), f(s["precision"], 3), f(s["ms_median"], 1)] for s in c["summary"]])
+    fu = load("recall_fused")
+    if fu:
+        buckets = fu["buckets_px"]
+        out += [source("recall_fused", fu) + " The fused candidate of the table above, the same way"
+                + (f" (1-minute load average {fu['load_avg_1min'][0]} to {fu['load_avg_1min'][1]})"
+                   if "load_avg_1min" in fu else "") + ":", ""]
+        out += table(["detector", "set", *(f"recall {b} px" for b in buckets), "recall >= 40 px", "precision",
+                      "ms/frame"],
+                     [[s["mode"], s["set"], *(f(s["recall_by_height"].get(b), 2) for b in buckets),
+                       f(s["recall_40plus"], 3), f(s["precision"], 3), f(s["ms_median"], 1)] for s in fu["summary"]])
     cost = load("detector_cost")
     if cost:
         out += ["### The candidates' cost per frame", "", source("detector_cost", cost), "",
