@@ -15,7 +15,8 @@ previous frame's faces as hints; a photo is shown for 12 frames and every
 frame counts), ``auto still`` (what ``analyze_image`` does: every tile at
 once), and the plain BlazeFace models: ``short``, ``full`` (one pass),
 ``full tiles=auto`` (the old "far / groups"); ``--modes`` also takes the other back ends
-(:data:`CANDIDATES`: ``hybrid``, ``yunet``, ``auto+yunet``, ``auto+short``, ``centerface``, each as a
+(:data:`CANDIDATES`: ``hybrid``, ``yunet``, ``auto+yunet``, ``auto+short``, ``centerface``,
+``yunet+centerface``, each as a
 stream or with `` still``).  A detection matches a face at
 IoU >= 0.4; detections on ``ignore`` regions (a portrait on a wall) count as
 neither.  Results: ``benchmarks/results/recall.json`` and tables on stdout.
@@ -47,7 +48,10 @@ MODES = {
 }
 #: The other back ends of ``detection.detector`` (issue 24), run with ``--modes``; not in the default run.
 CANDIDATES = {f"{d}{' still' if how == 'still' else ''}": (dict(detector=d), how)
-              for d in ("hybrid", "yunet", "auto+yunet", "auto+short", "centerface") for how in ("stream", "still")}
+              for d in ("hybrid", "yunet", "auto+yunet", "auto+short", "centerface", "yunet+centerface")
+              for how in ("stream", "still")}
+#: the fused candidate with the face size floor chosen on half A of the hard set (benchmarks/hardfaces.py)
+CANDIDATES["yunet+centerface min_face=16 still"] = (dict(detector="yunet+centerface", min_face=16), "still")
 ALL_MODES = {**MODES, **CANDIDATES}
 STREAM_FRAMES = 12
 

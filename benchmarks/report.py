@@ -485,6 +485,20 @@ def _hardfaces() -> list[str]:
     rows = [[r["mode"], r["as"], f(r["recall"]["all"], 3), *(f(r["recall"].get(t), 2) for t in tags),
              f(r["precision"], 3), r["false_positives"], f(r["ms_median"], 1)] for r in d["summary"]]
     out += table(["detector", "as", "recall", *tags, "precision", "false detections", "ms (median)"], rows)
+    t = load("hardfaces_candidates")
+    if t:
+        out += ["### Tuned candidates, by half of the set", "", source("hardfaces_candidates", t), "",
+                "Settings after the colon change `detection` (`min_score`, `min_face`). The score floors of "
+                "`yunet+centerface` (`tracker/factory.py`) and `min_face=16` were chosen on half A of the set, half B "
+                "was not looked at to choose them; YuNet's `min_score=0.6` was picked seeing both halves (the lowest "
+                f"floor with precision >= 0.95 on each). {t['halves']}. 1-minute load average {t['load_avg_1min'][0]} at the start, "
+                f"{t['load_avg_1min'][1]} at the end (2 cores).", ""]
+        rows = [[r["mode"], r["as"], f(r["recall"]["all"], 3), f(r["recall"].get("edge"), 2),
+                 f(r["recall"].get("tiny"), 2), f(r["precision"], 3),
+                 *(f"{f(r['halves'][h]['recall']['all'], 3)} / {f(r['halves'][h]['recall'].get('edge'), 2)} / "
+                   f"{f(r['halves'][h]['precision'], 3)}" for h in "AB"), f(r["ms_median"], 1)] for r in t["summary"]]
+        out += table(["detector", "as", "recall", "edge", "tiny", "precision", "half A: recall / edge / precision",
+                      "half B: recall / edge / precision", "ms (median)"], rows)
     c = load("recall_candidates")
     if c:
         buckets = c["buckets_px"]
@@ -496,6 +510,16 @@ def _hardfaces() -> list[str]:
                       "ms/frame"],
                      [[s["mode"], s["set"], *(f(s["recall_by_height"].get(b), 2) for b in buckets),
                        f(s["recall_40plus"], 3), f(s["precision"], 3), f(s["ms_median"], 1)] for s in c["summary"]])
+    fu = load("recall_fused")
+    if fu:
+        buckets = fu["buckets_px"]
+        out += [source("recall_fused", fu) + " The fused candidate of the table above, the same way"
+                + (f" (1-minute load average {fu['load_avg_1min'][0]} to {fu['load_avg_1min'][1]})"
+                   if "load_avg_1min" in fu else "") + ":", ""]
+        out += table(["detector", "set", *(f"recall {b} px" for b in buckets), "recall >= 40 px", "precision",
+                      "ms/frame"],
+                     [[s["mode"], s["set"], *(f(s["recall_by_height"].get(b), 2) for b in buckets),
+                       f(s["recall_40plus"], 3), f(s["precision"], 3), f(s["ms_median"], 1)] for s in fu["summary"]])
     cost = load("detector_cost")
     if cost:
         out += ["### The candidates' cost per frame", "", source("detector_cost", cost), "",

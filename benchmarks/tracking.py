@@ -121,12 +121,28 @@ def prepare(quick: bool, fps_list, seeds, detector: str = "auto", log=print) -> 
     return out
 
 
+def tracker_config(cfg: dict):
+    """The tracker's settings for one benchmark setting.
+
+    The embeddings come from the cache, so the tracker only uses the embedder's name to know whether
+    appearance counts at all (``"none"``).  ``fer128`` exists only here (the tracker computes its own
+    embeddings with ``tracker.embed``, which has no emotion model), so it runs as an appearance
+    embedder under a name the tracker accepts.
+    """
+    from tracker.embed import EMBEDDERS as TRACKER_EMBEDDERS
+    from tracker.track import TrackerConfig
+
+    if cfg["embedder"] not in TRACKER_EMBEDDERS:
+        cfg = {**cfg, "embedder": "colorhist"}
+    return TrackerConfig(**cfg)
+
+
 def run_config(data: list[dict], cfg: dict) -> list[dict]:
-    from tracker.track import FaceTracker, TrackerConfig
+    from tracker.track import FaceTracker
 
     rows = []
     for s in data:
-        trk = FaceTracker(TrackerConfig(**cfg))
+        trk = FaceTracker(tracker_config(cfg))
         hyp, held = [], []
         for (d, feats, _), t in zip(s["frames"], s["timestamps"]):
             u = trk.update(d.boxes, d.scores, feats[cfg["embedder"]], t)

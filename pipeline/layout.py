@@ -4,8 +4,9 @@ Pure geometry on numpy arrays (no drawing), in the spirit of ``supervision``'s
 ``LabelAnnotator(smart_position=True)``: measure a label, try the places next
 to its face (above, below, beside, then stacked further away), snap each place
 back inside the frame, and keep the best one that overlaps no label placed
-before it.  Faces are placed largest first, so a close-up gets the room next
-to it and small faces share what is left.
+before it.  A smaller form of the label (chip, short chip, ID) that covers no
+other face is preferred to a richer one that would.  Faces are placed largest
+first, so a close-up gets the room next to it and small faces share what is left.
 
 Rectangles are ``(x1, y1, x2, y2)`` integer pixels, ``x2``/``y2`` exclusive.
 """
@@ -59,10 +60,14 @@ def place(box, sizes: list[tuple[int, int]], frame: tuple[int, int], placed: np.
           own: int, obstacles: np.ndarray, gap: int = 2) -> tuple[np.ndarray, int] | None:
     """The best free place for the first of ``sizes`` (fallbacks after it) that fits: (rect, index) or None.
 
-    A place is free when it overlaps no rectangle of ``placed``; among free
-    places the cost is the face and obstacle area covered plus the distance
-    from the first candidate.
+    A place is free when it overlaps no rectangle of ``placed``.  The first form (of ``sizes``, richest
+    first) with a free place that covers no other face wins; only when no form has one (a crowd, or a
+    face between others at the frame's edge) does a label go over another face, in the first form that
+    has a free place at all.  Among the places of a form the cost is the face and obstacle area covered
+    plus the distance from the first candidate.
     """
+    others = np.delete(np.asarray(faces).reshape(-1, 4), own, axis=0) if 0 <= own < len(faces) else faces
+    fallback = None
     for k, size in enumerate(sizes):
         if size[0] > frame[0] or size[1] > frame[1]:
             continue
@@ -78,5 +83,9 @@ def place(box, sizes: list[tuple[int, int]], frame: tuple[int, int], placed: np.
         if len(obstacles):
             cost += OBSTACLE * overlap_area(cand, obstacles).sum(axis=1)
         cost += 0.2 * np.hypot(cand[:, 0] - cand[0, 0], cand[:, 1] - cand[0, 1]) * size[1]
-        return cand[int(np.argmin(cost))], k
-    return None
+        clear = overlap_area(cand, others).sum(axis=1) == 0 if len(others) else np.ones(len(cand), bool)
+        if clear.any():
+            return cand[int(np.argmin(np.where(clear, cost, np.inf)))], k
+        if fallback is None:
+            fallback = (cand[int(np.argmin(cost))], k)
+    return fallback

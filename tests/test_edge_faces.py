@@ -78,18 +78,113 @@ def test_hard_set_is_large_enough_and_yunet_finds_faces_cut_by_the_edge():
     assert hits / n >= 0.65, (hits, n)
 
 
-def test_a_face_sliding_out_of_the_frame_and_back_keeps_its_id(face):
-    """A 400x480 window pans right over the photo (its right edge pixels extended): the face slides out by
-    the left edge until about a third of it is left, and back, at 15 frames per second, with defaults."""
+@pytest.mark.parametrize("edge", ["left", "right", "top"])
+def test_a_face_sliding_out_of_the_frame_and_back_keeps_its_id(face, edge):
+    """A window pans over the photo (its edge pixels extended) so that the face slides out by the left,
+    right or top edge until about a third of it is left, and back, at 15 frames per second, with defaults:
+    a 400x480 window (right: the left case mirrored; top: the window moves down)."""
     from pipeline import Pipeline
 
-    canvas = np.concatenate([face, np.repeat(face[:, -1:], 400, axis=1)], axis=1)
-    xs = [*range(0, 300, 24), *range(300, -1, -24)]
+    if edge in ("left", "right"):
+        canvas = np.concatenate([face, np.repeat(face[:, -1:], 400, axis=1)], axis=1)
+        steps = [*range(0, 300, 24), *range(300, -1, -24)]
+
+        def window(x):
+            w = np.ascontiguousarray(canvas[40:520, x:x + 400])
+            return w if edge == "left" else np.ascontiguousarray(w[:, ::-1])
+        lo, hi = FACE_X0, FACE_X0 + FACE_W  # the face's box in the photo along the moving axis
+    else:
+        canvas = np.concatenate([face, np.repeat(face[-1:], 400, axis=0)], axis=0)
+        steps = [*range(40, 330, 24), *range(330, 39, -24)]  # from the left case's first window
+
+        def window(y):
+            return np.ascontiguousarray(canvas[y:y + 480, 0:400])
+        lo, hi = 176, 395
     with Pipeline() as p:
-        for k, x in enumerate(xs):
-            r = p.process(np.ascontiguousarray(canvas[40:520, x:x + 400]), k / 15)
-            visible = (FACE_X0 + FACE_W - x) / FACE_W  # share of the face's width inside the frame
-            assert list(r.track_ids) == [1], (x, r.track_ids)  # one face, one ID, in and out
-            if visible >= 0.6:  # found by the detector, not only held at its predicted box
-                assert not r.predicted[0], x
-                assert r.boxes[0][0] >= 0 and abs(r.boxes[0][2] - (FACE_X0 + FACE_W - x)) < 0.15 * FACE_W
+        for k, s in enumerate(steps):
+            frame = window(s)
+            r = p.process(frame, k / 15)
+            visible = (hi - s) / (hi - lo)  # share of the face inside the frame along the moving axis
+            if edge == "top":
+                # cut by the top edge, the eyes leave the frame with half the face: the default detector loses
+                # the face below about 0.6 of it, longer than a track is held (tracking.hold_s, 0.5 s), so the face
+                # may go unreported for a frame or two; whenever it is reported, it is #1
+                assert list(r.track_ids) in ([1], []), (edge, s, r.track_ids)
+                assert r.track_ids.size or visible < 0.7, (edge, s)
+            else:
+                assert list(r.track_ids) == [1], (edge, s, r.track_ids)  # one face, one ID, in and out
+            if visible >= (0.7 if edge == "top" else 0.6):  # found by the detector, not only held at its predicted box
+                assert not r.predicted[0], (edge, s)
+                b = r.boxes[0]
+                if edge == "left":
+                    assert b[0] >= 0 and abs(b[2] - (hi - s)) < 0.15 * FACE_W, (edge, s, b)
+                elif edge == "right":
+                    w = frame.shape[1]
+                    assert b[2] <= w and abs(b[0] - (w - (hi - s))) < 0.15 * FACE_W, (edge, s, b)
+                else:
+                    assert b[1] >= 0 and abs(b[3] - (hi - s)) < 0.15 * FACE_W, (edge, s, b)
+
+
+#: Cut frames of the hard set where the default detector finds a face cut by the edge beside others, and
+#: whose labels used to cover a neighbour (a panel over the next face, a chip squeezed against the edge).
+LABEL_FRAMES = ("6_Funeral_Funeral_6_627 cut left", "4_Dancing_Dancing_4_1036 cut right",
+                "2_Demonstration_Demonstrators_2_547 cut top", "7_Cheering_Cheering_7_118 cut right",
+                "3_Riot_Riot_3_604 cut right")
+
+
+@pytest.mark.skipif(hardfaces.available() is not None, reason=f"hard-face set not here: {hardfaces.available()}")
+def test_labels_of_faces_cut_by_the_edge_stay_inside_the_frame_and_off_the_other_faces():
+    from pipeline.annotate import FaceAnnotator, draw
+    from testkit.hardfaces import cases
+
+    frames = [c for c in cases() if c.name in LABEL_FRAMES]
+    assert len(frames) == len(LABEL_FRAMES)
+    for c in frames:
+        r = analyze_image(c.rgb)  # defaults, as the Image tab and the API
+        h, w = c.rgb.shape[:2]
+        hit, _ = match(c.boxes, r.boxes, c.ignore, 0.4)
+        assert len(r) >= 2 and any(hh and "edge" in t for hh, t in zip(hit, c.tags)), c.name
+        boxes = np.asarray(r.boxes, float)
+        for status in (None, "30 fps  9 ms  3 faces"):
+            labels = [lab for lab in FaceAnnotator().layout(r, w, h, status=status) if lab.face >= 0]
+            assert sorted(lab.face for lab in labels) == list(range(len(r))), c.name  # every face has its label
+            for lab in labels:
+                x1, y1, x2, y2 = lab.rect
+                assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h, (c.name, lab)
+                for j, b in enumerate(boxes):
+                    if j != lab.face:
+                        covered = max(0, min(x2, b[2]) - max(x1, b[0])) * max(0, min(y2, b[3]) - max(y1, b[1]))
+                        assert covered == 0, (c.name, lab.kind, lab.rect, "covers face", j, b.astype(int).tolist())
+        assert draw(c.rgb, r).shape == c.rgb.shape  # and it draws
+
+
+FUSED_FRAMES = ("2_Demonstration_Demonstrators_2_781", "2_Demonstration_Protesters_2_796 cut left",
+                "7_Cheering_Cheering_7_408 cut left")
+
+
+@pytest.mark.skipif(hardfaces.available() is not None, reason=f"hard-face set not here: {hardfaces.available()}")
+def test_fused_detector_keeps_every_face_of_its_parts_once():
+    """``yunet+centerface``: each face either part finds is in the result, once (real hard-set photos where
+    each part finds a face the other misses)."""
+    from testkit.hardfaces import cases
+    from tracker.combo import Fused
+    from tracker.geometry import iou_matrix
+
+    det = make_detector(DetectionConfig(detector="yunet+centerface"))
+    assert isinstance(det, Fused)
+    found = {"fused": 0, "yunet": 0, "centerface": 0}
+    try:
+        for c in [c for c in cases() if c.name in FUSED_FRAMES]:
+            fused = det.detect(c.rgb, scan_all=True)
+            parts = [p.detect(c.rgb, scan_all=True) for p in det.parts]
+            if len(fused) > 1:
+                iou = iou_matrix(fused.boxes, fused.boxes)
+                assert (iou[np.triu_indices(len(fused), 1)] <= 0.3).all(), c.name  # one box per face
+            for p in parts:
+                if len(p):
+                    assert len(fused) and (iou_matrix(p.boxes, fused.boxes).max(axis=1) > 0.3).all(), c.name
+            for k, d in zip(found, (fused, *parts)):
+                found[k] += sum(match(c.boxes, d.boxes, c.ignore, 0.4)[0])
+    finally:
+        det.close()
+    assert found["fused"] > max(found["yunet"], found["centerface"]), found

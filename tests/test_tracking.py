@@ -191,3 +191,30 @@ def test_group_pan_with_missed_faces_keeps_every_id_and_marks_predicted_rows():
     assert all(len(v) == 1 for v in ids.values()), f"an ID switched: {ids}"
     assert len({next(iter(v)) for v in ids.values()}) == 6
     assert predicted_rows > 0
+
+
+def test_tracking_benchmark_runs_every_setting_it_compares():
+    """``python -m benchmarks.tracking`` (without ``--shipped-only``) compares tracker settings with the
+    benchmark-only ``fer128`` embedding too; every one of them must run (fer128 used to stop the run with
+    a ConfigError, the tracker's own embedder list does not have it)."""
+    from benchmarks import tracking as bt
+    from tracker.base import Detections
+    from tracker.embed import embed
+
+    seq = make_sequence("two_cross", fps=5, seed=0)
+    fer = bt._FerFeatures()
+    frames = []
+    for fr, gt in zip(seq.frames, seq.gt):
+        boxes = np.array([b for _, *b in gt], np.float32).reshape(-1, 4)
+        d = Detections(boxes, np.full(len(boxes), 0.9, np.float32), np.full((len(boxes), 6, 2), np.nan, np.float32))
+        feats = {k: fer(fr, boxes) if k == "fer128" else embed(fr, boxes, k) for k in bt.EMBEDDERS}
+        frames.append((d, feats, fr.shape[:2]))
+    data = [{"case": "two_cross", "fps": 5, "seed": 0, "gt": seq.gt, "timestamps": seq.timestamps, "frames": frames}]
+    settings = bt.settings(quick=False)
+    assert "fer128" in {c["embedder"] for c in settings}
+    for cfg in settings:
+        rows = bt.run_config(data, cfg)
+        assert rows[0]["recall"] > 0.9, (cfg, rows[0])  # the true boxes, so every face is found
+    # the cached fer embeddings are what the tracker matched on: they tell the two faces apart
+    fer_rows = bt.run_config(data, {**bt.BASE, "embedder": "fer128"})
+    assert fer_rows[0]["id_switches"] == 0

@@ -20,7 +20,8 @@ from common.checks import choice, number, validate, whole
 
 #: Detector names ``DetectionConfig.detector`` accepts (besides a model file path); tracker.factory
 #: builds each (its module doc says what each is).
-DETECTORS = ("auto", "short", "full", "yunet", "yunet320", "hybrid", "auto+yunet", "auto+short", "centerface")
+DETECTORS = ("auto", "short", "full", "yunet", "yunet320", "hybrid", "auto+yunet", "auto+short", "centerface",
+              "yunet+centerface")
 #: Model file suffixes ``DetectionConfig.detector`` accepts as a path (a BlazeFace .tflite).
 MODEL_SUFFIXES = (".tflite",)
 

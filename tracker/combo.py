@@ -8,6 +8,9 @@
 * :class:`PaddedShort` is BlazeFace's short-range model over the whole frame, padded with grey on
   every side first, so a large face cut by the frame's edge is seen with room around it;
   ``"auto+short"`` adds it to the automatic detector.
+* :class:`Fused` runs every one of its detectors on every frame and keeps the union of their faces,
+  one box per face (NMS by score); ``"yunet+centerface"`` is YuNet and CenterFace, each with a score
+  floor that keeps its false detections rare.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import numpy as np
 
 from .base import DetectionConfig, Detections
 from .detect import FaceDetector
-from .geometry import PAD_GREY, areas, intersection_matrix, iou_matrix
+from .geometry import PAD_GREY, areas, intersection_matrix, iou_matrix, nms
 
 
 def _overlaps(b: np.ndarray, others: np.ndarray, iou_thr: float = 0.3, contain_thr: float = 0.6) -> bool:
@@ -96,3 +99,32 @@ class PaddedShort:
         self.passes = 1
         out = [(b - (p, p, p, p), s, k - (p, p)) for b, s, k in found]
         return self.det.merge(out, h, w)
+
+
+class Fused:
+    """Every detector of ``parts`` on every frame; the union of their faces, overlaps merged by NMS.
+
+    Each part thresholds its own scores (they are not on one scale); where two find the same face
+    (IoU above ``iou``, or one box mostly inside the other) the higher-scoring box is kept.
+    """
+
+    def __init__(self, *parts, iou: float = 0.3):
+        self.parts, self.iou = parts, float(iou)
+        self.config = getattr(parts[0], "config", None)
+        self.passes = 0
+
+    def close(self) -> None:
+        for p in self.parts:
+            p.close()
+
+    def detect(self, rgb: np.ndarray, hints: np.ndarray | None = None, scan_all: bool = False) -> Detections:
+        found = [p.detect(rgb, hints=hints, scan_all=scan_all) for p in self.parts]
+        self.passes = sum(getattr(p, "passes", 1) for p in self.parts)
+        boxes = np.concatenate([d.boxes for d in found]).astype(np.float32)
+        scores = np.concatenate([d.scores for d in found]).astype(np.float32)
+        kps = np.concatenate([d.keypoints for d in found]).astype(np.float32)
+        if not len(boxes):
+            return found[0]
+        keep = np.asarray(nms(boxes, scores, iou_thr=self.iou), np.int64)
+        keep = keep[np.argsort(boxes[keep, 0], kind="stable")]
+        return Detections(boxes[keep], scores[keep], kps[keep])

@@ -18,7 +18,9 @@ the detector candidates"):
   (:class:`tracker.combo.SecondOpinion`);
 * ``"auto+short"``: the automatic detector with BlazeFace's short-range model over the whole frame,
   padded on every side (:class:`tracker.combo.PaddedShort`);
-* ``"centerface"``: CenterFace (:mod:`tracker.centerface`; its model file is fetched, not shipped).
+* ``"centerface"``: CenterFace (:mod:`tracker.centerface`; its model file is fetched, not shipped);
+* ``"yunet+centerface"``: YuNet (scores >= :data:`FUSED_YUNET_SCORE`) and CenterFace (>=
+  :data:`FUSED_CENTERFACE_SCORE`) on every frame, their faces merged (:class:`tracker.combo.Fused`).
 """
 from __future__ import annotations
 
@@ -31,6 +33,10 @@ from .detect import FaceDetector
 
 #: YuNet's threshold as a second opinion (it only adds faces BlazeFace did not find).
 SECOND_SCORE = 0.6
+#: ``"yunet+centerface"``: each part's score floor, chosen on half of the hard set (its even-numbered
+#: photos and their cut frames) for precision >= 0.95 there, then measured on both halves
+#: (``python -m benchmarks.hardfaces``, which reports the halves apart).
+FUSED_YUNET_SCORE, FUSED_CENTERFACE_SCORE = 0.8, 0.4
 
 
 def _yunet(config, input_px=640, still_px=1280, **kw):
@@ -69,6 +75,14 @@ def _centerface(config, **kw):
     return CenterFaceDetector(config, **kw)
 
 
+def _yunet_centerface(config, **kw):
+    from .centerface import CenterFaceDetector
+    from .combo import Fused
+
+    return Fused(_yunet(config, score=max(config.min_score, FUSED_YUNET_SCORE), **kw),
+                 CenterFaceDetector(config, score=FUSED_CENTERFACE_SCORE, **kw))
+
+
 #: name -> builder(config, threads=..., engine=...)
 BUILDERS: dict[str, Callable[..., Detector]] = {
     "auto": AutoDetector,
@@ -80,6 +94,7 @@ BUILDERS: dict[str, Callable[..., Detector]] = {
     "auto+yunet": _auto_yunet,
     "auto+short": _auto_short,
     "centerface": _centerface,
+    "yunet+centerface": _yunet_centerface,
 }
 assert set(BUILDERS) == set(DETECTORS), "every detector name needs a builder"
 
