@@ -370,3 +370,23 @@ async def half_open_offer(client, url: str, config: dict, blackhole_port: int) -
         return r.json()
     finally:
         await pc.close()
+
+
+def garbage_packets(n: int = 30, size: int = 2000, seed: int = 0, announce: tuple[int, int] | None = None) -> list[bytes]:
+    """``n`` VP8 "frames" for a hostile peer (``LivePeer.encoded``): random bytes, sent as the payload of the
+    negotiated VP8 track; with ``announce`` each starts with a key frame header claiming that (width, height)
+    (RFC 6386, 9.1), which makes a decoder allocate frame buffers of that size before it finds the rest is
+    noise."""
+    import struct
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        body = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+        if announce is not None:
+            tag = (1 << 4) | (size << 5)  # key frame, version 0, shown, first partition size
+            body = struct.pack("<I", tag)[:3] + b"\x9d\x01\x2a" + struct.pack("<HH", *announce) + body
+        elif body[0] & 1 == 0:
+            body = bytes([body[0] | 1]) + body[1:]  # an inter frame: never a key frame header by chance
+        out.append(body)
+    return out
