@@ -348,10 +348,10 @@ def blackhole_sdp(sdp: str, port: int) -> str:
     return "\r\n".join(out) + "\r\n"
 
 
-async def half_open_offer(client, url: str, config: dict, blackhole_port: int) -> dict:
+async def half_open_offer(client, url: str, config: dict, blackhole_port: int, webrtc_id: str | None = None) -> dict:
     """Post a video offer to the Live tab whose candidates lead nowhere (:func:`blackhole_sdp`), as an
     attacker who never completes ICE does; the server's answer (``{"status": "failed", ...}`` if refused).
-    Nothing is kept on this side."""
+    Nothing is kept on this side.  ``webrtc_id``: the connection id to offer for (default: a new one)."""
     from aiortc import RTCPeerConnection, VideoStreamTrack
 
     url = url if url.endswith("/") else url + "/"
@@ -362,7 +362,7 @@ async def half_open_offer(client, url: str, config: dict, blackhole_port: int) -
     try:
         await pc.setLocalDescription(await pc.createOffer())
         body = {"sdp": blackhole_sdp(pc.localDescription.sdp, blackhole_port), "type": "offer",
-                "webrtc_id": uuid.uuid4().hex[:12]}
+                "webrtc_id": webrtc_id or uuid.uuid4().hex[:12]}
         r = await client.post(f"{url}gradio_api/component_server",
                               json={"data": body, "component_id": cid, "fn_name": "offer",
                                     "session_hash": uuid.uuid4().hex[:10]})
