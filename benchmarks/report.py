@@ -429,8 +429,10 @@ def _live_hostile() -> list[str]:
     notes = []
     for p in d["phases"]:
         if p["attack"] in ("garbage", "stop") and "connections" in p:
-            notes.append(f"{p['attack']}: the attacker connected {p['connections']} times, the server closed it "
-                         f"{p['closed_by_server']} times, after {', '.join(f(x) for x in p['closed_after_s']) or '-'} s")
+            closed = (f"the server closed {p['closed_by_server']} of them, after "
+                      f"{', '.join(f(x) for x in p['closed_after_s'])} s" if p["closed_by_server"]
+                      else "the server closed none of them during the phase")
+            notes.append(f"{p['attack']}: connections the attacker made: {p['connections']}; {closed}")
         if p["attack"] == "renegotiate" and "reoffers" in p:
             notes.append(f"renegotiate: {p['reoffers']} re-offers on an open connection's id, answered "
                          + ", ".join(f"{k} {v}" for k, v in p["reoffers_refused"].items()))

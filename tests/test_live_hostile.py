@@ -61,8 +61,11 @@ def test_live_limits_from_the_environment():
     s = Settings.from_env({})
     assert (s.live_streams_per_client, s.live_pending_per_client, s.live_connect_s, s.live_max_pixels) == (
         1, 2, 5.0, 1280 * 720)
-    s = Settings.from_env({"LIVE_STREAMS_PER_CLIENT": "0", "LIVE_CONNECT_S": "none", "LIVE_MAX_PIXELS": "1920x1080"})
+    assert s.live_throttle_factor == 1.5
+    s = Settings.from_env({"LIVE_STREAMS_PER_CLIENT": "0", "LIVE_CONNECT_S": "none", "LIVE_MAX_PIXELS": "1920x1080",
+                           "LIVE_THROTTLE_FACTOR": "0"})
     assert (s.live_streams_per_client, s.live_connect_s, s.live_max_pixels) == (0, None, 1920 * 1080)
+    assert s.live_throttle_factor == 0
     from webapp.live.handler import bounded_size
 
     assert bounded_size(3840, 2160, s.live_max_pixels) == (1920, 1080)
