@@ -64,7 +64,7 @@ class Settings:
     #: cost more than this many times the median other stream's has its next frames answered with its last
     #: annotated frame, unanalysed, until it is back under its share: an expensive stream (big frames, many
     #: faces) gets a lower frame rate, the others keep theirs (webapp.live.throttle; 0: never).
-    live_throttle_factor: float = 1.5
+    live_throttle_factor: float = 2.0
     #: Where processed uploads are written.
     output_dir: Path = _TMP / "emotion-out"
     #: Results of uploaded videos and Gradio's file cache are deleted after this many seconds.

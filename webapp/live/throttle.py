@@ -10,7 +10,7 @@ took over the last :data:`WINDOW_S` seconds, and decides before each frame:
   took at least :data:`BUSY` of the workers' time (``workers x WINDOW_S``);
 * then a stream's **share** is the workers' time divided by the streams running (2 workers, 4 streams:
   half a worker each).  A stream that used more than its share, and whose frames cost more than ``factor``
-  (``LIVE_THROTTLE_FACTOR``, default 1.5) times those of the median other stream, is not analysed (and not
+  (``LIVE_THROTTLE_FACTOR``, default 2) times those of the median other stream, is not analysed (and not
   answered) until its use is back under its share (an unanalysed frame costs nothing, so that is soon).
   A stream's cost per frame is the mean of its last :data:`COST_FRAMES` analysed frames without the
   dearest quarter (a frame that waited for a core on a loaded machine, the first frames of a stream);
@@ -42,7 +42,7 @@ BUSY = 0.8
 class Throttle:
     """Server time per stream over the last :data:`WINDOW_S` and the throttling rule (module doc)."""
 
-    def __init__(self, factor: float = 1.5, window_s: float = WINDOW_S, busy: float = BUSY, clock=time.monotonic):
+    def __init__(self, factor: float = 2.0, window_s: float = WINDOW_S, busy: float = BUSY, clock=time.monotonic):
         #: Only a stream whose frames cost more than ``factor`` times the median other stream's is throttled
         #: (0: never).
         self.factor = float(factor)
