@@ -1,8 +1,9 @@
 """Fair shares of the live workers: a stream whose frames cost far more than its share is throttled.
 
 Every stream has one frame at a time on the server's worker pool (:mod:`webapp.live.pool`), in turn, so
-a stream whose frames take three times as long (1280x720 with eight faces beside 640x480 with one) holds
-a worker three times as long each turn, and the others wait for it.  :class:`Throttle` (one per server,
+a stream whose frames take three times as long (1920x1080 with twelve faces, analysed at 1280x720, beside
+640x480 with one: 2.6-2.9 times the server time per frame in ``tests/test_live_hostile.py``) holds a worker
+three times as long each turn, and the others wait for it.  :class:`Throttle` (one per server,
 used by :class:`~webapp.live.handler.LiveHandler`) keeps the server time each stream's analysed frames
 took over the last :data:`WINDOW_S` seconds, and decides before each frame:
 
@@ -17,8 +18,11 @@ took over the last :data:`WINDOW_S` seconds, and decides before each frame:
   a stream is judged once it has that many.  Streams of like cost are never throttled: their uneven turns
   on a loaded machine are not a hog.
 
-An expensive stream therefore gets a lower analysed frame rate and the others keep theirs; with no more
-streams than workers, or an idle server, nothing is throttled (no stream can then make another wait).
+An expensive stream therefore gets a lower analysed frame rate (its user keeps seeing its last annotated
+frame in between, and is told once why) and the others keep theirs; with no more streams than workers, or
+an idle server, nothing is throttled (no stream can then make another wait).  Since one frame at a time
+already keeps any stream to one worker, the gain is largest with many streams per worker; what a peer
+costs outside the handler (decoding its video, encoding the answer) is not counted.
 """
 from __future__ import annotations
 
