@@ -84,6 +84,8 @@ class LiveHandler:
             sess = self.registry.admit(sid, ctl)
             t_admit = time.perf_counter() - t_admit  # a new session's pipeline is built here: not the stream's cost
             if sess is None:
+                if self.registry.has_ended(sid):  # a late frame of a released stream: nothing to analyse
+                    return frame
                 return self._busy(frame, sid)
             if self.throttle is not None and self.throttle.over_share(sid, self._workers()):
                 out = sess.last_output()
