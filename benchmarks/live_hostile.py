@@ -14,6 +14,9 @@ The server runs with its defaults and ``TRUST_PROXY=1`` (as on a Space), so ever
 * ``big``: one peer sends ``--big`` frames (default 3840x2160, a short pre-encoded VP8 loop); above
   ``LIVE_REFUSE_PIXELS`` (1920x1080) the server closes it after telling it why (``messages``), between
   ``LIVE_MAX_PIXELS`` (1280x720) and that it is analysed downscaled (``returned_sizes``);
+* ``costly``: one peer sends 1920x1080 (the most the server takes) with twelve faces: analysed downscaled, at
+  about three times a honest stream's server time per frame, so throttled (``LIVE_THROTTLE_FACTOR``) while the
+  workers are busy (``messages``);
 * ``garbage``: one address connects a peer whose VP8 track carries random bytes, every fifth "frame" behind a
   key frame header announcing 16383x16383 (:func:`testkit.rtc_peer.garbage_packets`); when the server closes
   it, it connects again;
@@ -49,7 +52,7 @@ from pathlib import Path
 from .live_load import ServerProbe, level_stats, public
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ATTACKS = ("baseline", "flood", "half_open", "big", "garbage", "stop", "renegotiate")
+ATTACKS = ("baseline", "flood", "half_open", "big", "costly", "garbage", "stop", "renegotiate")
 
 
 def _client(address: str):
@@ -83,8 +86,8 @@ async def _attack(kind: str, url: str, config: dict, port: int, places: int, sto
         finally:
             for c in clients:
                 await c.aclose()
-    elif kind == "big":
-        frames, encoded = big
+    elif kind in ("big", "costly"):
+        frames, encoded = big[kind]  # the pre-encoded videos, by attack
         async with _client("203.0.113.99") as c:
             peer = LivePeer(url, 99, frames)
             peer.encoded = encoded
@@ -157,6 +160,13 @@ async def _attack(kind: str, url: str, config: dict, port: int, places: int, sto
                     await asyncio.sleep(0.5)
                 await peer.close()
                 await asyncio.sleep(0.2)
+
+
+def _costly():
+    from testkit.rtc_peer import pre_encode, scene_frames
+
+    f = scene_frames("crowd", 30, seed=20, size=(1920, 1080), n=12)
+    return f, pre_encode(f, 99, n=30, bitrate=4_000_000)
 
 
 async def _honest(url: str, config: dict, k: int, frames, encoded, deadline_s: float = 30.0):
@@ -307,11 +317,13 @@ def main(argv=None) -> dict:
     for k in range(args.honest):
         f = scene_frames("crowd", 90, seed=k, n=4)
         honest.append((f, pre_encode(f, k + 1, n=150)))
-    big = None
+    big = {}
     if "big" in kinds:
         w, h = (int(v) for v in args.big.lower().split("x"))
         f = [cv2.resize(x, (w, h)) for x in scene_frames("crowd", 6, seed=9, size=(640, 360), n=3)]
-        big = (f, pre_encode(f, 99, n=6, bitrate=8_000_000))
+        big["big"] = (f, pre_encode(f, 99, n=6, bitrate=8_000_000))
+    if "costly" in kinds:
+        big["costly"] = _costly()
     phases = []
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as hole, tempfile.TemporaryDirectory() as tmp, \
             start_app(Path(tmp), {"TRUST_PROXY": "1", "LOG_LEVEL": "WARNING"}) as (url, proc):

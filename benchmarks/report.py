@@ -436,8 +436,8 @@ def _live_hostile() -> list[str]:
         if p["attack"] == "renegotiate" and "reoffers" in p:
             notes.append(f"renegotiate: {p['reoffers']} re-offers on an open connection's id, answered "
                          + ", ".join(f"{k} {v}" for k, v in p["reoffers_refused"].items()))
-        if p["attack"] == "big" and p.get("messages"):
-            notes.append(f"big: told \"{p['messages'][0]}\"")
+        if p["attack"] in ("big", "costly") and p.get("messages"):
+            notes.append(f"{p['attack']}: told " + "; ".join(f"\"{m}\"" for m in p["messages"]))
     out += [f"- {n}." for n in notes]
     g = d.get("goals", {})
     out += ([""] if notes else []) + ["Goals (issue 28): " + "; ".join(f"{k.replace('_', ' ')}: {f(v)}" for k, v in g.items())
