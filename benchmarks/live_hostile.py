@@ -1,6 +1,6 @@
 """Honest live users beside hostile WebRTC peers, over real WebRTC against ``python app.py`` (issue 28).
 
-    python -m benchmarks.live_hostile                   # every phase, 15 s measured each; about 15 minutes
+    python -m benchmarks.live_hostile                   # every phase, 15 s measured each; 5-8 minutes
     python -m benchmarks.live_hostile --attacks flood,garbage --seconds 10 --out /tmp/live_hostile.json
 
 The server runs with its defaults and ``TRUST_PROXY=1`` (as on a Space), so every peer has its own
