@@ -429,6 +429,50 @@ def _live() -> list[str]:
     return out
 
 
+def _live_hostile() -> list[str]:
+    d = load("live_hostile")
+    if not d:
+        return []
+    out = ["### Honest users beside hostile peers", "", source("live_hostile", d), "",
+           f"{d.get('server', '')}. {d.get('honest_video', '')}; each honest user from its own address, each attack "
+           "from others (see the module's doc for each attack). Connect: seconds from the first offer to a stream, "
+           "and tries (a refused offer is retried every 0.5 s); fps: analysed frames returned per second per honest "
+           "stream, p5 / median; RSS: the server's, from just before the attack (start) to its peak, and the seconds "
+           "after the attack and the honest streams ended until it was back within 10% of the start (`-`: not "
+           f"within {f(d.get('recover_s', 60.0), 0)} s); "
+           "timelines: every honest user's download of their ended stream's timeline, through the page's Download "
+           "button, completed with at least as many frames as they got back analysed.", ""]
+    rows = []
+    for p in d["phases"]:
+        hs = p["honest"]
+        att = "-" if p["attack"] == "baseline" else f"{p['attack_accepted']} / {p['attack_offers']}"
+        rows.append([p["attack"], att, ", ".join(f"{f(h['connect_s'])} s ({h['tries']})" for h in hs),
+                     f"{f(p['fps_p5'])} / {f(p['fps_median'])}", f(p["latency_p95_ms"], 0), f(p["cpu_pct"], 0),
+                     f"{f(p.get('rss_start_mb'), 0)} / {f(p['rss_peak_mb'], 0)}", f(p.get("rss_back_s")),
+                     f(p.get("timeline_ok")), f(p.get("load_avg_1m"))])
+    out += table(["attack", "attack offers accepted", "honest connect (tries)", "honest fps p5 / median",
+                  "latency p95 ms", "server CPU %", "RSS start / peak MB", "RSS back in s", "timelines complete",
+                  "load (1 min)"], rows)
+    notes = []
+    for p in d["phases"]:
+        if p["attack"] in ("garbage", "stop") and "connections" in p:
+            closed = (f"the server closed {p['closed_by_server']} of them, after "
+                      f"{', '.join(f(x) for x in p['closed_after_s'])} s" if p["closed_by_server"]
+                      else "the server closed none of them during the phase")
+            notes.append(f"{p['attack']}: connections the attacker made: {p['connections']}; {closed}")
+        if p["attack"] == "renegotiate" and "reoffers" in p:
+            notes.append(f"renegotiate: {p['reoffers']} re-offers on an open connection's id, answered "
+                         + ", ".join(f"{k} {v}" for k, v in p["reoffers_refused"].items()))
+        if p["attack"] in ("big", "costly") and p.get("messages"):
+            notes.append(f"{p['attack']}: told " + "; ".join(f"\"{m}\"" for m in p["messages"]))
+    out += [f"- {n}." for n in notes]
+    g = d.get("goals", {})
+    out += ([""] if notes else []) + ["Goals (issue 28): " + "; ".join(f"{k.replace('_', ' ')}: {f(v)}" for k, v in g.items())
+                                       + ". The whole run took "
+                                         f"{f(d.get('wall_s'))} s.", ""]
+    return out
+
+
 def _server() -> list[str]:
     out = ["## The server under load", ""]
     d = load("load")
@@ -575,7 +619,7 @@ def _structure_ab() -> list[str]:
 
 
 SECTIONS = [_headline, _api_calls, _pipeline, _recall, _tracking, _hardfaces, _smoothing, _accuracy, _fer2013, _classifier_cost,
-            _baseline, _face_states, _batch, _live, _server, _structure_ab]
+            _baseline, _face_states, _batch, _live, _live_hostile, _server, _structure_ab]
 
 
 def render() -> str:

@@ -43,6 +43,51 @@ def mediapipe_detector_without_finaliser() -> None:
     vision.FaceDetector.__del__ = _no_finaliser
 
 
+# -- aiortc ----------------------------------------------------------------------------------
+
+#: VP8 key frames whose header announces more pixels than this never reach the decoder (4096x2160: more
+#: than any webcam sends; the live handler closes peers above LIVE_REFUSE_PIXELS after decoding).
+VP8_MAX_PIXELS = 4096 * 2160
+
+
+def vp8_announced_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) a VP8 key frame's header announces (RFC 6386, 9.1), None for any other frame."""
+    if len(data) < 10 or data[0] & 1 or data[3:6] != b"\x9d\x01\x2a":
+        return None
+    return int.from_bytes(data[6:8], "little") & 0x3FFF, int.from_bytes(data[8:10], "little") & 0x3FFF
+
+
+def aiortc_vp8_size_guard() -> None:
+    """aiortc's VP8 decoder drops key frames whose header announces more than :data:`VP8_MAX_PIXELS`.
+
+    Why: libvpx allocates the frame buffers a key frame's header announces before it decodes a byte of
+    picture, and aiortc hands it whatever a peer sends: one 2 KB packet of random bytes behind a key frame
+    header claiming 16383x16383 made the decoder of that one connection allocate 500-900 MB (the
+    ``garbage`` attack of ``benchmarks.live_hostile``).  A dropped key frame leaves the connection with no
+    picture; the live gate then closes it as half-open or silent.  Upstream: ``aiortc.codecs.vpx.Vp8Decoder
+    .decode`` (one ``JitterFrame`` in, decoded frames out; written for aiortc 1.16).
+    """
+    if not _once("aiortc_vp8_size_guard"):
+        return
+    import logging
+
+    from aiortc.codecs import vpx
+
+    original = vpx.Vp8Decoder.decode
+    log = logging.getLogger("webapp.live")
+
+    def decode(self, encoded_frame):
+        size = vp8_announced_size(encoded_frame.data)
+        if size is not None and size[0] * size[1] > VP8_MAX_PIXELS:
+            if not getattr(self, "refused_size", None):
+                log.info("dropping VP8 key frames announcing %dx%d", *size)
+            self.refused_size = size
+            return []
+        return original(self, encoded_frame)
+
+    vpx.Vp8Decoder.decode = decode
+
+
 # -- fastrtc ---------------------------------------------------------------------------------
 
 def fastrtc_video_callback(replacement: type) -> None:

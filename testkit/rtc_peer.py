@@ -157,9 +157,11 @@ def pre_encode(frames: list[np.ndarray], peer: int, n: int = PRE_ENCODED_FRAMES,
     return out
 
 
-def _source_track(frames: list[np.ndarray], peer: int, stats: PeerStats, encoded: list[bytes] | None = None):
+def _source_track(frames: list[np.ndarray], peer: int, stats: PeerStats, encoded: list[bytes] | None = None,
+                  held=lambda: False):
     """The peer's camera: ``frames`` stamped and encoded as they are sent (as a browser does), or the
-    ``encoded`` loop (:func:`pre_encode`) sent as it is, which costs the peer almost nothing."""
+    ``encoded`` loop (:func:`pre_encode`) sent as it is, which costs the peer almost nothing.  While
+    ``held()`` is true nothing is sent (a peer that stops mid-stream without closing)."""
     from aiortc import VideoStreamTrack
     from av import Packet, VideoFrame
 
@@ -169,6 +171,8 @@ def _source_track(frames: list[np.ndarray], peer: int, stats: PeerStats, encoded
             self.n = 0
 
         async def recv(self):
+            while held():
+                await asyncio.sleep(0.2)
             pts, time_base = await self.next_timestamp()
             i = self.n
             self.n += 1
@@ -225,6 +229,8 @@ class LivePeer:
         self.pc = None
         self._readers: list[asyncio.Task] = []
         self.connected = asyncio.Event()
+        #: True: the camera stops sending (the connection stays open), as a peer stopping mid-stream.
+        self.held = False
 
     async def connect(self, client, config: dict) -> bool:
         """Offer, answer, controls; False (and ``stats.refused``) when the server refuses the connection."""
@@ -253,7 +259,7 @@ class LivePeer:
             if pc.connectionState == "connected":
                 self.connected.set()
 
-        pc.addTrack(_source_track(self.frames, self.peer, self.stats, self.encoded))
+        pc.addTrack(_source_track(self.frames, self.peer, self.stats, self.encoded, held=lambda: self.held))
         await pc.setLocalDescription(await pc.createOffer())  # aiortc gathers every candidate here
         body = {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type, "webrtc_id": self.webrtc_id}
         r = await client.post(f"{self.url}gradio_api/component_server",
@@ -348,10 +354,10 @@ def blackhole_sdp(sdp: str, port: int) -> str:
     return "\r\n".join(out) + "\r\n"
 
 
-async def half_open_offer(client, url: str, config: dict, blackhole_port: int) -> dict:
+async def half_open_offer(client, url: str, config: dict, blackhole_port: int, webrtc_id: str | None = None) -> dict:
     """Post a video offer to the Live tab whose candidates lead nowhere (:func:`blackhole_sdp`), as an
     attacker who never completes ICE does; the server's answer (``{"status": "failed", ...}`` if refused).
-    Nothing is kept on this side."""
+    Nothing is kept on this side.  ``webrtc_id``: the connection id to offer for (default: a new one)."""
     from aiortc import RTCPeerConnection, VideoStreamTrack
 
     url = url if url.endswith("/") else url + "/"
@@ -362,7 +368,7 @@ async def half_open_offer(client, url: str, config: dict, blackhole_port: int) -
     try:
         await pc.setLocalDescription(await pc.createOffer())
         body = {"sdp": blackhole_sdp(pc.localDescription.sdp, blackhole_port), "type": "offer",
-                "webrtc_id": uuid.uuid4().hex[:12]}
+                "webrtc_id": webrtc_id or uuid.uuid4().hex[:12]}
         r = await client.post(f"{url}gradio_api/component_server",
                               json={"data": body, "component_id": cid, "fn_name": "offer",
                                     "session_hash": uuid.uuid4().hex[:10]})
@@ -370,3 +376,58 @@ async def half_open_offer(client, url: str, config: dict, blackhole_port: int) -
         return r.json()
     finally:
         await pc.close()
+
+
+def garbage_packets(n: int = 30, size: int = 2000, seed: int = 0, announce: tuple[int, int] | None = None) -> list[bytes]:
+    """``n`` VP8 "frames" for a hostile peer (``LivePeer.encoded``): random bytes, sent as the payload of the
+    negotiated VP8 track; with ``announce`` each starts with a key frame header claiming that (width, height)
+    (RFC 6386, 9.1), which makes a decoder allocate frame buffers of that size before it finds the rest is
+    noise."""
+    import struct
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        body = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+        if announce is not None:
+            tag = (1 << 4) | (size << 5)  # key frame, version 0, shown, first partition size
+            body = struct.pack("<I", tag)[:3] + b"\x9d\x01\x2a" + struct.pack("<HH", *announce) + body
+        elif body[0] & 1 == 0:
+            body = bytes([body[0] | 1]) + body[1:]  # an inter frame: never a key frame header by chance
+        out.append(body)
+    return out
+
+
+async def download_timeline(client, url: str, config: dict, webrtc_id: str, timeout_s: float = 60.0) -> dict:
+    """What the Live tab's "Download the timeline recorded so far" button gets for connection ``webrtc_id``,
+    through the page's own path (Gradio's queue: ``queue/join`` with the event's ``fn_index``, the result read
+    from ``queue/data``, then each file fetched from its URL): ``{file name: bytes}``, or ``{"error": text}``."""
+    url = url if url.endswith("/") else url + "/"
+    button = next(c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == "live-download")
+    dep = next(d for d in config["dependencies"] if d.get("targets") and d["targets"][0][0] == button)
+    session = uuid.uuid4().hex[:10]
+    r = await client.post(f"{url}gradio_api/queue/join", json={"data": [webrtc_id, None], "fn_index": dep["id"],
+                                                               "session_hash": session, "event_data": None,
+                                                               "trigger_id": button})
+    if r.status_code != 200:
+        return {"error": f"{r.status_code} {r.text[:200]}"}
+    done = None
+    async with client.stream("GET", f"{url}gradio_api/queue/data", params={"session_hash": session},
+                             timeout=timeout_s) as s:
+        async for line in s.aiter_lines():
+            if not line.startswith("data:"):
+                continue
+            msg = json.loads(line[5:])
+            if msg.get("msg") == "process_completed":
+                done = msg
+                break
+    if done is None or not done.get("success"):
+        return {"error": json.dumps((done or {}).get("output", done))[:300]}
+    value = done["output"]["data"][0]
+    files = value.get("value") if isinstance(value, dict) and "value" in value else value
+    out = {}
+    for f in files or []:
+        r = await client.get(f["url"])
+        r.raise_for_status()
+        out[f.get("orig_name") or f["path"].rsplit("/", 1)[-1]] = r.content
+    return out

@@ -117,6 +117,24 @@ def test_no_leak_after_100_connect_disconnect(tmp_path, frames):
     assert not reg.ended
 
 
+def test_a_frame_arriving_after_the_stream_ended_does_not_hide_its_recording(tmp_path, frames):
+    """A frame still in flight when fastrtc released the connection (seen in ``benchmarks.live_hostile``: a
+    download returned a one-frame timeline instead of the 91 frames recorded) is answered as it came; the
+    ended session and its timeline stay what the page's download finds."""
+    import json
+
+    reg = SessionRegistry(live_dir=tmp_path)
+    h = LiveHandler(reg, session_id=lambda: "conn")
+    for f in frames[:8]:
+        h(f, "fer-mini-xception", "steady", 0.5, 20, 0.5)
+    assert reg.release("conn")
+    late = h(frames[8], "fer-mini-xception", "steady", 0.5, 20, 0.5)
+    assert late is frames[8] and len(reg) == 0
+    files = reg.get("conn").snapshot_files()
+    summary = json.loads(open(next(f for f in files if f.endswith("_summary.json"))).read())
+    assert summary["session"]["frames"] == 8
+
+
 def test_idle_sessions_are_reaped(tmp_path, frames):
     reg = SessionRegistry(live_dir=tmp_path, idle_s=0.0)
     reg.get_or_create("idle").step(frames[0], LiveControls())

@@ -162,3 +162,32 @@ def test_no_module_outside_common_compat_assigns_to_a_third_party_attribute():
         for f in (repo / pkg).rglob("*.py"):
             hits += [f"{f.relative_to(repo)}: {m.group(0).strip()}" for m in pat.finditer(f.read_text())]
     assert hits == []
+
+
+def test_vp8_key_frames_announcing_a_huge_picture_never_reach_the_decoder():
+    """A 2 KB packet claiming 16383x16383 is dropped before libvpx allocates for it (500-900 MB); a real
+    640x480 key frame still decodes; the sizes are read from the header as RFC 6386 lays it out."""
+    from aiortc.codecs.vpx import Vp8Decoder
+    from aiortc.jitterbuffer import JitterFrame
+
+    from testkit.rtc_peer import garbage_packets, pre_encode, scene_frames
+
+    compat.aiortc_vp8_size_guard()
+    real = pre_encode(scene_frames("crowd", 2, seed=1, n=1), 1, n=2)
+    assert compat.vp8_announced_size(real[0]) == (640, 480) and compat.vp8_announced_size(real[1]) is None
+    bomb = garbage_packets(3, announce=(16383, 16383))
+    assert compat.vp8_announced_size(bomb[0]) == (16383, 16383)
+
+    def rss_mb():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * 4096 / 2**20
+
+    d = Vp8Decoder()
+    before = rss_mb()
+    peak = before
+    for i, b in enumerate(bomb):
+        assert d.decode(JitterFrame(data=b, timestamp=i * 3000)) == []
+        peak = max(peak, rss_mb())
+    assert peak - before < 50, f"RSS grew {peak - before:.0f} MB"
+    frames = d.decode(JitterFrame(data=real[0], timestamp=10_000))
+    assert [(f.width, f.height) for f in frames] == [(640, 480)]

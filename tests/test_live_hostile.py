@@ -61,8 +61,11 @@ def test_live_limits_from_the_environment():
     s = Settings.from_env({})
     assert (s.live_streams_per_client, s.live_pending_per_client, s.live_connect_s, s.live_max_pixels) == (
         1, 2, 5.0, 1280 * 720)
-    s = Settings.from_env({"LIVE_STREAMS_PER_CLIENT": "0", "LIVE_CONNECT_S": "none", "LIVE_MAX_PIXELS": "1920x1080"})
+    assert s.live_throttle_factor == 2.0
+    s = Settings.from_env({"LIVE_STREAMS_PER_CLIENT": "0", "LIVE_CONNECT_S": "none", "LIVE_MAX_PIXELS": "1920x1080",
+                           "LIVE_THROTTLE_FACTOR": "0"})
     assert (s.live_streams_per_client, s.live_connect_s, s.live_max_pixels) == (0, None, 1920 * 1080)
+    assert s.live_throttle_factor == 0
     from webapp.live.handler import bounded_size
 
     assert bounded_size(3840, 2160, s.live_max_pixels) == (1920, 1080)
@@ -231,3 +234,68 @@ def test_a_peer_sending_4k_is_closed_and_told_why(server):
                                "Please choose a lower camera resolution."]
     assert n1 == n0, "the connection was not closed"
     assert all(w * h <= Settings().live_max_pixels for w, h in peer.stats.sizes)
+
+
+def _analysed(peer, t0: float, t1: float) -> int:
+    """Frames of ``peer`` that came back analysed (each counted once, none a "busy" frame) between ``t0`` and ``t1``
+    (a throttled stream's skipped frames are not answered)."""
+    return sum(1 for r in peer.stats.returned if not r.busy and t0 <= r.t < t1)
+
+
+def test_an_expensive_stream_is_throttled_and_the_cheap_ones_keep_their_rate(server):
+    """Four streams on the server's two workers: three cheap ones (640x480, one face) beside a fourth cheap one,
+    then beside an expensive one (1920x1080 with twelve faces, analysed downscaled to 1280x720: each frame about
+    three times the work).  The expensive
+    stream is throttled (told once, still answered), the cheap ones never.  What the throttle changes in rates
+    is small here: with one frame at a time per stream the pool already keeps a stream to one worker, and the
+    expensive one used 58-67% of one against its share of 50% (cheap streams 2.5-2.7 fps beside it, throttled;
+    2.4-2.5 unthrottled, at load 7 on 2 cores); its VP8 decoding at 1920x1080, which no throttle sees, slows
+    every stream."""
+    from webapp.live.handler import THROTTLED
+
+    cheap = scene_frames("crowd", 30, seed=10, n=1)  # the same scene for each cheap stream: the same cost
+    big = scene_frames("crowd", 30, seed=20, size=(1920, 1080), n=12)
+    measure_s = 8.0
+
+    async def run():
+        clients = [_client(f"198.51.100.{70 + k}") for k in range(5)]
+        config = (await clients[0].get(server + "config")).json()
+        peers = []
+        for k in range(4):
+            p = LivePeer(server, 70 + k, cheap)
+            p.encoded = pre_encode(cheap, 70 + k, n=60)
+            peers.append(p)
+        heavy = LivePeer(server, 74, big)
+        heavy.encoded = pre_encode(big, 74, n=30, bitrate=4_000_000)
+        for p, c in zip(peers, clients):
+            assert await p.connect(c, config), p.stats.refused
+        await asyncio.sleep(4.0)  # warm-up
+        t0 = time.time()
+        await asyncio.sleep(measure_s)
+        t1 = time.time()
+        alone = [_analysed(p, t0, t1) / (t1 - t0) for p in peers[:3]]
+        await peers[3].close()
+        await asyncio.sleep(1.0)
+        assert await heavy.connect(clients[4], config), heavy.stats.refused
+        # its answers are downscaled to 1280x720 (their bar codes unreadable): counted as frames received
+        await _until(lambda: sum(heavy.stats.sizes.values()) >= 5, 60)
+        await asyncio.sleep(3.0)
+        t2, n2 = time.time(), sum(heavy.stats.sizes.values())
+        await asyncio.sleep(measure_s)
+        t3, n3 = time.time(), sum(heavy.stats.sizes.values())
+        beside = [_analysed(p, t2, t3) / (t3 - t2) for p in peers[:3]]
+        heavy_fps = (n3 - n2) / (t3 - t2)
+        for p in [*peers[:3], heavy]:
+            await p.close()
+        for c in clients:
+            await c.aclose()
+        return alone, beside, heavy_fps, [p.stats.warnings() for p in peers], heavy.stats.warnings()
+
+    alone, beside, heavy_fps, told_cheap, told_heavy = asyncio.run(run())
+    print(f"\ncheap streams' analysed fps beside a cheap one {[round(v, 1) for v in alone]}, beside the expensive one "
+          f"{[round(v, 1) for v in beside]}; expensive {heavy_fps:.1f} fps; told {told_heavy}")
+    assert [w for w in told_heavy if "busy" in w] == [THROTTLED]
+    assert not any(told_cheap), told_cheap
+    assert heavy_fps * measure_s >= 2, "the throttled stream is no longer analysed"
+    # at most its share of the workers at more than twice the cost per frame: at most about half the cheap rate
+    assert heavy_fps <= 0.6 * sum(beside) / len(beside), "the expensive stream ran as often as the cheap ones"

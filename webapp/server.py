@@ -27,6 +27,7 @@ from .guards.retention import Retention
 from .live.gate import LiveGate
 from .live.handler import LiveHandler
 from .live.pool import LivePool
+from .live.throttle import Throttle
 from .live.registry import SessionRegistry
 from .media import Media
 from .models import ModelLoader
@@ -56,7 +57,8 @@ class Server:
         #: Live offers by client address, half-open and silent connections closed (webapp.live.gate).
         self.gate = LiveGate.from_settings(s)
         self.handler = LiveHandler(self.registry, offered=self.media.offered, gate=self.gate,
-                                   max_pixels=s.live_max_pixels, refuse_pixels=s.live_refuse_pixels)
+                                   max_pixels=s.live_max_pixels, refuse_pixels=s.live_refuse_pixels,
+                                   throttle=Throttle(s.live_throttle_factor))
         self.retention = Retention(s, self.registry, self.disk, self.output_dir, cache_dir=_gradio_cache_dir,
                                    trim=trim_malloc)
         self.demo = None

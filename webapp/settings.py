@@ -59,6 +59,12 @@ class Settings:
     #: A live connection whose frames have more pixels than this is closed, with a notice (default 1920x1080;
     #: 0: none): decoding one 3840x2160 VP8 stream at 30 fps takes most of a core before any downscale.
     live_refuse_pixels: int = 1920 * 1080
+    #: While the live workers are busy (two or more streams, whose frames kept them >= 80% occupied over the
+    #: last 2 s), a stream that used more than its share of them (workers / streams running) and whose frames
+    #: cost more than this many times the median other stream's has its next frames answered with its last
+    #: annotated frame, unanalysed, until it is back under its share: an expensive stream (big frames, many
+    #: faces) gets a lower frame rate, the others keep theirs (webapp.live.throttle; 0: never).
+    live_throttle_factor: float = 2.0
     #: Where processed uploads are written.
     output_dir: Path = _TMP / "emotion-out"
     #: Results of uploaded videos and Gradio's file cache are deleted after this many seconds.
@@ -164,6 +170,8 @@ class Settings:
                     changes[f.name] = w * h
                 else:
                     changes[f.name] = num(name, default, int)
+            elif f.name == "live_throttle_factor":
+                changes[f.name] = max(0.0, num(name, default))
             elif f.name == "min_free_mb":
                 changes[f.name] = num(name, default, optional=True, nonzero=True) or 0.0
             elif f.name == "trust_proxy":

@@ -11,6 +11,7 @@ maps it to the connection's own session, so two users never share state.
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from typing import Callable
 
@@ -23,13 +24,30 @@ from .session import LiveControls
 log = logging.getLogger(__name__)
 
 
+#: What a throttled stream's user is told, once (webapp.live.throttle).
+THROTTLED = ("This server is busy and your video costs it more than its share: fewer of your frames are analysed "
+             "(a lower frame rate). A lower camera resolution helps.")
+
+
+class _Skip:
+    """What the handler returns for a frame it does not answer (a throttled stream's, on the worker pool)."""
+
+    def __repr__(self):
+        return "SKIP"
+
+
+SKIP = _Skip()
+
+
 class LiveHandler:
     """``fn(frame_bgr, model, preset, half_life_s, min_face, min_score) -> frame_bgr`` for fastrtc."""
 
     def __init__(self, registry: SessionRegistry, session_id: Callable[[], str] | None = None,
                  warn: Callable[[str], None] | None = None, offered: dict | None = None, pool=None,
-                 gate=None, max_pixels: int | None = None, refuse_pixels: int | None = None):
+                 gate=None, max_pixels: int | None = None, refuse_pixels: int | None = None, throttle=None):
         self.registry = registry
+        #: The server's fair shares of the live workers (webapp.live.throttle.Throttle; None: no throttling).
+        self.throttle = throttle
         #: The server's live gate (webapp.live.gate.LiveGate): told of every frame; may close the connection.
         self.gate = gate
         #: Frames with more pixels are downscaled on arrival (before analysis and the answer); None: no bound.
@@ -43,12 +61,14 @@ class LiveHandler:
         self._warn = warn or (lambda message: _fastrtc_warning(message, pool))
         self._warned: deque[str] = deque(maxlen=256)  # connections already told "busy" (toast once)
         self._told_size: deque[str] = deque(maxlen=256)  # connections already told their frames are downscaled
+        self._told_throttled: deque[str] = deque(maxlen=256)  # connections already told they are throttled
         self.calls = 0
 
     def __call__(self, frame, *controls):
         self.calls += 1
         if frame is None:
             return frame
+        t0 = time.perf_counter()
         try:
             ctl = LiveControls.from_inputs(*controls, offered=self.offered)
             sid = self._session_id()
@@ -60,10 +80,23 @@ class LiveHandler:
                 refusal = self.gate.frame(sid)
                 if refusal is not None:  # a second stream of one address: closed by the gate
                     return self._tell(frame, sid, refusal)
+            t_admit = time.perf_counter()
             sess = self.registry.admit(sid, ctl)
+            t_admit = time.perf_counter() - t_admit  # a new session's pipeline is built here: not the stream's cost
             if sess is None:
+                if self.registry.has_ended(sid):  # a late frame of a released stream: nothing to analyse
+                    return frame
                 return self._busy(frame, sid)
-            return sess.step(frame, ctl)
+            if self.throttle is not None and self.throttle.over_share(sid, self._workers()):
+                out = sess.last_output()
+                if out is not None:  # no analysis: this stream's frame rate drops
+                    self._tell_throttled(sid)
+                    # on the pool the frame is not answered at all (nor encoded); else the last annotated one again
+                    return SKIP if self.pool is not None and self.pool.workers else out
+            out = sess.step(frame, ctl)
+            if self.throttle is not None:
+                self.throttle.spent(sid, time.perf_counter() - t0 - t_admit)
+            return out
         except Exception as exc:  # never kill the stream: show the problem on the frame
             log.exception("live frame failed")
             try:
@@ -87,6 +120,20 @@ class LiveHandler:
             except Exception:  # pragma: no cover - a toast only
                 pass
         return cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA)
+
+    def _workers(self) -> int:
+        pool = self.pool
+        return pool.workers if pool is not None and pool.workers else 1
+
+    def _tell_throttled(self, sid: str) -> None:
+        if sid in self._told_throttled:
+            return
+        self._told_throttled.append(sid)
+        log.info("live connection %s throttled: its frames cost more than its share of the busy workers", sid)
+        try:
+            self._warn(THROTTLED)
+        except Exception:  # pragma: no cover - a toast only
+            pass
 
     def _refuse_size(self, frame: np.ndarray, sid: str, w: int, h: int) -> np.ndarray:
         """Close a connection whose frames are too big to decode (the gate closes it), telling the user why."""
@@ -199,8 +246,9 @@ def stable_handler(fn: Callable, skip_frames: bool = True, fps: int = 30):
     The frames run on ``fn.pool`` (the server's :class:`~webapp.live.pool.LivePool`), off fastrtc's
     event loop, when ``fn`` has one.
     """
-    from common.compat import fastrtc_stable_handler_class
+    from common.compat import aiortc_vp8_size_guard, fastrtc_stable_handler_class
 
+    aiortc_vp8_size_guard()  # a key frame announcing 16383x16383 never reaches the decoder
     return fastrtc_stable_handler_class()(fn, fps=fps, skip_frames=skip_frames)
 
 

@@ -76,6 +76,8 @@ def _pooled_class():
     from fastrtc.tracks import VideoCallback, split_output
     from fastrtc.utils import DataChannel, WebRTCError, create_message
 
+    from .handler import SKIP
+
     class PooledVideoCallback(VideoCallback):
         """fastrtc's ``VideoCallback`` with the frame conversion and the handler awaited on the pool."""
 
@@ -118,36 +120,39 @@ def _pooled_class():
         async def recv(self):  # type: ignore[override]
             self.accept_input_in_background()
             try:
-                frame = await self.frame_queue.get()
-                gate = getattr(self.event_handler, "gate", None)
-                if gate is not None:  # media arrives: no longer half-open (the page's controls may come later)
-                    gate.seen(self.context.webrtc_id)
-                self._drop_backlog()
-                await self.wait_for_channel()
-                if self.latest_args == "not_set":  # no controls yet: the frame goes back as it came, bounded
-                    return self._bounded(self.latest_frame if self.skip_frames else frame)
-                ctx = contextvars.copy_context()  # the connection id and data channel (fastrtc's contextvars)
-                loop = asyncio.get_running_loop()
-                pool = getattr(self.event_handler, "pool", None)
-                if pool is None or pool.executor is None:  # a handler of no server of ours: fastrtc's way
-                    frame, result = ctx.run(self._run, _NO_POOL, loop, frame, cast(list, self.latest_args))
-                else:
-                    frame, result = await loop.run_in_executor(pool.executor, ctx.run, self._run, pool, loop, frame,
-                                                               cast(list, self.latest_args))
-                self._drop_backlog()
-                array, outputs = split_output(result)
-                if outputs.__class__.__name__ == "CloseStream":
-                    cast(DataChannel, self.channel).send(create_message("end_stream", outputs.msg))
-                    self.stop()
-                    return None
-                if outputs.__class__.__name__ == "AdditionalOutputs" and self.set_additional_outputs and self.channel:
-                    self.set_additional_outputs(outputs)
-                    self.channel.send(create_message("fetch_output", []))
-                if array is None and self.mode == "send":
-                    return
-                new_frame = self.array_to_frame(array)
-                new_frame.pts, new_frame.time_base = frame.pts, frame.time_base
-                return new_frame
+                while True:  # a frame the handler skips (a throttled stream's) is not answered
+                    frame = await self.frame_queue.get()
+                    gate = getattr(self.event_handler, "gate", None)
+                    if gate is not None:  # media arrives: no longer half-open (the page's controls may come later)
+                        gate.seen(self.context.webrtc_id)
+                    self._drop_backlog()
+                    await self.wait_for_channel()
+                    if self.latest_args == "not_set":  # no controls yet: the frame goes back as it came, bounded
+                        return self._bounded(self.latest_frame if self.skip_frames else frame)
+                    ctx = contextvars.copy_context()  # the connection id and data channel (fastrtc's contextvars)
+                    loop = asyncio.get_running_loop()
+                    pool = getattr(self.event_handler, "pool", None)
+                    if pool is None or pool.executor is None:  # a handler of no server of ours: fastrtc's way
+                        frame, result = ctx.run(self._run, _NO_POOL, loop, frame, cast(list, self.latest_args))
+                    else:
+                        frame, result = await loop.run_in_executor(pool.executor, ctx.run, self._run, pool, loop, frame,
+                                                                   cast(list, self.latest_args))
+                    self._drop_backlog()
+                    if result is SKIP:
+                        continue
+                    array, outputs = split_output(result)
+                    if outputs.__class__.__name__ == "CloseStream":
+                        cast(DataChannel, self.channel).send(create_message("end_stream", outputs.msg))
+                        self.stop()
+                        return None
+                    if outputs.__class__.__name__ == "AdditionalOutputs" and self.set_additional_outputs and self.channel:
+                        self.set_additional_outputs(outputs)
+                        self.channel.send(create_message("fetch_output", []))
+                    if array is None and self.mode == "send":
+                        return
+                    new_frame = self.array_to_frame(array)
+                    new_frame.pts, new_frame.time_base = frame.pts, frame.time_base
+                    return new_frame
             except Exception as e:
                 if isinstance(e, WebRTCError):
                     raise

@@ -77,7 +77,9 @@ class SessionRegistry:
         return other
 
     def admit(self, session_id: str, controls: LiveControls | None = None) -> LiveSession | None:
-        """The connection's session, a new one if there is room, or None when ``max_active`` streams run.
+        """The connection's session, a new one if there is room, or None when ``max_active`` streams run or the
+        connection's stream has ended (:meth:`has_ended`: a frame still in flight when it was released must not
+        open a second recording under the same id, which would hide the first from the page's download).
 
         A connection turned away is remembered in :attr:`waiting`, in the order it first came
         (its place in line, :meth:`position`); when streams end, the first in line are admitted on
@@ -90,6 +92,8 @@ class SessionRegistry:
             s = self.active.get(session_id)
             if s is not None:
                 return s
+            if session_id in self.ended:  # a late frame of an ended stream: no second recording under its id
+                return None
             silent = self._silent_locked()
         for k in silent:
             log.info("releasing live session %s: no frame for %.0f s and a stream is waiting", k, self.silent_s)
@@ -130,6 +134,11 @@ class SessionRegistry:
             self.refused += 1
         self.waiting[session_id] = now  # keeps its place (dicts keep the first insertion's order)
         return True
+
+    def has_ended(self, session_id: str | None) -> bool:
+        """Whether the connection's stream has ended (its recording closed, kept for downloads)."""
+        with self._lock:
+            return bool(session_id) and session_id in self.ended and session_id not in self.active
 
     def is_waiting(self, session_id: str | None) -> bool:
         with self._lock:

@@ -245,6 +245,11 @@ class LiveSession:
             self._prev_key, self._prev_out = key.copy(), out
             return out
 
+    def last_output(self) -> np.ndarray | None:
+        """The last annotated frame returned (None before the first or once closed)."""
+        with self.lock:
+            return None if self.closed else self._prev_out
+
     def _annotate(self, rgb: np.ndarray, res: FrameResult, now: float, t0: float) -> np.ndarray:
         self._times.append(now)  # fps over a sliding window of ~2 s, latency smoothed
         while len(self._times) > 2 and now - self._times[0] > 2.0:
