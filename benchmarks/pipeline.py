@@ -137,6 +137,7 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     import onnxruntime
 
+    load0 = round(os.getloadavg()[0], 2)
     cases = []
     for layout in ("grid", "crowd"):
         for det in args.detectors.split(","):
@@ -149,7 +150,8 @@ def main(argv=None) -> dict:
     res = {
         "command": "python -m benchmarks.pipeline",
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "onnxruntime": onnxruntime.__version__},
+                    "onnxruntime": onnxruntime.__version__,
+                    "load_avg_1m": [load0, round(os.getloadavg()[0], 2)]},
         "frame_size": [640, 480],
         "cases": cases,
         "classification_batch": batch,

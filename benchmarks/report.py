@@ -50,6 +50,8 @@ def machine(d: dict | None) -> str:
         parts = [f"{m[k]} cores" for k in ("cores", "cpus") if k in m]
         parts += [f"Python {m['python']}"] if "python" in m else []
         parts += [f"onnxruntime {m['onnxruntime']}"] if "onnxruntime" in m else []
+        if "load_avg_1m" in m:  # [at the start, at the end]: other work on the same cores
+            parts += ["load average (1 min) {} at the start, {} at the end".format(*m["load_avg_1m"])]
         return "; ".join(parts)
     return str(m) if m else ""
 
