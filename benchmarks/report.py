@@ -469,7 +469,7 @@ def _live_hostile() -> list[str]:
             notes.append(f"{p['attack']}: told " + "; ".join(f"\"{m}\"" for m in p["messages"]))
     out += [f"- {n}." for n in notes]
     g = d.get("goals", {})
-    out += ([""] if notes else []) + ["Goals (issue 28): " + "; ".join(f"{k.replace('_', ' ')}: {f(v)}" for k, v in g.items())
+    out += ([""] if notes else []) + ["Goals: " + "; ".join(f"{k.replace('_', ' ')}: {f(v)}" for k, v in g.items())
                                        + ". The whole run took "
                                          f"{f(d.get('wall_s'))} s.", ""]
     return out
