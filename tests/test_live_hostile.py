@@ -242,15 +242,14 @@ def _analysed(peer, t0: float, t1: float) -> int:
     return sum(1 for r in peer.stats.returned if not r.busy and t0 <= r.t < t1)
 
 
-def test_an_expensive_stream_is_throttled_and_the_cheap_ones_keep_their_rate(server):
-    """Four streams on the server's two workers: three cheap ones (640x480, one face) beside a fourth cheap one,
-    then beside an expensive one (1920x1080 with twelve faces, analysed downscaled to 1280x720: each frame about
-    three times the work).  The expensive
-    stream is throttled (told once, still answered), the cheap ones never.  What the throttle changes in rates
-    is small here: with one frame at a time per stream the pool already keeps a stream to one worker, and the
-    expensive one used 58-67% of one against its share of 50% (cheap streams 2.5-2.7 fps beside it, throttled;
-    2.4-2.5 unthrottled, at load 7 on 2 cores); its VP8 decoding at 1920x1080, which no throttle sees, slows
-    every stream."""
+def test_an_expensive_stream_is_throttled_and_told_and_the_cheap_ones_are_not(server):
+    """Three cheap streams (640x480, one face) on the server's two workers beside an expensive one (1920x1080
+    with twelve faces, analysed downscaled to 1280x720: each frame about three times the work).  The expensive
+    stream is throttled (told once, still answered, at most about half the cheap streams' rate), the cheap ones
+    never.  What the throttle changes in the cheap streams' rates is small and not asserted here: with one frame
+    at a time per stream the pool already keeps a stream to one worker, and the expensive one used 58-67% of
+    one against its share of 50% (cheap streams 2.5-2.7 fps beside it, throttled; 2.4-2.5 unthrottled, at load
+    7 on 2 cores); its VP8 decoding at 1920x1080, which no throttle sees, slows every stream."""
     from webapp.live.handler import THROTTLED
 
     cheap = scene_frames("crowd", 30, seed=10, n=1)  # the same scene for each cheap stream: the same cost
@@ -258,10 +257,10 @@ def test_an_expensive_stream_is_throttled_and_the_cheap_ones_keep_their_rate(ser
     measure_s = 8.0
 
     async def run():
-        clients = [_client(f"198.51.100.{70 + k}") for k in range(5)]
+        clients = [_client(f"198.51.100.{70 + k}") for k in range(4)]
         config = (await clients[0].get(server + "config")).json()
         peers = []
-        for k in range(4):
+        for k in range(3):
             p = LivePeer(server, 70 + k, cheap)
             p.encoded = pre_encode(cheap, 70 + k, n=60)
             peers.append(p)
@@ -269,31 +268,24 @@ def test_an_expensive_stream_is_throttled_and_the_cheap_ones_keep_their_rate(ser
         heavy.encoded = pre_encode(big, 74, n=30, bitrate=4_000_000)
         for p, c in zip(peers, clients):
             assert await p.connect(c, config), p.stats.refused
-        await asyncio.sleep(4.0)  # warm-up
-        t0 = time.time()
-        await asyncio.sleep(measure_s)
-        t1 = time.time()
-        alone = [_analysed(p, t0, t1) / (t1 - t0) for p in peers[:3]]
-        await peers[3].close()
-        await asyncio.sleep(1.0)
-        assert await heavy.connect(clients[4], config), heavy.stats.refused
+        assert await heavy.connect(clients[3], config), heavy.stats.refused
         # its answers are downscaled to 1280x720 (their bar codes unreadable): counted as frames received
         await _until(lambda: sum(heavy.stats.sizes.values()) >= 5, 60)
         await asyncio.sleep(3.0)
         t2, n2 = time.time(), sum(heavy.stats.sizes.values())
         await asyncio.sleep(measure_s)
         t3, n3 = time.time(), sum(heavy.stats.sizes.values())
-        beside = [_analysed(p, t2, t3) / (t3 - t2) for p in peers[:3]]
+        beside = [_analysed(p, t2, t3) / (t3 - t2) for p in peers]
         heavy_fps = (n3 - n2) / (t3 - t2)
-        for p in [*peers[:3], heavy]:
+        for p in [*peers, heavy]:
             await p.close()
         for c in clients:
             await c.aclose()
-        return alone, beside, heavy_fps, [p.stats.warnings() for p in peers], heavy.stats.warnings()
+        return beside, heavy_fps, [p.stats.warnings() for p in peers], heavy.stats.warnings()
 
-    alone, beside, heavy_fps, told_cheap, told_heavy = asyncio.run(run())
-    print(f"\ncheap streams' analysed fps beside a cheap one {[round(v, 1) for v in alone]}, beside the expensive one "
-          f"{[round(v, 1) for v in beside]}; expensive {heavy_fps:.1f} fps; told {told_heavy}")
+    beside, heavy_fps, told_cheap, told_heavy = asyncio.run(run())
+    print(f"\ncheap streams' analysed fps beside the expensive one {[round(v, 1) for v in beside]}; "
+          f"expensive {heavy_fps:.1f} fps; told {told_heavy}")
     assert [w for w in told_heavy if "busy" in w] == [THROTTLED]
     assert not any(told_cheap), told_cheap
     assert heavy_fps * measure_s >= 2, "the throttled stream is no longer analysed"
