@@ -230,7 +230,8 @@ def gradio_forget_events(app, event_ids) -> None:
 # -- versions --------------------------------------------------------------------------------
 
 #: The versions every patch above was written and tested for.
-TESTED = {"gradio": ("5.50.0",), "fastrtc": ("0.0.34",), "uvicorn": ("0.55.0",), "mediapipe": ("1.2.2",)}
+TESTED = {"gradio": ("5.50.0",), "fastrtc": ("0.0.34",), "uvicorn": ("0.55.0",), "mediapipe": ("1.2.2",),
+          "aiortc": ("1.16.0",)}
 
 
 class UntestedVersion(RuntimeError):
