@@ -88,6 +88,28 @@ def aiortc_vp8_size_guard() -> None:
     vpx.Vp8Decoder.decode = decode
 
 
+def aiortc_vp8_only() -> None:
+    """aiortc answers video with VP8 only: it no longer offers or accepts H.264.
+
+    Why: aiortc also decodes H.264 (libavcodec through PyAV), and an H.264 stream whose sequence parameter
+    set announces a huge picture makes the decoder allocate for it: three packets of a few hundred bytes
+    announcing 16368x8192 grew one decoder to about 570 MB (PyAV 18.1; 8192x8192: 290 MB).  VP8 has the
+    size guard above, and every browser sends VP8 (RFC 7742 makes it mandatory), so the H.264 decoder only
+    served hostile peers.  An offer without VP8 now fails to negotiate, and its connection never opens.
+    Upstream: ``aiortc.codecs.CODECS["video"]`` (VP8 and its RTX, then two H.264 profiles and theirs, as
+    ``init_codecs`` builds them; read when answering, by ``RTCPeerConnection.setRemoteDescription``; written
+    for aiortc 1.16).
+    """
+    if not _once("aiortc_vp8_only"):
+        return
+    from aiortc.codecs import CODECS
+
+    video = CODECS["video"]
+    vp8 = {c.payloadType for c in video if c.mimeType.lower() == "video/vp8"}
+    video[:] = [c for c in video if c.payloadType in vp8
+                or (c.mimeType.lower() == "video/rtx" and c.parameters.get("apt") in vp8)]
+
+
 # -- fastrtc ---------------------------------------------------------------------------------
 
 def fastrtc_video_callback(replacement: type) -> None:

@@ -354,6 +354,36 @@ def blackhole_sdp(sdp: str, port: int) -> str:
     return "\r\n".join(out) + "\r\n"
 
 
+def h264_sdp(sdp: str, then_vp8: bool = False) -> str:
+    """``sdp`` (an offer with a VP8 video section) offering H.264 (constrained baseline, as browsers offer it)
+    in the VP8 payload type's place; every other video payload type (VP8's RTX, any H.264 of the original) left
+    out.  ``then_vp8``: VP8 offered too, after H.264 (payload type 120), as a peer preferring H.264 would."""
+    import re
+
+    pt = re.search(r"^a=rtpmap:(\d+) VP8/90000", sdp, re.M).group(1)
+    out, video, fb = [], False, []
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            video = line.startswith("m=video")
+            if video:
+                line = " ".join(line.split()[:3] + [pt] + (["120"] if then_vp8 else []))
+        elif video and (m := re.match(r"a=(rtpmap|fmtp|rtcp-fb):(\d+)", line)):
+            if m.group(2) != pt or m.group(1) == "fmtp":
+                continue
+            if m.group(1) == "rtpmap":
+                out.append(f"a=rtpmap:{pt} H264/90000")
+                out.append(f"a=fmtp:{pt} level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f")
+                if then_vp8:
+                    out.append("a=rtpmap:120 VP8/90000")
+                continue
+            fb.append(line.replace(f":{pt} ", ":120 "))
+        out.append(line)
+    if then_vp8:
+        at = next(i for i, line in enumerate(out) if line.startswith("a=rtpmap:120"))
+        out[at + 1:at + 1] = fb
+    return "\r\n".join(out) + "\r\n"
+
+
 async def half_open_offer(client, url: str, config: dict, blackhole_port: int, webrtc_id: str | None = None) -> dict:
     """Post a video offer to the Live tab whose candidates lead nowhere (:func:`blackhole_sdp`), as an
     attacker who never completes ICE does; the server's answer (``{"status": "failed", ...}`` if refused).

@@ -191,3 +191,14 @@ def test_vp8_key_frames_announcing_a_huge_picture_never_reach_the_decoder():
     assert peak - before < 50, f"RSS grew {peak - before:.0f} MB"
     frames = d.decode(JitterFrame(data=real[0], timestamp=10_000))
     assert [(f.width, f.height) for f in frames] == [(640, 480)]
+
+
+def test_aiortc_negotiates_vp8_alone():
+    """After the patch aiortc's video codecs are VP8 and its RTX: H.264 is neither offered nor accepted."""
+    from aiortc.codecs import CODECS, get_capabilities
+
+    assert any(c.mimeType == "video/H264" for c in CODECS["video"]) or "aiortc_vp8_only" in compat._APPLIED
+    compat.aiortc_vp8_only()
+    assert [c.mimeType for c in get_capabilities("video").codecs] == ["video/VP8", "video/rtx"]
+    vp8 = next(c for c in CODECS["video"] if c.mimeType == "video/VP8")
+    assert next(c for c in CODECS["video"] if c.mimeType == "video/rtx").parameters["apt"] == vp8.payloadType

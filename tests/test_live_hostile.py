@@ -15,7 +15,7 @@ import time
 import httpx
 import pytest
 
-from testkit.rtc_peer import LivePeer, half_open_offer, pre_encode, scene_frames
+from testkit.rtc_peer import LivePeer, h264_sdp, half_open_offer, live_inputs, pre_encode, scene_frames
 from testkit.server import start_app
 from webapp.settings import Settings
 
@@ -234,6 +234,49 @@ def test_a_peer_sending_4k_is_closed_and_told_why(server):
                                "Please choose a lower camera resolution."]
     assert n1 == n0, "the connection was not closed"
     assert all(w * h <= Settings().live_max_pixels for w, h in peer.stats.sizes)
+
+
+def test_h264_is_refused_or_never_chosen_and_the_next_user_streams(server, frames):
+    """The server decodes VP8 only (``common.compat.aiortc_vp8_only``): an H.264 decoder is what a peer could feed a
+    sequence parameter set announcing 16368x8192 (about 570 MB for one connection).  An offer of H.264 alone is
+    refused in so many words and holds no place; an offer preferring H.264 over VP8 is answered with VP8 alone; a
+    browser-like peer from the same address then streams."""
+    from aiortc import RTCPeerConnection, VideoStreamTrack
+
+    from webapp.guards.asgi import VP8_ONLY
+
+    async def offer(client, cid, sdp_of, wid):
+        pc = RTCPeerConnection()
+        pc.createDataChannel("text")
+        pc.addTrack(VideoStreamTrack())
+        try:
+            await pc.setLocalDescription(await pc.createOffer())
+            body = {"sdp": sdp_of(pc.localDescription.sdp), "type": "offer", "webrtc_id": wid}
+            r = await client.post(f"{server}gradio_api/component_server",
+                                  json={"data": body, "component_id": cid, "fn_name": "offer", "session_hash": wid})
+            return r.status_code, r.json()
+        finally:
+            await pc.close()
+
+    async def run():
+        async with _client("198.51.100.70") as client:
+            config = (await client.get(server + "config")).json()
+            cid, _ = live_inputs(config)
+            only = await offer(client, cid, h264_sdp, "h264only0001")
+            first = await offer(client, cid, lambda sdp: h264_sdp(sdp, then_vp8=True), "h264first001")
+            peer = LivePeer(server, 7, frames)
+            ok = await peer.connect(client, config)
+            if ok:
+                await _until(lambda: len(peer.stats.returned) >= 5, 30)
+            await peer.close()
+            return only, first, ok, peer
+
+    only, first, ok, peer = asyncio.run(run())
+    print(f"\nH.264 alone: {only}\nH.264 first, then VP8: answered {first[1].get('sdp', first)!r:.1200}")
+    assert only == (200, {"status": "failed", "meta": {"error": "unsupported_codec", "message": VP8_ONLY}})
+    video = first[1]["sdp"].split("m=video")[1]
+    assert "VP8/90000" in video and "H264" not in video, video
+    assert ok, f"the next user was refused: {peer.stats.refused}"
 
 
 def _analysed(peer, t0: float, t1: float) -> int:

@@ -117,6 +117,23 @@ def live_offer(body: bytes | None) -> str | None:
     return wid if data.get("type") == "offer" and isinstance(wid, str) and wid else None
 
 
+#: The answer to a video offer without VP8 (``common.compat.aiortc_vp8_only``: the server decodes VP8 alone).
+VP8_ONLY = ("This server takes VP8 video only, and the offer has none. Every browser sends VP8: "
+            "use a browser, or offer VP8.")
+
+
+def offers_vp8(body: bytes | None) -> bool:
+    """Whether a live offer's SDP (:func:`live_offer` said it is one) offers VP8 in each of its video sections."""
+    try:
+        sdp = json.loads(body or b"")["data"].get("sdp")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return False
+    if not isinstance(sdp, str):
+        return False
+    sections = sdp.split("\nm=")[1:]
+    return all("VP8/90000" in sec for sec in sections if sec.startswith("video"))
+
+
 def _wait_text(wait_s: float) -> str:
     """``12 s``, or ``about 4 minutes`` from 90 s on (a person reads the notice)."""
     return f"{max(1.0, wait_s):.0f} s" if wait_s < 90 else f"about {round(wait_s / 60):.0f} minutes"
@@ -206,6 +223,9 @@ class GuardMiddleware:
             body, receive = await _peek_body(receive)
             webrtc_id = live_offer(body)
             if webrtc_id is not None:
+                if not offers_vp8(body):
+                    log.info("refused a live offer without VP8 from %s", self.fairness.client_address(scope))
+                    return await self._refuse_offer(send, "unsupported_codec", VP8_ONLY)
                 return await self._live_offer(scope, receive, send, path, webrtc_id)
         self._housekeeping(scope)
         return await self._guarded(scope, receive, send, path)
@@ -213,18 +233,21 @@ class GuardMiddleware:
     async def _live_offer(self, scope, receive, send, path, webrtc_id):
         refusal = self.gate.offer(self.fairness.client_address(scope), webrtc_id)
         if refusal is not None:
-            body = json.dumps({"status": "failed", "meta": {"error": "concurrency_limit_reached",
-                                                             "limit": self.settings.live_streams_per_client,
-                                                             "message": refusal}}).encode()
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", str(len(body)).encode())]})
-            return await send({"type": "http.response.body", "body": body})
+            return await self._refuse_offer(send, "concurrency_limit_reached", refusal,
+                                            limit=self.settings.live_streams_per_client)
         try:
             await self.gate.make_room()
             return await self._guarded(scope, receive, send, path)
         finally:
             self.gate.settle(webrtc_id)  # refused or failed in fastrtc: nothing to hold
+
+    @staticmethod
+    async def _refuse_offer(send, error: str, message: str, **meta) -> None:
+        """fastrtc's own shape of a refused offer (its page shows ``error``), with the server's sentence."""
+        body = json.dumps({"status": "failed", "meta": {"error": error, **meta, "message": message}}).encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
 
     def _housekeeping(self, scope) -> None:
         import time

@@ -246,8 +246,9 @@ def stable_handler(fn: Callable, skip_frames: bool = True, fps: int = 30):
     The frames run on ``fn.pool`` (the server's :class:`~webapp.live.pool.LivePool`), off fastrtc's
     event loop, when ``fn`` has one.
     """
-    from common.compat import aiortc_vp8_size_guard, fastrtc_stable_handler_class
+    from common.compat import aiortc_vp8_only, aiortc_vp8_size_guard, fastrtc_stable_handler_class
 
+    aiortc_vp8_only()  # no H.264 decoder for a peer to feed a huge picture size
     aiortc_vp8_size_guard()  # a key frame announcing 16383x16383 never reaches the decoder
     return fastrtc_stable_handler_class()(fn, fps=fps, skip_frames=skip_frames)
 
