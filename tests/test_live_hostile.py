@@ -279,6 +279,37 @@ def test_h264_is_refused_or_never_chosen_and_the_next_user_streams(server, frame
     assert ok, f"the next user was refused: {peer.stats.refused}"
 
 
+def test_a_stopped_stream_gives_its_place_to_its_addresss_next_offer(server, frames):
+    """A stream that stopped sending (a frozen camera, or a peer trickling a frame now and then so as to hold a
+    place without counting as streaming) is closed when its address offers again, and the new one streams;
+    without this it held its place for LIVE_IDLE_S (30 s)."""
+
+    async def run():
+        async with _client("198.51.100.80") as client:
+            config = (await client.get(server + "config")).json()
+            old = LivePeer(server, 8, frames)
+            assert await old.connect(client, config)
+            await _until(lambda: len(old.stats.returned) >= 5, 30)
+            old.held = True  # the camera stops; the connection stays open
+            await asyncio.sleep(3.0)  # past STREAMING_WITHIN_S (2 s), well within LIVE_SILENT_S and LIVE_IDLE_S
+            assert old.pc.connectionState == "connected"
+            new = LivePeer(server, 9, frames)
+            ok = await new.connect(client, config)
+            t0 = time.time()
+            if ok:
+                await _until(lambda: old.pc.connectionState in ("closed", "failed"), 8,
+                             lambda: f"the stopped stream is still {old.pc.connectionState}")
+                closed_after = time.time() - t0
+                await _until(lambda: len(new.stats.returned) >= 5, 30)
+            await new.close()
+            await old.close()
+            return ok, new, closed_after
+
+    ok, new, closed_after = asyncio.run(run())
+    print(f"\nthe stopped stream closed {closed_after:.1f} s after its address's new one connected")
+    assert ok, f"the new offer was refused: {new.stats.refused}"
+
+
 def _analysed(peer, t0: float, t1: float) -> int:
     """Frames of ``peer`` that came back analysed (each counted once, none a "busy" frame) between ``t0`` and ``t1``
     (a throttled stream's skipped frames are not answered)."""

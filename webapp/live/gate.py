@@ -19,7 +19,10 @@ Space's proxy its ``X-Forwarded-For``):
   arrives, one with no frame for ``silent_s`` (as :class:`~webapp.live.registry.SessionRegistry` releases
   a silent stream when someone waits);
 * **a second stream of one address** that got through as two pending offers: its first frame is
-  answered by closing it with the busy sentence (:meth:`LiveGate.frame`).
+  answered by closing it with the busy sentence (:meth:`LiveGate.frame`);
+* **an address's stopped streams**: an admitted offer closes the connections of its address that sent frames
+  but none for :data:`STREAMING_WITHIN_S` (a frozen camera, a tab left open, or a peer trickling a frame now
+  and then to hold places without counting as streaming); the address's new connection takes their place.
 
 Connections that did not come through the middleware (the handler used on its own, in tests) are not
 limited.
@@ -68,6 +71,7 @@ class LiveGate:
         self.refused: Counter = Counter()  # reason -> offers refused
         self.expired = 0  # half-open connections closed
         self.closed_silent = 0  # streaming connections closed for silence
+        self.replaced = 0  # stopped streams closed because their address offered a new one
         self.webrtc = None  # the WebRTC component (attach)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._timer = None
@@ -111,9 +115,17 @@ class LiveGate:
             self.refused[reason] += 1
             log.info("live offer from %s refused: %s", address, reason)
             return self.busy_message(reason)
+        now = self.clock()
         with self._lock:
             if webrtc_id not in self.conns:
-                self.conns[webrtc_id] = _Conn(address, self.clock())
+                self.conns[webrtc_id] = _Conn(address, now)
+            stale = [k for k, c in self.conns.items() if c.address == address and k != webrtc_id and not c.closing
+                     and c.first_frame is not None and now - c.last_frame > STREAMING_WITHIN_S
+                     ] if self.streams_per_client > 0 else []
+        for k in stale:  # the address's stopped streams give their places to its new one
+            self.replaced += 1
+            log.info("closing live connection %s: its address (%s) offers a new one and it sends no frames", k, address)
+            self.close(k)
         self._start_sweeping()
         return None
 
@@ -261,4 +273,5 @@ class LiveGate:
             conns = list(self.conns.values())
         return {"pending": sum(c.first_frame is None for c in conns),
                 "streaming": sum(c.first_frame is not None and now - c.last_frame <= STREAMING_WITHIN_S for c in conns),
-                "refused": dict(self.refused), "expired": self.expired, "closed_silent": self.closed_silent}
+                "refused": dict(self.refused), "expired": self.expired, "closed_silent": self.closed_silent,
+                "replaced": self.replaced}
