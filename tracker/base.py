@@ -36,9 +36,11 @@ def _tiles(v):
 class DetectionConfig:
     """Face detection settings; every value is checked when the config is made (:data:`RULES`)."""
 
-    # "auto": faces at every distance (tracker.autodetect); experts: "short" (faces near a webcam),
-    # "full" (farther faces) or a BlazeFace .tflite path, with ``tiles``.
-    detector: str = "auto"
+    # "hybrid" (the default): faces at every distance, YuNet's whole-frame pass with BlazeFace's tiles and
+    # close-ups (tracker.hybrid); "auto": the same with BlazeFace's whole-frame pass (tracker.autodetect);
+    # experts: "short" (faces near a webcam), "full" (farther faces) or a BlazeFace .tflite path, with ``tiles``;
+    # the other candidates of DETECTORS (tracker.factory).
+    detector: str = "hybrid"
     tiles: int | str = "auto"  # short/full only: 0 off, N for an N x N grid, "auto": tiles for frames >= auto_tile_px
     min_score: float = 0.5  # detection threshold (0-1)
     min_face: int = 20  # faces smaller than this many pixels are dropped

@@ -26,8 +26,13 @@ from .yunet import YuNetDetector, to_blazeface_box
 SMALL_PX = 16.0
 
 
+#: YuNet's score floor for a large face it finds (small ones are proposals the mosaic decides, as before).
+YUNET_SCORE = 0.75
+
+
 class HybridDetector(AutoDetector):
     sure = 0.7
+    yunet_score = YUNET_SCORE
 
     def __init__(self, config: DetectionConfig | None = None, whole_px: int = 320, still_px: int = 1280,
                  still_tiles: bool = False, *, threads: int = 2, engine: str = "litert"):
@@ -50,7 +55,8 @@ class HybridDetector(AutoDetector):
         if not len(p.scores):
             return []
         boxes = to_blazeface_box(p.boxes)
-        return [(b, float(s), k) for b, s, k in zip(boxes, p.scores, p.keypoints)]
+        return [(b, float(s), k) for b, s, k in zip(boxes, p.scores, p.keypoints)
+                if s >= self.yunet_score or self._is_small(b, h, w)]
 
     def scan_grid(self, h: int, w: int, scan_all: bool = False) -> list[tuple]:
         """BlazeFace's discovery tiles on a stream; a still has YuNet at up to ``still_px`` instead."""
