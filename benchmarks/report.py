@@ -16,6 +16,8 @@ import json
 import sys
 from pathlib import Path
 
+from tracker.base import DetectionConfig
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
 DOC = REPO / "docs" / "benchmarks.md"
@@ -79,7 +81,7 @@ def _headline() -> list[str]:
     p = load("pipeline")
     if p:
         for faces, size in ((5, [640, 480]), (10, [1280, 720])):
-            c = _pipeline_case(p, "grid", size, "auto", faces)
+            c = _pipeline_case(p, "grid", size, DetectionConfig().detector, faces)
             if c:
                 out.append(f"* The whole default pipeline, {size[0]}x{size[1]} with {faces} faces: "
                            f"**{f(c['total']['median'], 2)} ms** per frame (median; "
@@ -141,8 +143,9 @@ def _pipeline() -> list[str]:
         return []
     out = ["## Pipeline speed", "", source("pipeline", p), "",
            "Real face crops on real backgrounds at 30 fps; ms per frame for the whole pipeline with its "
-           "defaults, face states included (median unless noted). `auto` is the default detector; `short` and "
-           "`full` are the plain BlazeFace models.", ""]
+           "defaults, face states included (median unless noted). `hybrid` is the default detector (YuNet's "
+           "whole-frame pass, BlazeFace's tiles and close-ups), `auto` the same with BlazeFace's whole-frame pass; "
+           "`short` and `full` are the plain BlazeFace models.", ""]
     rows = []
     for c in p["cases"]:
         rows.append([c["layout"], f"{c['size'][0]}x{c['size'][1]}", c["detector"],

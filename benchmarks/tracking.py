@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from testkit import synth
+from tracker.base import DetectionConfig
 from .metrics import md_table, mot_metrics
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -85,7 +86,7 @@ class _FerFeatures:
         return f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-9)
 
 
-def prepare(quick: bool, fps_list, seeds, detector: str = "auto", log=print) -> list[dict]:
+def prepare(quick: bool, fps_list, seeds, detector: str | None = None, log=print) -> list[dict]:
     """Render every sequence once; cache detections and all embeddings per frame."""
     from tracker.base import DetectionConfig
     from tracker.factory import make_detector
@@ -101,7 +102,7 @@ def prepare(quick: bool, fps_list, seeds, detector: str = "auto", log=print) -> 
             for seed in seeds:
                 seq = synth.make_sequence(sc, fps=fps, seed=seed, **p)
                 frames = []
-                det = make_detector(DetectionConfig(detector=detector, tiles=0))
+                det = make_detector(DetectionConfig(detector=detector or DetectionConfig().detector, tiles=0))
                 hints = None
                 for fr in seq.frames:
                     d = det.detect(fr, hints=hints, scan_all=hints is None)
@@ -223,7 +224,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--fps", type=float, nargs="+", default=[5, 15, 30])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    ap.add_argument("--detector", default="auto", help="auto (default), short or full")
+    ap.add_argument("--detector", default=None, help="a name of detection.detector (default: the default detector)")
     ap.add_argument("--out", default=str(RESULTS / "tracking.json"))
     ap.add_argument("--shipped-only", action="store_true",
                     help="only the shipped tracker setting (to compare detectors)")
@@ -262,10 +263,10 @@ def main(argv=None) -> int:
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps({
         "command": "python -m benchmarks.tracking" + (" --quick" if a.quick else "")
-                   + (f" --detector {a.detector}" if a.detector != "auto" else "")
+                   + (f" --detector {a.detector}" if a.detector else "")
                    + (" --shipped-only" if a.shipped_only else "")
                    + (f" --out {a.out}" if Path(a.out) != RESULTS / "tracking.json" else ""),
-        "detector": a.detector,
+        "detector": a.detector or DetectionConfig().detector,
         "fps": a.fps, "seeds": a.seeds, "frames": n_frames, "embed_ms_per_face": prepare.embed_ms,
         "recommended": best["config"],
         "settings": [{k: r[k] for k in ("config", "name", "summary")} for r in results],

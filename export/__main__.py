@@ -1,7 +1,7 @@
 """Command line: analyse video files into annotated MP4s, timelines and summaries.
 
     python -m export VIDEO_OR_FOLDER [...] --out DIR [--preset NAME] [--frame-step N]
-                     [--detector auto|short|full] [--model ID] [--no-face-states] [--landmark-interval S]
+                     [--detector NAME] [--model ID] [--no-face-states] [--landmark-interval S]
                      [--blendshapes]
                      [--png] [--max-seconds S] [--quiet] [--jobs N] [--pool process|thread]
                      [--engine local|ray] [--address ADDR]
@@ -36,6 +36,7 @@ from pathlib import Path
 
 from pipeline.config import DEFAULT_PRESET, PRESETS, ConfigError, preset
 from pipeline.messages import message
+from tracker.base import DETECTORS
 
 from .batch import BatchProgress, Options, Outcome, cpu_count, run_one, run_pool
 from .video import process_video
@@ -162,9 +163,10 @@ def main(argv=None) -> int:
                     help=f"settings preset (default: {DEFAULT_PRESET}): "
                          + "; ".join(f"{p.name}: {_strip_title(p.title)}" for p in PRESETS.values()))
     ap.add_argument("--frame-step", type=int, default=1, help="analyse every Nth frame (default: 1, every frame)")
-    ap.add_argument("--detector", default=None, metavar="auto|short|full",
-                    help=f"face detector (default: the preset's, {default_detector}): auto finds near and far "
-                         "faces; short and full are the plain BlazeFace models")
+    ap.add_argument("--detector", default=None, metavar="NAME",
+                    help=f"face detector (default: the preset's, {default_detector}): hybrid and auto find near, far "
+                         "and (hybrid) cut or turned faces; short and full are the plain BlazeFace models; also "
+                         + ", ".join(d for d in DETECTORS if d not in ("hybrid", "auto", "short", "full")))
     ap.add_argument("--model", default=None, metavar="ID",
                     help=f"emotion model: a built-in id or a spec .json path (default: the preset's, "
                          f"{preset(DEFAULT_PRESET).classification.model})")

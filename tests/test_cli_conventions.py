@@ -60,7 +60,7 @@ def test_help_shows_the_defaults_and_no_markup():
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     out = subprocess.run([sys.executable, "-m", "export", "--help"], capture_output=True, text=True, env=env).stdout
     flat = " ".join(out.split())
-    assert "(default: the preset's, auto)" in flat and "(default: standard)" in flat
+    assert "(default: the preset's, hybrid)" in flat and "(default: standard)" in flat
     assert "(default: the preset's, fer-mini-xception)" in flat
     assert "standard: every face" in flat and "Standard: Standard" not in flat and "standard: Standard" not in flat
     dep = subprocess.run([sys.executable, "-m", "deploy", "--help"], capture_output=True, text=True, env=env,

@@ -28,7 +28,8 @@ def test_a_face_cut_by_the_edge_is_found_and_classified_and_measured_only_with_i
         r = analyze_image(rgb)
         assert len(r) == 1
         f = r[0]
-        assert min(f.box[:2]) == 0 and f.box[2] <= rgb.shape[1]  # the box is clipped to the frame
+        assert min(f.box[:2]) >= 0 and f.box[2] <= rgb.shape[1]  # the box is clipped to the frame ...
+        assert f.box[0] <= 0.03 * rgb.shape[1]  # ... and reaches the edge that cuts the face
         assert f.label and np.isclose(sum(f.smoothed.values()), 1, atol=1e-3)  # classified
         eye = f.measures["eye_open_r"]
         if measured:
@@ -78,6 +79,13 @@ def test_hard_set_is_large_enough_and_yunet_finds_faces_cut_by_the_edge():
     assert hits / n >= 0.65, (hits, n)
 
 
+def _iou(a, b) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
 @pytest.mark.parametrize("edge", ["left", "right", "top"])
 def test_a_face_sliding_out_of_the_frame_and_back_keeps_its_id(face, edge):
     """A window pans over the photo (its edge pixels extended) so that the face slides out by the left,
@@ -116,19 +124,22 @@ def test_a_face_sliding_out_of_the_frame_and_back_keeps_its_id(face, edge):
             if visible >= (0.7 if edge == "top" else 0.6):  # found by the detector, not only held at its predicted box
                 assert not r.predicted[0], (edge, s)
                 b = r.boxes[0]
+                h, w = frame.shape[:2]
+                assert b[0] >= 0 and b[1] >= 0 and b[2] <= w and b[3] <= h, (edge, s, b)  # clipped to the frame
+                # the face's part inside the frame (its box in the photo, moved with the window and clipped)
                 if edge == "left":
-                    assert b[0] >= 0 and abs(b[2] - (hi - s)) < 0.15 * FACE_W, (edge, s, b)
+                    gt = (max(0, lo - s), 176 - 40, hi - s, 395 - 40)
                 elif edge == "right":
-                    w = frame.shape[1]
-                    assert b[2] <= w and abs(b[0] - (w - (hi - s))) < 0.15 * FACE_W, (edge, s, b)
+                    gt = (w - (hi - s), 176 - 40, min(w, w - (lo - s)), 395 - 40)
                 else:
-                    assert b[1] >= 0 and abs(b[3] - (hi - s)) < 0.15 * FACE_W, (edge, s, b)
+                    gt = (FACE_X0, max(0, lo - s), FACE_X0 + FACE_W, hi - s)
+                assert _iou(b, gt) >= 0.5, (edge, s, b, gt, _iou(b, gt))
 
 
 #: Cut frames of the hard set where the default detector finds a face cut by the edge beside others, and
 #: whose labels used to cover a neighbour (a panel over the next face, a chip squeezed against the edge).
 LABEL_FRAMES = ("6_Funeral_Funeral_6_627 cut left", "4_Dancing_Dancing_4_1036 cut right",
-                "2_Demonstration_Demonstrators_2_547 cut top", "7_Cheering_Cheering_7_118 cut right",
+                "2_Demonstration_Demonstrators_2_547 cut top", "4_Dancing_Dancing_4_240 cut right",
                 "3_Riot_Riot_3_604 cut right")
 
 
