@@ -231,7 +231,7 @@ class GuardMiddleware:
         return await self._guarded(scope, receive, send, path)
 
     async def _live_offer(self, scope, receive, send, path, webrtc_id):
-        refusal = self.gate.offer(self.fairness.client_address(scope), webrtc_id)
+        refusal = await self.gate.admit(self.fairness.client_address(scope), webrtc_id)
         if refusal is not None:
             return await self._refuse_offer(send, "concurrency_limit_reached", refusal,
                                             limit=self.settings.live_streams_per_client)

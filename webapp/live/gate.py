@@ -129,6 +129,16 @@ class LiveGate:
         self._start_sweeping()
         return None
 
+    async def admit(self, address: str, webrtc_id: str) -> str | None:
+        """:meth:`offer`, after waiting (at most :data:`STREAMING_WITHIN_S`) for the address's streaming connection
+        to go, if that alone refuses the offer: a user who presses Stop then Start at once is let in although
+        the server has not yet seen the stopped connection close (a busy server takes a moment), since a
+        connection stops counting as streaming that long after its last frame anyway."""
+        deadline = self.clock() + STREAMING_WITHIN_S
+        while self.check(address, webrtc_id) == "streams" and self.clock() < deadline:
+            await asyncio.sleep(0.2)
+        return self.offer(address, webrtc_id)
+
     def settle(self, webrtc_id: str) -> None:
         """After fastrtc answered an admitted offer: forget it if fastrtc did not open a connection."""
         from common.compat import fastrtc_open_connections
