@@ -25,7 +25,7 @@ from tracker.factory import make_detector
 from .pipeline import grid_frames
 
 RESULTS = Path(__file__).resolve().parent / "results"
-DETECTORS = ("auto", "hybrid", "yunet", "yunet320", "auto+yunet", "auto+short", "centerface")
+DETECTORS = ("auto", "blazeface", "hybrid", "yunet", "yunet320", "auto+yunet", "auto+short", "centerface")
 CASES = ((640, 480, 5), (1280, 720, 10))
 
 

@@ -35,7 +35,7 @@ from tracker.factory import make_detector
 from .recall import match
 
 RESULTS = Path(__file__).resolve().parent / "results"
-MODES = ("auto", "hybrid", "yunet", "yunet320", "auto+yunet", "auto+short", "centerface")
+MODES = ("auto", "blazeface", "hybrid", "yunet", "yunet320", "auto+yunet", "auto+short", "centerface")
 
 
 class TagTally:

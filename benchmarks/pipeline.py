@@ -1,8 +1,8 @@
 """Speed of the pipeline: ``python -m benchmarks.pipeline [--seconds 4] [--out FILE]``.
 
 Prints per-stage and total milliseconds per frame (median and p95) at 640x480
-with 1, 5 and 10 real faces (and 1280x720 with 10) for the default ``hybrid``
-detector, ``auto`` and the plain ``short`` and ``full`` BlazeFace models, in two layouts: ``grid`` (exactly that many real
+with 1, 5 and 10 real faces (and 1280x720 with 10) for the default ``auto``
+detector and the plain ``short`` and ``full`` BlazeFace models, in two layouts: ``grid`` (exactly that many real
 face crops on a real background, jittered a few pixels per frame) and
 ``crowd`` (testkit/synth.py crowds moving in and out of view; fewer are in
 view at once), pre-rendered so drawing them is not timed, the
@@ -132,7 +132,7 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=4.0, help="seconds of 30 fps video per case")
     ap.add_argument("--faces", default="1,5,10")
-    ap.add_argument("--detectors", default="hybrid,auto,short,full")
+    ap.add_argument("--detectors", default="auto,short,full")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "pipeline.json"))
     args = ap.parse_args(argv)
     import onnxruntime

@@ -40,17 +40,16 @@ GT_FILE = Path(__file__).resolve().parent / "groundtruth" / "faces.json"
 RESULTS = Path(__file__).resolve().parent / "results"
 BUCKETS = ((0, 24), (24, 40), (40, 80), (80, 160), (160, 1e9))
 MODES = {
-    "hybrid": (dict(detector="hybrid"), "stream"),  # the default detector
-    "hybrid still": (dict(detector="hybrid"), "still"),
     "auto": (dict(detector="auto"), "stream"),
     "auto still": (dict(detector="auto"), "still"),
+    "blazeface still": (dict(detector="blazeface"), "still"),  # the default's stream detector on stills too
     "short": (dict(detector="short", tiles=0), "still"),
     "full": (dict(detector="full", tiles=0), "still"),
     "full tiles=auto": (dict(detector="full", tiles="auto"), "still"),
 }
 #: The other back ends of ``detection.detector`` (issue 24), run with ``--modes``; not in the default run.
 CANDIDATES = {f"{d}{' still' if how == 'still' else ''}": (dict(detector=d), how)
-              for d in ("yunet", "auto+yunet", "auto+short", "centerface", "yunet+centerface")
+              for d in ("hybrid", "yunet", "auto+yunet", "auto+short", "centerface", "yunet+centerface")
               for how in ("stream", "still")}
 #: the fused candidate with the face size floor chosen on half A of the hard set (benchmarks/hardfaces.py)
 CANDIDATES["yunet+centerface min_face=16 still"] = (dict(detector="yunet+centerface", min_face=16), "still")

@@ -143,9 +143,8 @@ def _pipeline() -> list[str]:
         return []
     out = ["## Pipeline speed", "", source("pipeline", p), "",
            "Real face crops on real backgrounds at 30 fps; ms per frame for the whole pipeline with its "
-           "defaults, face states included (median unless noted). `hybrid` is the default detector (YuNet's "
-           "whole-frame pass, BlazeFace's tiles and close-ups), `auto` the same with BlazeFace's whole-frame pass; "
-           "`short` and `full` are the plain BlazeFace models.", ""]
+           "defaults, face states included (median unless noted). `auto` is the default detector; `short` and "
+           "`full` are the plain BlazeFace models.", ""]
     rows = []
     for c in p["cases"]:
         rows.append([c["layout"], f"{c['size'][0]}x{c['size'][1]}", c["detector"],

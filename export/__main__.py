@@ -164,9 +164,9 @@ def main(argv=None) -> int:
                          + "; ".join(f"{p.name}: {_strip_title(p.title)}" for p in PRESETS.values()))
     ap.add_argument("--frame-step", type=int, default=1, help="analyse every Nth frame (default: 1, every frame)")
     ap.add_argument("--detector", default=None, metavar="NAME",
-                    help=f"face detector (default: the preset's, {default_detector}): hybrid and auto find near, far "
-                         "and (hybrid) cut or turned faces; short and full are the plain BlazeFace models; also "
-                         + ", ".join(d for d in DETECTORS if d not in ("hybrid", "auto", "short", "full")))
+                    help=f"face detector (default: the preset's, {default_detector}): auto finds near and far "
+                         "faces; short and full are the plain BlazeFace models; also "
+                         + ", ".join(d for d in DETECTORS if d not in ("auto", "short", "full")))
     ap.add_argument("--model", default=None, metavar="ID",
                     help=f"emotion model: a built-in id or a spec .json path (default: the preset's, "
                          f"{preset(DEFAULT_PRESET).classification.model})")

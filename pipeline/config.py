@@ -114,7 +114,7 @@ class Preset:
 
 
 #: The named presets.  "standard" is the default of every entry point.  Both find faces at any
-#: distance (the "hybrid" detector); experts can still ask for ``detector="auto"``/``"short"``/``"full"`` and ``tiles``.
+#: distance (the "auto" detector); experts can still ask for ``detector="short"``/``"full"`` and ``tiles``.
 PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("standard", "Standard: every face, near or far; labels follow expressions quickly",
            "Automatic face detection (close-ups and faces 24 px tall alike), smoothing half-life 0.1 s: "

@@ -24,7 +24,7 @@ def _never(*a, **k):
 @pytest.mark.parametrize("flags,says", [
     (["--model", "no-such-model"], "unknown model 'no-such-model'; choose one of: fer-mini-xception, ferplus-8"),
     (["--preset", "far"], "unknown preset 'far'; presets are: standard, steady"),
-    (["--detector", "medium"], "detection.detector must be one of 'auto', 'short', 'full'"),
+    (["--detector", "medium"], "detection.detector must be one of 'auto', 'blazeface', 'short', 'full'"),
 ])
 def test_a_bad_option_is_a_usage_error_before_any_work(tmp_path, monkeypatch, capsys, flags, says):
     import export.__main__ as cli
@@ -60,7 +60,7 @@ def test_help_shows_the_defaults_and_no_markup():
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     out = subprocess.run([sys.executable, "-m", "export", "--help"], capture_output=True, text=True, env=env).stdout
     flat = " ".join(out.split())
-    assert "(default: the preset's, hybrid)" in flat and "(default: standard)" in flat
+    assert "(default: the preset's, auto)" in flat and "(default: standard)" in flat
     assert "(default: the preset's, fer-mini-xception)" in flat
     assert "standard: every face" in flat and "Standard: Standard" not in flat and "standard: Standard" not in flat
     dep = subprocess.run([sys.executable, "-m", "deploy", "--help"], capture_output=True, text=True, env=env,

@@ -20,8 +20,8 @@ from common.checks import choice, number, validate, whole
 
 #: Detector names ``DetectionConfig.detector`` accepts (besides a model file path); tracker.factory
 #: builds each (its module doc says what each is).
-DETECTORS = ("auto", "short", "full", "yunet", "yunet320", "hybrid", "auto+yunet", "auto+short", "centerface",
-              "yunet+centerface")
+DETECTORS = ("auto", "blazeface", "short", "full", "yunet", "yunet320", "hybrid", "auto+yunet", "auto+short",
+             "centerface", "yunet+centerface")
 #: Model file suffixes ``DetectionConfig.detector`` accepts as a path (a BlazeFace .tflite).
 MODEL_SUFFIXES = (".tflite",)
 
@@ -36,11 +36,10 @@ def _tiles(v):
 class DetectionConfig:
     """Face detection settings; every value is checked when the config is made (:data:`RULES`)."""
 
-    # "hybrid" (the default): faces at every distance, YuNet's whole-frame pass with BlazeFace's tiles and
-    # close-ups (tracker.hybrid); "auto": the same with BlazeFace's whole-frame pass (tracker.autodetect);
-    # experts: "short" (faces near a webcam), "full" (farther faces) or a BlazeFace .tflite path, with ``tiles``;
-    # the other candidates of DETECTORS (tracker.factory).
-    detector: str = "hybrid"
+    # "auto": faces at every distance, BlazeFace's in streams (tracker.autodetect), on stills YuNet's whole-frame
+    # pass with BlazeFace's close-ups (tracker.hybrid); experts: "short" (faces near a webcam), "full" (farther
+    # faces) or a BlazeFace .tflite path, with ``tiles``; the other candidates of DETECTORS (tracker.factory).
+    detector: str = "auto"
     tiles: int | str = "auto"  # short/full only: 0 off, N for an N x N grid, "auto": tiles for frames >= auto_tile_px
     min_score: float = 0.5  # detection threshold (0-1)
     min_face: int = 20  # faces smaller than this many pixels are dropped

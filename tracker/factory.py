@@ -9,7 +9,10 @@ The back ends (measured side by side by ``python -m benchmarks.hardfaces``, ``be
 ``benchmarks.tracking`` and ``benchmarks.detector_cost``; the table is in docs/benchmarks.md, "Hard faces and
 the detector candidates"):
 
-* ``"auto"``: BlazeFace at every distance (:mod:`tracker.autodetect`);
+* ``"auto"`` (the default): streams get BlazeFace at every distance (:mod:`tracker.autodetect`), stills (and a
+  stream's first frame) the ``"hybrid"`` detector, which finds more hard faces (cut by the edge, turned, in shadow)
+  at a higher precision and is faster on a still;
+* ``"blazeface"``: BlazeFace at every distance on stills too (what ``"auto"`` was before);
 * ``"short"``, ``"full"``: one BlazeFace model (:mod:`tracker.detect`), with ``tiles``;
 * ``"yunet"``: OpenCV's YuNet alone (:mod:`tracker.yunet`), the frame's long side at 640 px
   (stills: 1280); ``"yunet320"``: at 320 px (cheap; faces from about 20 px in 640x480);
@@ -45,8 +48,15 @@ def _yunet(config, input_px=640, still_px=1280, **kw):
     return YuNetDetector(config, input_px=input_px, still_px=still_px, **kw)
 
 
-def _auto(config, **kw):
+def _blazeface(config, **kw):
     return AutoDetector(replace(config, detector="auto"), **kw)
+
+
+def _auto(config, **kw):
+    from .combo import StillsApart
+    from .hybrid import HybridDetector
+
+    return StillsApart(_blazeface(config, **kw), lambda: HybridDetector(config, **kw))
 
 
 def _hybrid(config, **kw):
@@ -59,14 +69,14 @@ def _auto_yunet(config, **kw):
     from .combo import SecondOpinion
     from .yunet import YuNetDetector
 
-    return SecondOpinion(_auto(config, **kw), YuNetDetector(config, input_px=320, still_px=960,
+    return SecondOpinion(_blazeface(config, **kw), YuNetDetector(config, input_px=320, still_px=960,
                                                             score=max(config.min_score, SECOND_SCORE)))
 
 
 def _auto_short(config, **kw):
     from .combo import PaddedShort, SecondOpinion
 
-    return SecondOpinion(_auto(config, **kw), PaddedShort(config, **kw))
+    return SecondOpinion(_blazeface(config, **kw), PaddedShort(config, **kw))
 
 
 def _centerface(config, **kw):
@@ -85,7 +95,8 @@ def _yunet_centerface(config, **kw):
 
 #: name -> builder(config, threads=..., engine=...)
 BUILDERS: dict[str, Callable[..., Detector]] = {
-    "auto": AutoDetector,
+    "auto": _auto,
+    "blazeface": _blazeface,
     "short": FaceDetector,
     "full": FaceDetector,
     "yunet": _yunet,

@@ -33,6 +33,26 @@ YUNET_SCORE = 0.75
 
 #: A closer look's BlazeFace face replaces YuNet's box of a large face when they overlap this much.
 REFINE_IOU = 0.5
+#: A stream looks closer at each large face again after this many frames (in between, the offset carries).
+REFINE_EVERY = 1
+
+
+def _offset(yunet_box, box, kps) -> tuple:
+    """(YuNet's box, BlazeFace's box and keypoints relative to it: (minus its centre) / its side)."""
+    y = np.asarray(yunet_box, np.float32)
+    c = np.array([(y[0] + y[2]) / 2, (y[1] + y[3]) / 2], np.float32)
+    side = float(max(y[2] - y[0], y[3] - y[1], 1e-3))
+    return y, (np.asarray(box, np.float32) - np.tile(c, 2)) / side, (np.asarray(kps, np.float32) - c) / side
+
+
+def _apply(yunet_box, entry) -> tuple:
+    """BlazeFace's box and keypoints for ``yunet_box`` from an :func:`_offset` entry; (None, None) if it has none."""
+    if entry[1] is None:
+        return None, None
+    y = np.asarray(yunet_box, np.float32)
+    c = np.array([(y[0] + y[2]) / 2, (y[1] + y[3]) / 2], np.float32)
+    side = float(max(y[2] - y[0], y[3] - y[1], 1e-3))
+    return (entry[1] * side + np.tile(c, 2)).astype(np.float32), (entry[2] * side + c).astype(np.float32)
 
 
 class HybridDetector(AutoDetector):
@@ -46,10 +66,15 @@ class HybridDetector(AutoDetector):
         self.yunet = YuNetDetector(self.config, input_px=whole_px, still_px=still_px)
         self.whole_px, self.still_px, self.still_tiles = int(whole_px), int(still_px), bool(still_tiles)
         self._px = float(whole_px)
+        self._offsets: list[tuple] = []  # per large face of the last frame: (YuNet box, box offset, keypoints offset, frame)
 
     def close(self) -> None:
         super().close()
         self.yunet.close()
+
+    def reset(self) -> None:
+        super().reset()
+        self._offsets = []
 
     def _whole(self, rgb: np.ndarray, scan_all: bool) -> list:
         h, w = rgb.shape[:2]
@@ -63,24 +88,59 @@ class HybridDetector(AutoDetector):
         boxes = to_blazeface_box(p.boxes)
         faces = [(b, float(s), k) for b, s, k in zip(boxes, p.scores, p.keypoints)
                  if s >= self.yunet_score or self._is_small(b, h, w)]
-        return self._blazeface_boxes(rgb, faces, h, w) if self.refine else faces
+        return self._blazeface_boxes(rgb, faces, h, w, scan_all) if self.refine else faces
 
-    def _blazeface_boxes(self, rgb: np.ndarray, faces: list, h: int, w: int) -> list:
-        """The large faces YuNet found, with BlazeFace's box and keypoints where a closer look (one mosaic pass
-        per four faces) finds the face again; YuNet's own where it does not (a face cut by the edge, turned).
-        The face mesh's crop follows MediaPipe's rule from a BlazeFace box and its eye keypoints, and its
-        blendshape scores move with the crop: YuNet's boxes, fitted to BlazeFace's only on average, made a
-        face looking down read as smiling (0.46, BlazeFace's box: 0.06)."""
+    def _blazeface_boxes(self, rgb: np.ndarray, faces: list, h: int, w: int, scan_all: bool) -> list:
+        """The large faces YuNet found, with BlazeFace's box and keypoints where a closer look (a mosaic pass per
+        four faces) finds the face again; YuNet's own where it does not (a face cut by the edge, turned).
+
+        Why: the face mesh's crop follows MediaPipe's rule from a BlazeFace box and its eye keypoints, and the
+        blendshape scores move with the crop; YuNet's boxes, fitted to BlazeFace's only on average, made a face
+        looking down read as smiling (0.46; BlazeFace's box: 0.06) and a laughing one as eyes shut.
+
+        A still looks closer at every large face.  A stream looks at no more than four a frame (one pass), those
+        whose last look is oldest, and carries each face's BlazeFace box, as an offset from YuNet's, from frame
+        to frame for up to :data:`REFINE_EVERY` frames."""
         large = [i for i, f in enumerate(faces) if not self._is_small(f[0], h, w)]
+        if scan_all:
+            self._offsets = []
         if not large:
+            self._offsets = []
             return faces
-        closer = self._mosaics(rgb, np.asarray([faces[i][0] for i in large], np.float32), CONTEXTS[0])
-        out = list(faces)
+        now = self._calls
+        carried = {}
         for i in large:
-            b = faces[i][0]
-            best = max(closer, key=lambda c: iou(b, c[0]), default=None)
-            if best is not None and iou(b, best[0]) >= REFINE_IOU:
-                out[i] = (np.asarray(best[0], np.float32), faces[i][1], np.asarray(best[2], np.float32))
+            prev = max(self._offsets, key=lambda e: iou(faces[i][0], e[0]), default=None)
+            if prev is not None and iou(faces[i][0], prev[0]) >= REFINE_IOU:
+                carried[i] = prev
+        def fresh(i) -> bool:  # the carried offset still fits: recent, the box about the same size, not at the edge
+            if i not in carried or now - carried[i][3] >= REFINE_EVERY:
+                return False
+            b, p = faces[i][0], carried[i][0]
+            ratio = (b[2] - b[0]) / max(p[2] - p[0], 1e-3)
+            return abs(ratio - 1) < 0.1 and min(b[0], b[1], w - b[2], h - b[3]) > 2
+
+        stale = sorted((i for i in large if not fresh(i)), key=lambda i: carried[i][3] if i in carried else -1)
+        look = stale if scan_all else stale[:self.cells ** 2]
+        looked = {}
+        if look:
+            closer = self._mosaics(rgb, np.asarray([faces[i][0] for i in look], np.float32), CONTEXTS[0])
+            for i in look:
+                best = max(closer, key=lambda c: iou(faces[i][0], c[0]), default=None)
+                if best is not None and iou(faces[i][0], best[0]) >= REFINE_IOU:
+                    looked[i] = _offset(faces[i][0], best[0], best[2]) + (now,)
+                else:
+                    looked[i] = (faces[i][0], None, None, now)  # not found again: YuNet's box, looked at now
+        out, offsets = list(faces), []
+        for i in large:
+            e = looked.get(i) or carried.get(i)
+            if e is None:
+                continue
+            box, kps = _apply(faces[i][0], e)
+            if box is not None:
+                out[i] = (box, faces[i][1], kps)
+            offsets.append((faces[i][0],) + e[1:])
+        self._offsets = offsets
         return out
 
     def scan_grid(self, h: int, w: int, scan_all: bool = False) -> list[tuple]:
