@@ -11,7 +11,10 @@ BlazeFace's (MediaPipe's models), so small far faces are found and confirmed as 
 
 A face is "small" when it is under ``SMALL_PX`` at YuNet's input; a small face stands when the mosaic
 finds it again, or when YuNet's score is at least ``sure`` (YuNet's scores stay low on the textures that
-fool BlazeFace's coarse pass).  A still (``scan_all``) gets YuNet at ``still_px`` (the frame's own size up
+fool BlazeFace's coarse pass).  A large face stands from YuNet's score :data:`YUNET_SCORE` (0.75: on the hard
+set's half A the lowest floor with BlazeFace's precision or better, as a still and as a stream; half B agreed),
+and takes BlazeFace's box and keypoints where a closer look finds it again (:meth:`HybridDetector._blazeface_boxes`).
+The ``"auto"`` detector uses this one for stills (:class:`tracker.combo.StillsApart`).  A still (``scan_all``) gets YuNet at ``still_px`` (the frame's own size up
 to 1280) and both mosaic scales; the fine grid of BlazeFace tiles only when ``still_tiles``.
 """
 from __future__ import annotations
@@ -99,8 +102,11 @@ class HybridDetector(AutoDetector):
         looking down read as smiling (0.46; BlazeFace's box: 0.06) and a laughing one as eyes shut.
 
         A still looks closer at every large face.  A stream looks at no more than four a frame (one pass), those
-        whose last look is oldest, and carries each face's BlazeFace box, as an offset from YuNet's, from frame
-        to frame for up to :data:`REFINE_EVERY` frames."""
+        whose last look is oldest; a face not looked at this frame keeps its last BlazeFace box, as an offset from
+        YuNet's, while that look is under :data:`REFINE_EVERY` frames old, its box about the same size and off the
+        frame's edge.  With REFINE_EVERY = 1 a stream looks again every frame: offsets carried for 5 or 15 frames
+        were cheaper, but moved the frown scores of the smiling-faces test (tests/test_face_states.py) past its
+        bound."""
         large = [i for i, f in enumerate(faces) if not self._is_small(f[0], h, w)]
         if scan_all:
             self._offsets = []
@@ -113,6 +119,7 @@ class HybridDetector(AutoDetector):
             prev = max(self._offsets, key=lambda e: iou(faces[i][0], e[0]), default=None)
             if prev is not None and iou(faces[i][0], prev[0]) >= REFINE_IOU:
                 carried[i] = prev
+
         def fresh(i) -> bool:  # the carried offset still fits: recent, the box about the same size, not at the edge
             if i not in carried or now - carried[i][3] >= REFINE_EVERY:
                 return False
