@@ -36,25 +36,24 @@ YUNET_SCORE = 0.75
 
 #: A closer look's BlazeFace face replaces YuNet's box of a large face when they overlap this much.
 REFINE_IOU = 0.5
-#: A stream looks closer at each large face again after this many frames (in between, the offset carries).
-REFINE_EVERY = 1
+def _frame(box) -> tuple[np.ndarray, float]:
+    """A box's centre and side (the longer one), the frame :func:`_offset` and :func:`_apply` measure in."""
+    b = np.asarray(box, np.float32)
+    return np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2], np.float32), float(max(b[2] - b[0], b[3] - b[1], 1e-3))
 
 
 def _offset(yunet_box, box, kps) -> tuple:
     """(YuNet's box, BlazeFace's box and keypoints relative to it: (minus its centre) / its side)."""
-    y = np.asarray(yunet_box, np.float32)
-    c = np.array([(y[0] + y[2]) / 2, (y[1] + y[3]) / 2], np.float32)
-    side = float(max(y[2] - y[0], y[3] - y[1], 1e-3))
-    return y, (np.asarray(box, np.float32) - np.tile(c, 2)) / side, (np.asarray(kps, np.float32) - c) / side
+    c, side = _frame(yunet_box)
+    return (np.asarray(yunet_box, np.float32), (np.asarray(box, np.float32) - np.tile(c, 2)) / side,
+            (np.asarray(kps, np.float32) - c) / side)
 
 
 def _apply(yunet_box, entry) -> tuple:
     """BlazeFace's box and keypoints for ``yunet_box`` from an :func:`_offset` entry; (None, None) if it has none."""
     if entry[1] is None:
         return None, None
-    y = np.asarray(yunet_box, np.float32)
-    c = np.array([(y[0] + y[2]) / 2, (y[1] + y[3]) / 2], np.float32)
-    side = float(max(y[2] - y[0], y[3] - y[1], 1e-3))
+    c, side = _frame(yunet_box)
     return (entry[1] * side + np.tile(c, 2)).astype(np.float32), (entry[2] * side + c).astype(np.float32)
 
 
@@ -102,11 +101,9 @@ class HybridDetector(AutoDetector):
         looking down read as smiling (0.46; BlazeFace's box: 0.06) and a laughing one as eyes shut.
 
         A still looks closer at every large face.  A stream looks at no more than four a frame (one pass), those
-        whose last look is oldest; a face not looked at this frame keeps its last BlazeFace box, as an offset from
-        YuNet's, while that look is under :data:`REFINE_EVERY` frames old, its box about the same size and off the
-        frame's edge.  With REFINE_EVERY = 1 a stream looks again every frame: offsets carried for 5 or 15 frames
-        were cheaper, but moved the frown scores of the smiling-faces test (tests/test_face_states.py) past its
-        bound."""
+        whose last look is oldest; a face beyond those keeps its last BlazeFace box, as an offset from YuNet's.
+        Offsets carried for 5 or 15 frames for every face were cheaper, but moved the frown scores of the
+        smiling-faces test (tests/test_face_states.py) past its bound."""
         large = [i for i, f in enumerate(faces) if not self._is_small(f[0], h, w)]
         if scan_all:
             self._offsets = []
@@ -119,16 +116,8 @@ class HybridDetector(AutoDetector):
             prev = max(self._offsets, key=lambda e: iou(faces[i][0], e[0]), default=None)
             if prev is not None and iou(faces[i][0], prev[0]) >= REFINE_IOU:
                 carried[i] = prev
-
-        def fresh(i) -> bool:  # the carried offset still fits: recent, the box about the same size, not at the edge
-            if i not in carried or now - carried[i][3] >= REFINE_EVERY:
-                return False
-            b, p = faces[i][0], carried[i][0]
-            ratio = (b[2] - b[0]) / max(p[2] - p[0], 1e-3)
-            return abs(ratio - 1) < 0.1 and min(b[0], b[1], w - b[2], h - b[3]) > 2
-
-        stale = sorted((i for i in large if not fresh(i)), key=lambda i: carried[i][3] if i in carried else -1)
-        look = stale if scan_all else stale[:self.cells ** 2]
+        oldest_first = sorted(large, key=lambda i: carried[i][3] if i in carried else -1)
+        look = oldest_first if scan_all else oldest_first[:self.cells ** 2]
         looked = {}
         if look:
             closer = self._mosaics(rgb, np.asarray([faces[i][0] for i in look], np.float32), CONTEXTS[0])
