@@ -128,34 +128,3 @@ class Fused:
         keep = np.asarray(nms(boxes, scores, iou_thr=self.iou), np.int64)
         keep = keep[np.argsort(boxes[keep, 0], kind="stable")]
         return Detections(boxes[keep], scores[keep], kps[keep])
-
-
-class StillsApart:
-    """``stream`` on a stream's frames, ``make_still()`` (built on first use) on stills (``scan_all``: a photo,
-    and the whole-picture look at a stream's first frame)."""
-
-    def __init__(self, stream, make_still):
-        self.stream, self._make_still, self._still = stream, make_still, None
-        self.config = getattr(stream, "config", None)
-        self.passes = 0
-
-    def close(self) -> None:
-        self.stream.close()
-        if self._still is not None:
-            self._still.close()
-
-    def reset(self) -> None:
-        for d in (self.stream, self._still):
-            if d is not None and hasattr(d, "reset"):
-                d.reset()
-
-    def detect(self, rgb: np.ndarray, hints: np.ndarray | None = None, scan_all: bool = False) -> Detections:
-        if scan_all:
-            if self._still is None:
-                self._still = self._make_still()
-            out = self._still.detect(rgb, scan_all=True)
-            self.passes = getattr(self._still, "passes", 1)
-            return out
-        out = self.stream.detect(rgb, hints=hints, scan_all=False)
-        self.passes = getattr(self.stream, "passes", 1)
-        return out

@@ -9,14 +9,16 @@ The back ends (measured side by side by ``python -m benchmarks.hardfaces``, ``be
 ``benchmarks.tracking`` and ``benchmarks.detector_cost``; the table is in docs/benchmarks.md, "Hard faces and
 the detector candidates"):
 
-* ``"auto"`` (the default): streams get BlazeFace at every distance (:mod:`tracker.autodetect`), stills (and a
-  stream's first frame) the ``"hybrid"`` detector, which finds more hard faces (cut by the edge, turned, in shadow)
-  at a higher precision and is faster on a still;
-* ``"blazeface"``: BlazeFace at every distance on stills too (what ``"auto"`` was before);
+* ``"auto"`` (the default): the ``"hybrid"`` detector without its closer looks on a stream's frames (a still and
+  a stream's first frame get them): OpenCV's YuNet over the whole frame, BlazeFace for small faces
+  (:mod:`tracker.hybrid`); it finds more hard faces (cut by the edge, turned, in shadow) than BlazeFace alone, at a
+  higher precision, and costs less;
+* ``"blazeface"``: BlazeFace at every distance (:mod:`tracker.autodetect`; what ``"auto"`` was before);
 * ``"short"``, ``"full"``: one BlazeFace model (:mod:`tracker.detect`), with ``tiles``;
 * ``"yunet"``: OpenCV's YuNet alone (:mod:`tracker.yunet`), the frame's long side at 640 px
   (stills: 1280); ``"yunet320"``: at 320 px (cheap; faces from about 20 px in 640x480);
-* ``"hybrid"``: the automatic detector with YuNet as its whole-frame pass (:mod:`tracker.hybrid`);
+* ``"hybrid"``: BlazeFace's automatic detector with YuNet as its whole-frame pass (:mod:`tracker.hybrid`), and
+  BlazeFace's boxes for the large faces YuNet finds, on every frame;
 * ``"auto+yunet"``: the automatic detector, with YuNet at 320 px adding the faces it missed
   (:class:`tracker.combo.SecondOpinion`);
 * ``"auto+short"``: the automatic detector with BlazeFace's short-range model over the whole frame,
@@ -53,10 +55,9 @@ def _blazeface(config, **kw):
 
 
 def _auto(config, **kw):
-    from .combo import StillsApart
     from .hybrid import HybridDetector
 
-    return StillsApart(_blazeface(config, **kw), lambda: HybridDetector(config, **kw))
+    return HybridDetector(config, refine_streams=False, **kw)
 
 
 def _hybrid(config, **kw):

@@ -14,8 +14,12 @@ finds it again, or when YuNet's score is at least ``sure`` (YuNet's scores stay 
 fool BlazeFace's coarse pass).  A large face stands from YuNet's score :data:`YUNET_SCORE` (0.75: on the hard
 set's half A the lowest floor with BlazeFace's precision or better, as a still and as a stream; half B agreed),
 and takes BlazeFace's box and keypoints where a closer look finds it again (:meth:`HybridDetector._blazeface_boxes`).
-The ``"auto"`` detector uses this one for stills (:class:`tracker.combo.StillsApart`).  A still (``scan_all``) gets YuNet at ``still_px`` (the frame's own size up
-to 1280) and both mosaic scales; the fine grid of BlazeFace tiles only when ``still_tiles``.
+A still (``scan_all``: a photo, a stream's first frame) gets YuNet at ``still_px`` (the frame's own size up to
+1280) and both mosaic scales; the fine grid of BlazeFace tiles only when ``still_tiles``.
+
+``"auto"``, the default detector, is this one with ``refine_streams=False``: a stream's frames after the first
+skip the closer looks, because the landmark stage then makes each face's crop from its own last landmarks
+(:mod:`pipeline.landmarks`), whatever drew the box.  ``"hybrid"`` looks closer on every frame.
 """
 from __future__ import annotations
 
@@ -63,8 +67,9 @@ class HybridDetector(AutoDetector):
     refine = True  # large faces get BlazeFace's box where a closer look finds them (_blazeface_boxes)
 
     def __init__(self, config: DetectionConfig | None = None, whole_px: int = 320, still_px: int = 1280,
-                 still_tiles: bool = False, *, threads: int = 2, engine: str = "litert"):
+                 still_tiles: bool = False, *, refine_streams: bool = True, threads: int = 2, engine: str = "litert"):
         super().__init__(config, threads=threads, engine=engine)
+        self.refine_streams = bool(refine_streams)
         self.yunet = YuNetDetector(self.config, input_px=whole_px, still_px=still_px)
         self.whole_px, self.still_px, self.still_tiles = int(whole_px), int(still_px), bool(still_tiles)
         self._px = float(whole_px)
@@ -90,7 +95,9 @@ class HybridDetector(AutoDetector):
         boxes = to_blazeface_box(p.boxes)
         faces = [(b, float(s), k) for b, s, k in zip(boxes, p.scores, p.keypoints)
                  if s >= self.yunet_score or self._is_small(b, h, w)]
-        return self._blazeface_boxes(rgb, faces, h, w, scan_all) if self.refine else faces
+        if self.refine and (scan_all or self.refine_streams):
+            return self._blazeface_boxes(rgb, faces, h, w, scan_all)
+        return faces
 
     def _blazeface_boxes(self, rgb: np.ndarray, faces: list, h: int, w: int, scan_all: bool) -> list:
         """The large faces YuNet found, with BlazeFace's box and keypoints where a closer look (a mosaic pass per
