@@ -9,7 +9,7 @@ The server runs with its defaults and ``TRUST_PROXY=1`` (as on a Space), so ever
 
 * ``baseline``: none;
 * ``flood``: one address sends 40 offers at once, then 8 every 4 s, none of which ever completes ICE
-  (:func:`testkit.rtc_peer.half_open_offer`), as in issue 28;
+  (:func:`testkit.rtc_attacks.half_open_offer`), as in issue 28;
 * ``half_open``: ``LIVE_MAX_STREAMS + LIVE_BUSY_SLOTS`` addresses send two such offers each every 4 s;
 * ``big``: one peer sends ``--big`` frames (default 3840x2160, a short pre-encoded VP8 loop); above
   ``LIVE_REFUSE_PIXELS`` (1920x1080) the server closes it after telling it why (``messages``), between
@@ -18,7 +18,7 @@ The server runs with its defaults and ``TRUST_PROXY=1`` (as on a Space), so ever
   about three times a honest stream's server time per frame, so throttled (``LIVE_THROTTLE_FACTOR``) while the
   workers are busy (``messages``);
 * ``garbage``: one address connects a peer whose VP8 track carries random bytes, every fifth "frame" behind a
-  key frame header announcing 16383x16383 (:func:`testkit.rtc_peer.garbage_packets`); when the server closes
+  key frame header announcing 16383x16383 (:func:`testkit.rtc_attacks.garbage_packets`); when the server closes
   it, it connects again;
 * ``stop``: one peer streams real video for 3 s, then stops sending without closing its connection; when
   the server closes it, it connects again;
@@ -63,7 +63,8 @@ def _client(address: str):
 
 async def _attack(kind: str, url: str, config: dict, port: int, places: int, stop: asyncio.Event, record: dict,
                   big=None):
-    from testkit.rtc_peer import LivePeer, half_open_offer
+    from testkit.rtc_attacks import half_open_offer
+    from testkit.rtc_peer import LivePeer
 
     async def offers(client, n):
         out = await asyncio.gather(*(half_open_offer(client, url, config, port) for _ in range(n)),
@@ -100,7 +101,8 @@ async def _attack(kind: str, url: str, config: dict, port: int, places: int, sto
     elif kind in ("garbage", "stop"):
         import numpy as np
 
-        from testkit.rtc_peer import garbage_packets, pre_encode, scene_frames
+        from testkit.rtc_attacks import garbage_packets
+        from testkit.rtc_peer import pre_encode, scene_frames
 
         if kind == "garbage":
             frames = [np.zeros((480, 640, 3), np.uint8)]
@@ -136,7 +138,8 @@ async def _attack(kind: str, url: str, config: dict, port: int, places: int, sto
                     record["closed_after_s"].append(round(time.time() - t0, 1))
                 await peer.close()
     elif kind == "renegotiate":
-        from testkit.rtc_peer import half_open_offer, pre_encode, scene_frames
+        from testkit.rtc_attacks import half_open_offer
+        from testkit.rtc_peer import pre_encode, scene_frames
 
         frames = scene_frames("crowd", 30, seed=7, n=2)
         encoded = pre_encode(frames, 97, n=60)

@@ -170,7 +170,8 @@ def test_vp8_key_frames_announcing_a_huge_picture_never_reach_the_decoder():
     from aiortc.codecs.vpx import Vp8Decoder
     from aiortc.jitterbuffer import JitterFrame
 
-    from testkit.rtc_peer import garbage_packets, pre_encode, scene_frames
+    from testkit.rtc_attacks import garbage_packets
+    from testkit.rtc_peer import pre_encode, scene_frames
 
     compat.aiortc_vp8_size_guard()
     real = pre_encode(scene_frames("crowd", 2, seed=1, n=1), 1, n=2)

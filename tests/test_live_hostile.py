@@ -2,7 +2,7 @@
 
 The server trusts the proxy header (``TRUST_PROXY=1``, as on a Space, where ``SPACE_ID`` sets it), so each
 test's users come from their own ``X-Forwarded-For`` addresses.  Attackers are aiortc offers whose ICE
-candidates lead to a UDP socket that never answers (:func:`testkit.rtc_peer.half_open_offer`); honest users
+candidates lead to a UDP socket that never answers (:func:`testkit.rtc_attacks.half_open_offer`); honest users
 are :class:`testkit.rtc_peer.LivePeer` s sending real face crops.
 """
 from __future__ import annotations
@@ -15,7 +15,8 @@ import time
 import httpx
 import pytest
 
-from testkit.rtc_peer import LivePeer, h264_sdp, half_open_offer, live_inputs, pre_encode, scene_frames
+from testkit.rtc_attacks import h264_sdp, half_open_offer
+from testkit.rtc_peer import LivePeer, live_inputs, pre_encode, scene_frames
 from testkit.server import start_app
 from webapp.settings import Settings
 
