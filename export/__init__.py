@@ -7,8 +7,7 @@
     r.summary, r.chart         # summary dict, chart DataFrame for gr.LinePlot
 
 * :mod:`export.timeline` - :class:`TimelineWriter` (streaming CSV + JSON), :func:`read_timeline`.
-* :mod:`export.summary` - :class:`SummaryBuilder`, :func:`summarize` per track and for the group over time;
-  :mod:`export.summary_files` writes them (JSON, CSV).
+* :mod:`export.summary` - :class:`SummaryBuilder`, :func:`summarize` per track and for the group over time.
 * :mod:`export.video` - :func:`process_video`: a video file in, every output out.
 * :mod:`export.sinks`, :mod:`export.mp4` - the sinks ``process_video`` feeds through
   :func:`pipeline.videorun.run_video`: timeline, summary, chart data, annotated MP4.
@@ -29,8 +28,7 @@ APP_VERSION = "0.1.0"  # before the imports: export.timeline reads it
 from .files import AtomicFiles, OutputFiles
 from .live import LiveRecorder, cleanup_old
 from .plot import plot_timeline, timeline_frame
-from .summary import SummaryBuilder, summarize
-from .summary_files import write_summary, write_summary_csv
+from .summary import SummaryBuilder, summarize, write_summary, write_summary_csv
 from .timeline import (
     SCHEMA_NAME,
     SCHEMA_VERSION,

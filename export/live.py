@@ -39,8 +39,7 @@ from pipeline.results import prob_columns
 
 from .files import OutputFiles
 from .plot import MEASURE_COLUMNS
-from .summary import SummaryBuilder
-from .summary_files import write_summary, write_summary_csv
+from .summary import SummaryBuilder, write_summary, write_summary_csv
 from .timeline import TimelineWriter, result_rows
 
 _SESSION_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")

@@ -22,8 +22,7 @@ from pipeline.results import prob_columns
 
 from .files import AtomicFiles, OutputFiles
 from .plot import MEASURE_COLUMNS, timeline_frame
-from .summary import SummaryBuilder
-from .summary_files import write_summary, write_summary_csv
+from .summary import SummaryBuilder, write_summary, write_summary_csv
 from .timeline import TimelineWriter
 
 

@@ -26,8 +26,7 @@ from export import APP_VERSION
 from export.files import OutputFiles
 from export.live import LiveRecorder, cleanup_old
 from export.plot import EYES, MEASURE_COLUMNS, MEASURE_SERIES, plot_timeline, timeline_frame
-from export.summary import summarize
-from export.summary_files import write_summary, write_summary_csv
+from export.summary import summarize, write_summary, write_summary_csv
 from export.timeline import TimelineWriter, columns_for, read_timeline
 from export.video import VideoError, h264_available, process_video
 from pipeline.config import preset
