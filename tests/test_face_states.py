@@ -226,7 +226,7 @@ def test_frown_is_low_on_smiling_faces_and_high_on_angry_ones():
 @pytest.mark.skipif(yawn.available() is not None, reason=f"the real yawn is not here: {yawn.available()}")
 def test_a_real_yawn_is_counted_once_from_jaw_open():
     """A real yawn (YawDD footage, testkit.yawn), through the default pipeline: one yawn, counted while the
-    mouth is wide open, over when it closes.  The lip geometry (the earlier measure) misses it: the yawn
+    mouth is open, over when it closes.  The lip geometry (the earlier measure) misses it: the yawn
     stretches the mouth's corners (mouthSmile up to 0.88), so its smile gate holds it off, and the lips are
     wide open for less than its 1.5 s."""
     with av.open(str(yawn.yawn_video())) as c:
@@ -244,7 +244,10 @@ def test_a_real_yawn_is_counted_once_from_jaw_open():
     assert counts == {"jaw": 1.0, "lips": 0.0}, counts
     (_, _, kind, start), (_, _, kind2, end) = events["jaw"]
     assert (kind, kind2) == ("start", "end")
-    assert yawn.WIDE_OPEN_S[0] + 0.9 <= start <= yawn.WIDE_OPEN_S[1] and yawn.WIDE_OPEN_S[1] <= end <= yawn.YAWN_S[1]
+    # it starts once the jaw has been wide open for a second, by the end of the wide-open part (by eye) or a frame
+    # or two later: the crop follows the last landmarks (MediaPipe's video rule), whose jawOpen reading lags a fast
+    # opening by a frame or two (0.36 against 0.69 with the detector's box at 1.08 s, 0.7 crossed at 1.17 s)
+    assert yawn.WIDE_OPEN_S[0] + 0.9 <= start <= yawn.WIDE_OPEN_S[1] + 0.1 and yawn.WIDE_OPEN_S[1] <= end <= yawn.YAWN_S[1]
 
 
 def _settled_actions(detector: str, rgb: np.ndarray, frames: int = 24) -> dict:
