@@ -258,3 +258,15 @@ def test_a_close_up_panel_shows_the_strongest_facial_actions():
     lab = next(lab for lab in FaceAnnotator().layout(r, r.width, r.height) if lab.face == 0)
     assert lab.kind == "panel" and lab.info[-2].startswith("mouthSmile 0.")
     assert "eyes on camera" in " ".join(lab.info)
+
+
+def test_the_video_chart_says_why_it_is_empty():
+    """Before any video the chart invites one; after a video without faces it says so (it once said "No face was
+    found in this video." on an empty tab)."""
+    import pandas as pd
+
+    from webapp.ui.charts import video_chart_html
+
+    assert "once a video is analysed" in video_chart_html(None, None)
+    none_found = video_chart_html(pd.DataFrame(columns=["time_s", "track", "emotion", "prob"]), 3.0)
+    assert "No face was found in this video." in none_found and "once a video" not in none_found

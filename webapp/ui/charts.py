@@ -105,9 +105,10 @@ def live_chart_html(df: pd.DataFrame | None, classes, what: str = TOP) -> str:
 
 
 def video_chart_html(chart: pd.DataFrame | None, duration_s: float | None, what: str = TOP) -> str:
-    """The Video tab's chart of a whole video from its long chart frame."""
+    """The Video tab's chart of a whole video from its long chart frame (None: no video analysed yet)."""
     return responsive_svg(chart, what, window_s=None, bin_s=max(0.25, (duration_s or 0) / 200),
-                        empty="No face was found in this video.")
+                          empty="No face was found in this video." if chart is not None
+                          else "Each person's chart appears here once a video is analysed.")
 
 
 def chart_choices(classes) -> list[tuple[str, str]]:

@@ -42,7 +42,7 @@ def _err(fn):
 
 # -- image -----------------------------------------------------------------
 def _preset_radio(elem_id: str) -> gr.Radio:
-    return gr.Radio(preset_choices(), value=DEFAULT_PRESET, label="Preset", elem_id=elem_id)
+    return gr.Radio(preset_choices(), value=DEFAULT_PRESET, label="Preset", elem_id=elem_id, min_width=260)
 
 
 class ImageTab:
