@@ -53,6 +53,8 @@ EDGE_PX = 2.0
 
 #: A closer look's BlazeFace face replaces YuNet's box of a large face when they overlap this much.
 REFINE_IOU = 0.5
+
+
 def _frame(box) -> tuple[np.ndarray, float]:
     """A box's centre and side (the longer one), the frame :func:`_offset` and :func:`_apply` measure in."""
     b = np.asarray(box, np.float32)
@@ -78,7 +80,6 @@ class HybridDetector(AutoDetector):
     sure = 0.7
     yunet_score = YUNET_SCORE
     edge_score = (EDGE_SCORE_STILL, EDGE_SCORE_STREAM)
-    refine = True  # large faces get BlazeFace's box where a closer look finds them (_blazeface_boxes)
 
     def __init__(self, config: DetectionConfig | None = None, whole_px: int = 320, still_px: int = 1280,
                  still_tiles: bool = False, *, refine_streams: bool = True, threads: int = 2, engine: str = "litert"):
@@ -112,7 +113,7 @@ class HybridDetector(AutoDetector):
         edge = self.edge_score[0 if scan_all else 1]
         faces = [(b, float(s), k) for b, s, k, e in zip(boxes, p.scores, p.keypoints, at_edge)
                  if s >= (edge if e else self.yunet_score) or self._is_small(b, h, w)]
-        if self.refine and (scan_all or self.refine_streams):
+        if scan_all or self.refine_streams:  # large faces get BlazeFace's box where a closer look finds them
             return self._blazeface_boxes(rgb, faces, h, w, scan_all)
         return faces
 
