@@ -618,9 +618,13 @@ def _cm_md(cm) -> str:
 
 def model_card(mid, version, cfg, ck, meta, out, sha, size, flip, pub, priv, cost, a, state) -> str:
     hist = []
-    hp = Path(state) / "history.json"
+    hp, last = Path(state) / "history.json", Path(state) / "last.pt"
     if hp.is_file():
         hist = json.loads(hp.read_text())
+    elif last.is_file():  # exported while training still runs: the history so far is in the checkpoint
+        import torch
+
+        hist = torch.load(last, weights_only=False)["history"]
     args = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in cfg.items() if k != "limit" or v)
     return f"""# `{out.name}`: {mid} {version}
 
