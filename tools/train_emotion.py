@@ -593,6 +593,8 @@ def export_main(a) -> int:
         "labels": list(CLASSES), "input_size": [48, 48], "color": "gray", "layout": "NCHW",
         "scale": 2.0 / 255.0, "offset": -1.0, "crop_margin": a.crop_margin, "crop_margin_px": 0, "square": True,
         "output": "probs", "output_name": "probs", "source": "embedded", "path": out.name,
+        "sha256": sha, "size": len(data),
+        "pin_source": f"classifier/models/{mid.replace('-', '_')}.md (made here by tools/train_emotion.py)",
         "license": "MIT (this project; trained on FER2013, research data: see the model card)",
         "description": (f"{cfg['arch']} CNN trained on FER2013 Training by tools/train_emotion.py, selected on PublicTest; "
                         f"7 classes, 48x48 grey in [-1, 1]. Model card: classifier/models/{mid.replace('-', '_')}.md"),
