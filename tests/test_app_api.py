@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from classifier.spec import get_spec
+from classifier.spec import DEFAULT_MODEL, get_spec
 from testkit.assets import feat_data
 from testkit.server import ONE_ADDRESS_MANY_CLIENTS, start_app
 
@@ -46,9 +46,9 @@ def _check_card(card: dict, model: str):
     assert abs(card["test_accuracy"] - measured) < 1e-4 and abs(card["test_accuracy"] - spec.test_accuracy) < 1e-4
 
 
-def _check_faces(result: dict, n: int):
-    assert result["classes"] and result["model"] == "fer-mini-xception"
-    _check_card(result["model_card"], "fer-mini-xception")
+def _check_faces(result: dict, n: int, model: str = DEFAULT_MODEL):
+    assert result["classes"] and result["model"] == model
+    _check_card(result["model_card"], model)
     assert len(result["faces"]) == n, result["faces"]
     for f in result["faces"]:
         assert len(f["box"]) == 4 and f["box"][2] > f["box"][0] and f["box"][3] > f["box"][1]
@@ -121,7 +121,7 @@ def test_hub_model_falls_back_with_warning(client):
     from gradio_client import handle_file
 
     r = client.predict(handle_file(str(feat_data() / "single_face.jpg")), "ferplus-8", api_name="/analyze_image")
-    assert r["model"] == "fer-mini-xception" and any("ferplus" in w for w in r["warnings"])
+    assert r["model"] == DEFAULT_MODEL and any("ferplus" in w for w in r["warnings"])
 
 
 def test_analyze_video(client):
@@ -146,8 +146,8 @@ def test_analyze_video(client):
     acts = summary["tracks"][0]["actions"]
     assert acts["smile"]["peak"] > 0.8 and acts["looking_at_camera_share"] > 0.5
     assert summary["schema_version"] == "1.2" and json.loads(Path(tl_json).read_text())["schema_version"] == "1.5"
-    _check_card(json.loads(Path(tl_json).read_text())["model"], "fer-mini-xception")
-    _check_card(summary["model"], "fer-mini-xception")
+    _check_card(json.loads(Path(tl_json).read_text())["model"], DEFAULT_MODEL)
+    _check_card(summary["model"], DEFAULT_MODEL)
     assert not [c for c in rows[0] if c.startswith("bs_")]  # the chosen columns by default
     # frame step: every 3rd frame analysed
     out3 = client.predict(handle_file(str(feat_data() / "single_face.mp4")), 3, api_name="/analyze_video")
@@ -180,7 +180,7 @@ def test_presets_through_the_api(client):
     photo = handle_file(str(feat_data() / "single_face.jpg"))
     for name in PRESETS:
         r = client.predict(photo, "fer-mini-xception", name, api_name="/analyze_image")
-        assert _check_faces(r, 1)
+        assert _check_faces(r, 1, "fer-mini-xception")
     with pytest.raises(AppError, match=r"unknown preset 'far'; presets are: " + ", ".join(PRESETS)):
         client.predict(photo, "fer-mini-xception", "far", api_name="/analyze_image")
     clip = handle_file(str(feat_data() / "single_face.mp4"))

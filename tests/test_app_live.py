@@ -10,6 +10,7 @@ import weakref
 import numpy as np
 import pytest
 
+from classifier import DEFAULT_MODEL
 from pipeline import DEFAULT_PRESET, PRESETS, preset
 from webapp.settings import Settings as S
 from webapp.ui.charts import tracks_frame
@@ -84,8 +85,8 @@ def test_hub_model_fallback_is_reported(tmp_path, frames, monkeypatch):
     state, warn = loader.wait("ferplus-8", timeout=60)
     assert state == "failed" and "ferplus-8" in warn
     s.step(frames[0], LiveControls.from_inputs("ferplus-8"))
-    assert s.pipeline.model_id == "fer-mini-xception"  # the stream goes on with the default
-    assert s.model_notice and "fer-mini-xception" in s.model_notice
+    assert s.pipeline.model_id == DEFAULT_MODEL  # the stream goes on with the default
+    assert s.model_notice and DEFAULT_MODEL in s.model_notice
     assert "notice" in s.info()
     reg.release("m")
 
@@ -200,7 +201,7 @@ def test_live_timeline_header_has_model_and_settings(tmp_path):
         sess.recorder.add(sess.pipeline.process(data.astronaut(), i / 30))
     files = sess.recorder.snapshot()
     head = json.loads(files.timeline_json.read_text())
-    assert head["model"]["id"] == "fer-mini-xception"
+    assert head["model"]["id"] == DEFAULT_MODEL
     assert head["settings"] == sess.pipeline.config.to_dict()
     assert head["smoothing"]["half_life_s"] == sess.pipeline.config.smoothing.half_life_s
     assert len(head["rows"]) >= 3

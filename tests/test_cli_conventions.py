@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from classifier.spec import DEFAULT_MODEL, builtin_specs
 from pipeline.messages import MESSAGES, message
 from testkit.assets import feat_data
 
@@ -22,7 +23,7 @@ def _never(*a, **k):
 
 
 @pytest.mark.parametrize("flags,says", [
-    (["--model", "no-such-model"], "unknown model 'no-such-model'; choose one of: fer-mini-xception, ferplus-8"),
+    (["--model", "no-such-model"], f"unknown model 'no-such-model'; choose one of: {', '.join(sorted(builtin_specs()))}"),
     (["--preset", "far"], "unknown preset 'far'; presets are: standard, steady"),
     (["--detector", "medium"], "detection.detector must be one of 'auto', 'blazeface', 'short', 'full'"),
 ])
@@ -61,7 +62,7 @@ def test_help_shows_the_defaults_and_no_markup():
     out = subprocess.run([sys.executable, "-m", "export", "--help"], capture_output=True, text=True, env=env).stdout
     flat = " ".join(out.split())
     assert "(default: the preset's, auto)" in flat and "(default: standard)" in flat
-    assert "(default: the preset's, fer-mini-xception)" in flat
+    assert f"(default: the preset's, {DEFAULT_MODEL})" in flat
     assert "standard: every face" in flat and "Standard: Standard" not in flat and "standard: Standard" not in flat
     dep = subprocess.run([sys.executable, "-m", "deploy", "--help"], capture_output=True, text=True, env=env,
                          cwd=REPO).stdout
@@ -115,7 +116,7 @@ def test_the_same_mistake_reads_the_same_in_the_app_and_the_command_line(tmp_pat
     with pytest.raises(UserInputError) as model_side:
         analyze_image_file(str(feat_data() / "single_face.jpg"), model="no-such-model")
     assert str(model_side.value) == message("unknown_model", name="no-such-model",
-                                            choices=["fer-mini-xception", "ferplus-8"])
+                                            choices=sorted(builtin_specs()))
     assert all(k.islower() for k in MESSAGES)
 
 

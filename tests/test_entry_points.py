@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from classifier import DEFAULT_MODEL
 from pipeline import DEFAULT_PRESET, PRESETS
 from testkit.assets import feat_data, read_rgb
 from testkit.server import start_app
@@ -110,7 +111,7 @@ def _cli_rows(video: Path, preset_name: str | None, tmp: Path) -> list[list[str]
 def _api_rows(client, video: Path, preset_name: str | None) -> list[list[str]]:
     from gradio_client import handle_file
 
-    args = [handle_file(str(video)), 1, "fer-mini-xception"] + ([preset_name] if preset_name else [])
+    args = [handle_file(str(video)), 1, DEFAULT_MODEL] + ([preset_name] if preset_name else [])
     out = client.predict(*args, api_name="/analyze_video")
     return _csv_rows(out[1])
 
@@ -120,7 +121,7 @@ def _tab_rows(video: Path, preset_name: str, tmp: Path) -> list[list[str]]:
     from webapp.ui.media_tabs import VideoTab
 
     tab = VideoTab(Server(live_dir=tmp / "live", output_dir=tmp / "out"))
-    _note, _mp4, _chart, _data, files, _summary = tab.ui(str(video), 1, "fer-mini-xception", preset_name, "top",
+    _note, _mp4, _chart, _data, files, _summary = tab.ui(str(video), 1, DEFAULT_MODEL, preset_name, "top",
                                                          lambda *a, **k: None)
     return _csv_rows(next(f for f in files if f.endswith("_timeline.csv")))
 
@@ -175,9 +176,9 @@ def test_the_same_image_gives_the_same_faces_everywhere(preset_name, scene_image
 
     lib = analyze_image(read_rgb(scene_image), preset_name).to_dict()
     assert len(lib["faces"]) == N_PEOPLE, lib["faces"]
-    api_args = [handle_file(str(scene_image)), "fer-mini-xception"] + ([preset_name] if preset_name else [])
+    api_args = [handle_file(str(scene_image)), DEFAULT_MODEL] + ([preset_name] if preset_name else [])
     api = client.predict(*api_args, api_name="/analyze_image")
-    _annotated, line, tab = ui_image(str(scene_image), "fer-mini-xception", preset_name or DEFAULT_PRESET)
+    _annotated, line, tab = ui_image(str(scene_image), DEFAULT_MODEL, preset_name or DEFAULT_PRESET)
     assert line.startswith(f"{N_PEOPLE} faces:")
     assert _faces_of(api) == _faces_of(lib) == _faces_of(tab)
     assert json.dumps(api["classes"]) == json.dumps(lib["classes"])

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from classifier import DEFAULT_MODEL
 from export import APP_VERSION
 from export.files import OutputFiles
 from export.live import LiveRecorder, cleanup_old
@@ -166,7 +167,7 @@ def test_roundtrip_real_video(single):
     doc = json.loads(r.timeline_json.read_text())
     validate_timeline_json(doc)
     assert doc["app_version"] == APP_VERSION and doc["columns"] == cols and doc["classes"] == list(CLASSES7)
-    assert doc["model"]["id"] == "fer-mini-xception" and doc["schema_version"] == "1.5"
+    assert doc["model"]["id"] == DEFAULT_MODEL and doc["schema_version"] == "1.5"
     # settings: the whole config of the default preset, nested by section; smoothing is its section
     assert doc["settings"] == json.loads(json.dumps(preset().to_dict()))
     assert set(doc["settings"]) == {"detection", "tracking", "classification", "smoothing", "landmarks"}

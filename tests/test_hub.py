@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
+from classifier.spec import DEFAULT_MODEL
 from tests.fakehub import FakeHub
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,7 +125,7 @@ def test_revision_and_token(tmp_path):
         env = {"HF_HOME": str(tmp_path / "hf"), "HF_ENDPOINT": hub.url}
         no_token = run(env, spec=hub_spec("test-org/private", "model.onnx", revision="v1"))
         assert "error" in no_token and "test-org/private" in no_token["error"]
-        assert no_token["model"] == "fer-mini-xception"  # fell back to the embedded default
+        assert no_token["model"] == DEFAULT_MODEL  # fell back to the embedded default
         assert "embedded default" in no_token["warning"]
         ok = run(env, spec=hub_spec("test-org/private", "model.onnx", revision="v1"), token="secret-token")
         assert "error" not in ok and ok["model"] == "fer-from-hub"
@@ -168,7 +169,7 @@ def test_a_file_that_does_not_match_the_pin_is_refused(tmp_path):
     target = _ferplus_cache(tmp_path)
     out = run({"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}, name="ferplus-8")
     assert "refused the file of ferplus-8" in out["error"] and "35,040,571" in out["error"], out
-    assert out["model"] == "fer-mini-xception" and "embedded default" in out["warning"]
+    assert out["model"] == DEFAULT_MODEL and "embedded default" in out["warning"]
     # the same size but other bytes: refused by the sha256
     target.write_bytes(b"\0" * 35_040_571)
     out = run({"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}, name="ferplus-8")
@@ -183,6 +184,6 @@ def test_unreachable_hub_fails_fast_with_clear_message(tmp_path):
     # the endpoint probe found it unreachable and went cache-only: no retry back-off
     # (huggingface_hub alone retries 5 times, ~23 s; measured here: 0.3 s, see README)
     assert "not reachable" in out["error"]
-    assert out["model"] == "fer-mini-xception" and "embedded default" in out["warning"]
+    assert out["model"] == DEFAULT_MODEL and "embedded default" in out["warning"]
     off = run({"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}, name="ferplus-8")
     assert "HF_HUB_OFFLINE" in off["error"] and "local_files_only" not in off["warning"]

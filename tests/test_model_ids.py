@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from classifier.spec import builtin_specs
 from testkit.assets import feat_data
 from testkit.server import start_app
 
@@ -42,8 +43,9 @@ def test_a_path_is_never_a_model_for_a_client(app):
     existing = str(REPO / "classifier/specs/ferplus-8.json")  # a real spec file on the server
     missing = "/nonexistent/evil.json"
     a, b, c = _refusal(client, existing), _refusal(client, missing), _refusal(client, str(operator_spec))
+    offered = ", ".join(sorted([*builtin_specs(), "operator-fer"]))  # the built-in models and the operator's
     for msg, name in ((a, existing), (b, missing), (c, str(operator_spec))):
-        assert "unknown model" in msg and "choose one of: fer-mini-xception, ferplus-8, operator-fer" in msg, msg
+        assert "unknown model" in msg and f"choose one of: {offered}" in msg, msg
     # the same words whether the path exists or not (no probing of the server's files)
     assert a.replace(existing[:60], "X") == b.replace(missing[:60], "X") == c.replace(str(operator_spec)[:60], "X")
     # the server goes on serving, and the operator's model is offered by its id

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from skimage import data
 
+from classifier import DEFAULT_MODEL
 from testkit.assets import feat_data, read_rgb
 from testkit.synth import make_sequence
 from pipeline import InvalidFrame, Pipeline, analyze_image, preset, to_rgb_uint8
@@ -134,7 +135,7 @@ def test_live_config_changes_keep_the_stream():
         assert r.track_ids.tolist() == [1]  # same track, same ID
         p.update_config(model="ferplus-8")  # a Hub model that can't be downloaded here
         r = p.process(ASTRO, 5 / 30)
-        assert len(r) == 1 and r.model_id == "fer-mini-xception"
+        assert len(r) == 1 and r.model_id == DEFAULT_MODEL
         assert p.warnings and "embedded default" in p.warnings[-1]
         with pytest.raises(ValueError, match="unknown"):
             p.update_config(colour="red")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from classifier import DEFAULT_MODEL
 from testkit.assets import feat_data
 from testkit.space_build import BuildFailed, build, start
 
@@ -105,7 +106,7 @@ def test_the_app_from_the_tree_serves_the_api_and_the_live_tab(image, tmp_path):
         assert Path(f"/proc/{proc.pid}/cwd").resolve() == image.host(image.workdir).resolve()
         client = _client(url)
         r = client.predict(handle_file(str(feat_data() / "multi_face.jpg")), api_name="/analyze_image")
-        assert len(r["faces"]) == 5 and r["model"] == "fer-mini-xception", r
+        assert len(r["faces"]) == 5 and r["model"] == DEFAULT_MODEL, r
         assert [f["label"] for f in r["faces"]].count("happiness") >= 3
         out = client.predict(handle_file(str(feat_data() / "single_face.mp4")), 3, api_name="/analyze_video")
         mp4, tl_csv = Path(out[0]), Path(out[1])
