@@ -646,7 +646,8 @@ def model_card(mid, version, cfg, ck, meta, out, sha, size, flip, pub, priv, cos
   `(Training|PublicTest|PrivateTest)_N.jpg` (that repository's augmented disgust copies are left out);
   {meta['counts']['Training']:,} Training, {meta['counts']['PublicTest']:,} PublicTest, {meta['counts']['PrivateTest']:,}
   PrivateTest images; decoded pixels and labels sha256 `{meta['pixels_labels_sha256']}`.
-- Trained on Training only; the epoch was chosen on PublicTest (epoch {ck['epoch'] + 1} of {cfg['epochs']});
+- Trained on Training only; the epoch was chosen on PublicTest (epoch {ck['epoch'] + 1} of {cfg['epochs']}{
+  f", exported when {len(hist)} of the {cfg['epochs']} epochs had run: training went on" if len(hist) < cfg['epochs'] else ""});
   PrivateTest was scored once, at export, and chose nothing.
 - Each 48x48 image is the face (no detection, no margin), as in the FER2013 protocol.
 - Recipe: {cfg['epochs']} epochs, batch {cfg['batch']}, {'AdamW' if cfg.get('opt') == 'adamw' else 'SGD Nesterov momentum 0.9'}, peak learning rate {cfg['lr']},
