@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from classifier.smoothing import SmoothingConfig
+
 from .metrics import flicker_rate, label_lag, md_table
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -214,7 +216,7 @@ def main(argv=None) -> int:
         print(f"\n### Smoothing at {fps:g} fps, noise x{nz:g} (raw = half-life 0, margin 0; lag: label holds {a.hold:g} s)\n")
         print(md_table([r for r in all_rows[(fps, nz)] if (r["half_life_s"], r["margin"]) in show], cols))
     print(f"\nrecommended: half_life_s={rec['half_life_s']}, margin={rec['margin']} (meets the goal in every condition: {meets}); "
-          f"current defaults 0.5 / 0.1")
+          f"shipped (standard): {SmoothingConfig.half_life_s} / {SmoothingConfig.margin}")
     out["seconds"] = time.time() - t0
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(out, indent=1))
