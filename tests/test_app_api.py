@@ -185,10 +185,11 @@ def test_presets_through_the_api(client):
         client.predict(photo, "fer-mini-xception", "far", api_name="/analyze_image")
     clip = handle_file(str(feat_data() / "single_face.mp4"))
     # the timeline JSON records the config the video ran with: exactly the preset's
-    for args, name in (((), DEFAULT_PRESET), (("fer-mini-xception", "steady"), "steady")):
+    for args, name, model in (((), DEFAULT_PRESET, DEFAULT_MODEL), (("fer-mini-xception", "steady"), "steady",
+                                                                     "fer-mini-xception")):
         out = client.predict(clip, 4, *args, api_name="/analyze_video")
         head = json.loads(Path(out[2]).read_text())
-        assert head["settings"] == preset(name).to_dict(), name
+        assert head["settings"] == preset(name, model=model).to_dict(), name
 
 
 def test_import_and_build_demo_start_no_thread_and_load_no_model(tmp_path):
@@ -248,4 +249,4 @@ def test_video_tab_shows_the_result_files_and_chart(tmp_path, monkeypatch):
     other = tab.redraw(data, "neutral")  # one emotion across people: the same tracks, other values
     assert other.startswith("<svg") and other != chart and ">#1</text>" in other
     head = json.loads(next(Path(f) for f in files if f.endswith("_timeline.json")).read_text())
-    assert head["settings"] == preset("steady").to_dict()
+    assert head["settings"] == preset("steady", model="fer-mini-xception").to_dict()
