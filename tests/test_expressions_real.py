@@ -1,6 +1,6 @@
 """The default emotion model on real face videos whose expressions were named by eye
 (``benchmarks/groundtruth/expressions.json``: a woman crying, then smiling; a man neutral, then smiling),
-through the whole default pipeline, as ``python -m benchmarks.smoothing`` reports them."""
+through the default pipeline, as ``python -m benchmarks.smoothing`` reports them."""
 from __future__ import annotations
 
 from benchmarks.smoothing import real_videos
