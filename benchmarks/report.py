@@ -199,7 +199,7 @@ def _smoothing() -> list[str]:
         return []
     out = ["## Smoothing", "", source("smoothing", d), "",
            f"Streams of real per-frame model outputs with known change times ({d['streams_per_fps']} x "
-           f"{f(d['seconds_per_stream'], 0)} s per condition), model `{d.get('model', 'fer-mini-xception')}`. "
+           f"{f(d['seconds_per_stream'], 0)} s per condition), model `{d['model']}`. "
            f"Shipped (the standard preset): half-life {SmoothingConfig.half_life_s} s, margin "
            f"{SmoothingConfig.margin}; the benchmark's pick (in every condition flicker cut 5x or more, lag p90 "
            f"under 0.5 s, no change missed; then the least flicker): half-life "

